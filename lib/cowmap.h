@@ -1,0 +1,746 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * libcowmap: private copy-on-write views of a shared memory-mapped file.
+ *
+ * Sessions on /dev/cowmap, the log file format of <linux/cowmap.h>, and
+ * failure-atomic merges of logs into their backing file.
+ *
+ * Conventions
+ * - Every function that can fail returns a negative errno value (and sets
+ *   errno to the positive value); 0 or a documented positive value means
+ *   success.  Besides the system's errno values, COWMAP_E* below are
+ *   returned (negated) for cowmap-specific failures.
+ * - cowmap_strerror() names any such value; cowmap_errmsg() returns a
+ *   detailed message for the calling thread's last failure (the log and
+ *   byte offset of a corruption, the ranges of a conflict, ...).
+ * - Handles are opaque and not thread-safe: use one from one thread at a
+ *   time.  Distinct handles are independent.
+ *
+ * Merge semantics (cowmap_merge_*)
+ * - Every log is validated before anything is read from the file: header,
+ *   record checksums, sequence numbers, and that it was recorded against
+ *   the file (st_dev and st_ino) unless COWMAP_MERGE_FORCE.  A torn tail
+ *   (an interrupted append) is a warning: the records before it are used.
+ * - Within one log, records apply in order.  Where a record overlaps an
+ *   earlier one, its old bytes must equal the earlier record's new bytes
+ *   (the log chain); otherwise the log is inconsistent (COWMAP_ECHAIN).
+ *   Each log is reduced to its net changes: a byte's net old value is its
+ *   first old value, its net new value the last new value; a byte whose
+ *   net old and new values are equal is no change (coalesced records carry
+ *   such bytes) and is neither written nor checked.
+ * - A change applies if the file still holds its old value.  If the file
+ *   already holds its new value the change is already applied (merging a
+ *   log twice is harmless).  Otherwise the change is stale: the file
+ *   changed under the log; that is a conflict (COWMAP_CONFLICT_STALE).
+ * - Two logs changing one byte to different values conflict
+ *   (COWMAP_CONFLICT_LOGS); identical changes do not.
+ * - By default any conflict means nothing is written: cowmap_merge_run()
+ *   returns -COWMAP_ECONFLICT and every conflict is listed, adjacent
+ *   bytes grouped into ranges.
+ * - COWMAP_MERGE_PREFER_FIRST / _LAST resolve every conflict by log order
+ *   (the order logs were added; cowmap_merge_add_dir() adds in time
+ *   order): each changed byte takes the new value of the first / last log
+ *   that changes it, over other logs and over the file's current value
+ *   (so a stale change of the preferred log is applied).  Resolved
+ *   conflicts are still listed, flagged COWMAP_CONFLICT_RESOLVED.
+ * - In place, the merge is failure-atomic: the changes and the bytes they
+ *   replace go to a journal ".NAME.cowmap-journal" beside the file, which
+ *   is made durable before the file is touched; the changes are then
+ *   written into the same inode (live sessions see them), the file is
+ *   synced and the journal removed.  Every merge and commit first
+ *   finishes an interrupted one (cowmap_recover()).  Merges of one file
+ *   serialize on an exclusive flock(2) of the file.
+ */
+#ifndef COWMAP_H
+#define COWMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/cowmap.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cowmap-specific error numbers (returned negated, like errno values). */
+#define COWMAP_EBASE		3000
+#define COWMAP_ECONFLICT	3001	/* merge conflicts; nothing written */
+#define COWMAP_EBADLOG		3002	/* log file is malformed or corrupt */
+#define COWMAP_EWRONGFILE	3003	/* log was recorded against another file */
+#define COWMAP_ECHAIN		3004	/* log records contradict each other */
+#define COWMAP_EBADJOURNAL	3005	/* merge journal is corrupt */
+#define COWMAP_EMAX		3005
+
+/**
+ * cowmap_strerror() - describe an error number
+ * @err: an errno or COWMAP_E* value, positive or negative.
+ *
+ * Return: a static string; never NULL.
+ */
+const char *cowmap_strerror(int err);
+
+/**
+ * cowmap_errmsg() - the detailed message of the calling thread's last error
+ *
+ * Every failing libcowmap function records a message naming what failed
+ * and where (a path, a byte offset, a range).  The message stays until the
+ * thread's next libcowmap failure.
+ *
+ * Return: a thread-local string; "" if nothing failed yet.
+ */
+const char *cowmap_errmsg(void);
+
+/**
+ * cowmap_crc32c() - CRC32C (Castagnoli), as used by the log format
+ * @crc: 0 to start, or the value returned for the preceding bytes.
+ * @buf: bytes.
+ * @len: number of bytes.
+ *
+ * The standard CRC-32C (reflected polynomial 0x82F63B78, initial value ~0,
+ * final xor ~0): cowmap_crc32c(0, "123456789", 9) == 0xE3069283.  Uses the
+ * SSE4.2 crc32 instruction when the CPU has it.
+ *
+ * Return: the CRC of all bytes so far.
+ */
+uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Log files
+ * ------------------------------------------------------------------------
+ */
+
+/**
+ * struct cowmap_log_info - a log's header and what validation found
+ * @dev: the backing file's st_dev.
+ * @ino: its st_ino.
+ * @size: its size when the session was bound.
+ * @session_id: the session (0: written without a session).
+ * @bind_time_ns: CLOCK_REALTIME when the session was bound (or the log
+ *	was created).
+ * @pid: process that bound the session.
+ * @uid: its uid.
+ * @version: COWMAP_LOG_VERSION.
+ * @header_len: bytes of header, path included.
+ * @comm: its command name, NUL-terminated.
+ * @path: the backing file's path, NUL-terminated.
+ * @log_size: bytes in the log file when it was opened.
+ * @records: valid records.
+ * @valid_end: byte offset just after the last valid record.
+ * @torn: 1 if the log ends in a torn tail (an interrupted append).
+ * @torn_offset: byte offset of the torn record.
+ * @reserved: zero.
+ */
+struct cowmap_log_info {
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t size;
+	uint64_t session_id;
+	uint64_t bind_time_ns;
+	uint32_t pid;
+	uint32_t uid;
+	uint32_t version;
+	uint32_t header_len;
+	char comm[17];
+	char path[COWMAP_LOG_PATH_MAX];
+	uint64_t log_size;
+	uint64_t records;
+	uint64_t valid_end;
+	uint32_t torn;
+	uint64_t torn_offset;
+	uint64_t reserved[8];
+};
+
+/**
+ * struct cowmap_log_rec - one record of a log
+ * @seq: its sequence number.
+ * @offset: file offset of the first byte.
+ * @length: number of bytes.
+ * @flags: zero.
+ * @log_offset: byte offset of the record in the log.
+ * @old_data: @length bytes the range held before.
+ * @new_data: @length bytes it holds after.
+ *
+ * The data pointers stay valid until the handle that produced the record
+ * is closed (logs) or the buffer is reused (diffs).
+ */
+struct cowmap_log_rec {
+	uint64_t seq;
+	uint64_t offset;
+	uint32_t length;
+	uint32_t flags;
+	uint64_t log_offset;
+	const uint8_t *old_data;
+	const uint8_t *new_data;
+};
+
+struct cowmap_log;
+
+/**
+ * cowmap_log_open() - open and validate a log file
+ * @path: the log.
+ * @flags: 0.
+ * @logp: (out) the handle.
+ *
+ * Maps the log read-only and validates it completely (header, every
+ * record's checksum, sequence numbers, flags); the log is never read into
+ * memory as a whole.  A torn tail is not an error: it is reported in
+ * cowmap_log_info() (and cowmap_errmsg() describes it), and the records
+ * before it are the log's records.
+ *
+ * Return: 0; -COWMAP_EBADLOG with the byte offset of the problem in
+ * cowmap_errmsg(); -EINVAL (flags); -errno of open/mmap.
+ */
+int cowmap_log_open(const char *path, unsigned int flags,
+		    struct cowmap_log **logp);
+
+/**
+ * cowmap_log_open_fd() - open and validate a log from a file descriptor
+ * @fd: a readable regular file; duplicated, the caller keeps @fd.
+ * @name: name used in messages (may be NULL).
+ * @flags: 0.
+ * @logp: (out) the handle.
+ *
+ * As cowmap_log_open(); the log is read from offset 0 whatever @fd's file
+ * position.
+ *
+ * Return: as cowmap_log_open().
+ */
+int cowmap_log_open_fd(int fd, const char *name, unsigned int flags,
+		       struct cowmap_log **logp);
+
+/**
+ * cowmap_log_info() - the header and validation results of a log
+ * @log: an open log.
+ * @info: (out) filled in.
+ *
+ * Return: 0, or -EINVAL if an argument is NULL.
+ */
+int cowmap_log_info(const struct cowmap_log *log, struct cowmap_log_info *info);
+
+/**
+ * cowmap_log_next() - the next record of a log
+ * @log: an open log.
+ * @rec: (out) the record.
+ *
+ * Iterates over the valid records in order, from the first (or from where
+ * cowmap_log_rewind() put the cursor).
+ *
+ * Return: 1 and @rec filled in; 0 at the end; -COWMAP_EBADLOG if the log
+ * changed under the handle; -EINVAL.
+ */
+int cowmap_log_next(struct cowmap_log *log, struct cowmap_log_rec *rec);
+
+/**
+ * cowmap_log_rewind() - restart iteration at the first record
+ * @log: an open log.
+ *
+ * Return: 0, or -EINVAL.
+ */
+int cowmap_log_rewind(struct cowmap_log *log);
+
+/**
+ * cowmap_log_close() - release a log handle
+ * @log: the handle, or NULL.
+ */
+void cowmap_log_close(struct cowmap_log *log);
+
+struct cowmap_log_writer;
+
+/* cowmap_log_create() flags */
+#define COWMAP_LOG_CREATE_EXCL	(1U << 0)	/* fail if the log exists */
+
+/**
+ * cowmap_log_info_init() - describe a backing file for a new log header
+ * @info: (out) zeroed, then dev, ino, size from fstat(@fd), path from
+ *	@path (made absolute), pid, uid, comm of the caller, bind_time_ns
+ *	now, session_id 0.
+ * @fd: the backing file, open.
+ * @path: its path (as given by the user).
+ *
+ * Return: 0; -ENAMETOOLONG if the path is COWMAP_LOG_PATH_MAX or longer;
+ * -errno of fstat.
+ */
+int cowmap_log_info_init(struct cowmap_log_info *info, int fd,
+			 const char *path);
+
+/**
+ * cowmap_log_create() - create a log for a backing file
+ * @log_path: the log to create (truncated if it exists, unless
+ *	COWMAP_LOG_CREATE_EXCL).
+ * @file_path: the backing file; its identity and path go into the header.
+ * @flags: COWMAP_LOG_CREATE_*.
+ * @wp: (out) the writer.
+ *
+ * Writes the header at once.
+ *
+ * Return: 0; -EEXIST with COWMAP_LOG_CREATE_EXCL; -errno of open, fstat,
+ * write.  On failure no log is left behind.
+ */
+int cowmap_log_create(const char *log_path, const char *file_path,
+		      unsigned int flags, struct cowmap_log_writer **wp);
+
+/**
+ * cowmap_log_create_fd() - start a log in an empty file
+ * @log_fd: an empty regular file open for writing; duplicated.
+ * @info: header contents: dev, ino, size, session_id, bind_time_ns, pid,
+ *	uid, comm and path are used (see cowmap_log_info_init()).
+ * @flags: 0.
+ * @wp: (out) the writer.
+ *
+ * Return: 0; -ENOTEMPTY if the file is not empty; -ENAMETOOLONG; -EINVAL;
+ * -errno of write.
+ */
+int cowmap_log_create_fd(int log_fd, const struct cowmap_log_info *info,
+			 unsigned int flags, struct cowmap_log_writer **wp);
+
+/**
+ * cowmap_log_append() - append one record
+ * @w: the writer.
+ * @offset: file offset of the first byte.
+ * @old_data: the @length bytes the range held.
+ * @new_data: the @length bytes it holds now.
+ * @length: 1..COWMAP_LOG_REC_MAX.
+ *
+ * Records are buffered; a record is on disk after cowmap_log_sync().  If
+ * a write fails, the log is cut back to its last whole record and the
+ * writer refuses further records.
+ *
+ * Return: 0; -EINVAL (length, offset overflow); -EIO after an earlier
+ * failure; -errno of write.
+ */
+int cowmap_log_append(struct cowmap_log_writer *w, uint64_t offset,
+		      const void *old_data, const void *new_data,
+		      uint32_t length);
+
+/**
+ * cowmap_log_sync() - write buffered records and fsync the log
+ * @w: the writer.
+ *
+ * Return: 0 or -errno.
+ */
+int cowmap_log_sync(struct cowmap_log_writer *w);
+
+/**
+ * cowmap_log_writer_close() - sync and release a writer
+ * @w: the writer, or NULL.
+ *
+ * Return: 0, or the -errno of the final sync (the writer is freed anyway).
+ */
+int cowmap_log_writer_close(struct cowmap_log_writer *w);
+
+/* ------------------------------------------------------------------------
+ * Merging logs into a file
+ * ------------------------------------------------------------------------
+ */
+
+/* cowmap_merge_new() flags */
+#define COWMAP_MERGE_DRY_RUN		(1U << 0)  /* plan and report only */
+#define COWMAP_MERGE_FORCE		(1U << 1)  /* skip the dev/ino check */
+#define COWMAP_MERGE_PREFER_FIRST	(1U << 2)  /* first log wins conflicts */
+#define COWMAP_MERGE_PREFER_LAST	(1U << 3)  /* last log wins conflicts */
+
+/* struct cowmap_conflict.kind */
+#define COWMAP_CONFLICT_LOGS	1	/* two logs, different new bytes */
+#define COWMAP_CONFLICT_STALE	2	/* the file no longer holds the old bytes */
+
+/* struct cowmap_conflict.flags */
+#define COWMAP_CONFLICT_RESOLVED (1U << 0)	/* resolved by a prefer flag */
+
+#define COWMAP_CONFLICT_PREVIEW	32
+
+/**
+ * struct cowmap_conflict - one conflicting range
+ * @kind: COWMAP_CONFLICT_*.
+ * @flags: COWMAP_CONFLICT_RESOLVED.
+ * @log_a: index of a log involved (in the order logs were added).
+ * @log_b: LOGS: index of the other log (@log_a < @log_b); STALE: -1.
+ * @offset: file offset of the first byte.
+ * @length: bytes in the range.
+ * @preview_len: bytes valid in each preview: min(@length, 32).
+ * @file: the file's current bytes.
+ * @a: LOGS: @log_a's new bytes; STALE: @log_a's expected (old) bytes.
+ * @b: LOGS: @log_b's new bytes; STALE: @log_a's new bytes.
+ *
+ * A range groups adjacent bytes with the same kind and logs.  Where the
+ * file ends before a byte, the preview shows 0 for it.
+ */
+struct cowmap_conflict {
+	uint32_t kind;
+	uint32_t flags;
+	int32_t log_a;
+	int32_t log_b;
+	uint64_t offset;
+	uint64_t length;
+	uint32_t preview_len;
+	uint8_t file[COWMAP_CONFLICT_PREVIEW];
+	uint8_t a[COWMAP_CONFLICT_PREVIEW];
+	uint8_t b[COWMAP_CONFLICT_PREVIEW];
+};
+
+/**
+ * struct cowmap_merge_stats - what a merge did (or would do)
+ * @logs: logs merged.
+ * @skipped_logs: logs cowmap_merge_add_dir() skipped (other files).
+ * @records: valid records read.
+ * @torn_logs: logs with a torn tail (warnings).
+ * @changed_bytes: bytes changed by at least one log.
+ * @write_bytes: bytes written (or, dry run, to be written) to the file.
+ * @write_ranges: ranges written.
+ * @applied_bytes: changed bytes the file already held (no write needed).
+ * @conflicts: conflict ranges, resolved ones included.
+ * @unresolved: conflict ranges not resolved.
+ * @conflict_bytes: bytes in conflict ranges.
+ * @recovered: 1 if an interrupted merge was completed first, 2 if an
+ *	incomplete journal was dropped.
+ * @reserved: zero.
+ */
+struct cowmap_merge_stats {
+	uint64_t logs;
+	uint64_t skipped_logs;
+	uint64_t records;
+	uint64_t torn_logs;
+	uint64_t changed_bytes;
+	uint64_t write_bytes;
+	uint64_t write_ranges;
+	uint64_t applied_bytes;
+	uint64_t conflicts;
+	uint64_t unresolved;
+	uint64_t conflict_bytes;
+	uint32_t recovered;
+	uint32_t reserved0;
+	uint64_t reserved[6];
+};
+
+struct cowmap_merge;
+
+/**
+ * cowmap_merge_new() - prepare a merge into a file
+ * @file_path: the backing file.
+ * @flags: COWMAP_MERGE_*; at most one PREFER flag.
+ * @mp: (out) the merge.
+ *
+ * Nothing is opened until cowmap_merge_run().
+ *
+ * Return: 0, -EINVAL (flags), -ENOMEM.
+ */
+int cowmap_merge_new(const char *file_path, unsigned int flags,
+		     struct cowmap_merge **mp);
+
+/**
+ * cowmap_merge_set_output() - write a merged copy instead of merging in place
+ * @m: the merge.
+ * @out_path: the new file; replaced atomically (a temporary file in its
+ *	directory, fsync, rename).  The input file is not modified.
+ *
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int cowmap_merge_set_output(struct cowmap_merge *m, const char *out_path);
+
+/**
+ * cowmap_merge_add_log() - add a log, opened and validated now
+ * @m: the merge.
+ * @log_path: the log.
+ *
+ * Logs are ordered as added.  The log must belong to the file unless
+ * COWMAP_MERGE_FORCE; this is checked by cowmap_merge_run().
+ *
+ * Return: 0, or as cowmap_log_open().
+ */
+int cowmap_merge_add_log(struct cowmap_merge *m, const char *log_path);
+
+/**
+ * cowmap_merge_add_log_fd() - add a log from a file descriptor
+ * @m: the merge.
+ * @fd: readable log; duplicated.
+ * @name: name in messages and cowmap_merge_log_name().
+ *
+ * Return: as cowmap_merge_add_log().
+ */
+int cowmap_merge_add_log_fd(struct cowmap_merge *m, int fd, const char *name);
+
+/**
+ * cowmap_merge_add_dir() - add every log of a directory recorded against the file
+ * @m: the merge.
+ * @dir: the directory.
+ *
+ * Regular files starting with COWMAP_LOG_MAGIC are logs; those whose
+ * header names another file (st_dev, st_ino) are skipped and counted; a
+ * malformed log is an error.  The logs found are added sorted by
+ * bind_time_ns, then session_id, then name.  Other files are ignored.
+ *
+ * Return: number of logs added (>= 0); -COWMAP_EBADLOG; -errno.
+ */
+int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir);
+
+/**
+ * cowmap_merge_run() - validate, plan and apply the merge
+ * @m: the merge; run at most once.
+ *
+ * Return: 0 (merged, or planned with COWMAP_MERGE_DRY_RUN);
+ * -COWMAP_ECONFLICT if unresolved conflicts were found (nothing written;
+ * see cowmap_merge_conflict()); -COWMAP_EWRONGFILE, -COWMAP_EBADLOG,
+ * -COWMAP_ECHAIN, -COWMAP_EBADJOURNAL; -errno.  On any failure the file
+ * is unchanged.
+ */
+int cowmap_merge_run(struct cowmap_merge *m);
+
+/**
+ * cowmap_merge_stats() - counts of a merge
+ * @m: the merge.
+ * @st: (out) filled in.
+ *
+ * Return: 0, or -EINVAL.
+ */
+int cowmap_merge_stats(const struct cowmap_merge *m,
+		       struct cowmap_merge_stats *st);
+
+/**
+ * cowmap_merge_conflict() - one conflict found by cowmap_merge_run()
+ * @m: the merge.
+ * @i: index, from 0, in ascending offset order.
+ * @c: (out) the conflict.
+ *
+ * Return: 0; -ENOENT past the last one; -EINVAL.
+ */
+int cowmap_merge_conflict(const struct cowmap_merge *m, size_t i,
+			  struct cowmap_conflict *c);
+
+/**
+ * cowmap_merge_warning() - one warning (torn tail, skipped log)
+ * @m: the merge.
+ * @i: index, from 0.
+ *
+ * Return: the message, or NULL past the last one.
+ */
+const char *cowmap_merge_warning(const struct cowmap_merge *m, size_t i);
+
+/**
+ * cowmap_merge_log_name() - the name of a log of the merge
+ * @m: the merge.
+ * @i: log index (as in struct cowmap_conflict).
+ *
+ * Return: the name, or NULL if @i is out of range.
+ */
+const char *cowmap_merge_log_name(const struct cowmap_merge *m, size_t i);
+
+/**
+ * cowmap_merge_free() - release a merge
+ * @m: the merge, or NULL.
+ */
+void cowmap_merge_free(struct cowmap_merge *m);
+
+/* cowmap_recover() flags */
+#define COWMAP_RECOVER_ROLLBACK	(1U << 0)	/* undo a complete journal */
+
+/* cowmap_recover() results */
+#define COWMAP_RECOVER_NONE	0	/* no journal */
+#define COWMAP_RECOVER_REPLAYED	1	/* interrupted merge completed */
+#define COWMAP_RECOVER_DROPPED	2	/* incomplete journal removed */
+#define COWMAP_RECOVER_ROLLED_BACK 3	/* complete journal undone */
+
+/**
+ * cowmap_recover() - finish or roll back an interrupted merge of a file
+ * @path: the backing file.
+ * @flags: COWMAP_RECOVER_*.
+ *
+ * Takes the merge lock.  A complete journal is replayed (idempotent) or,
+ * with COWMAP_RECOVER_ROLLBACK, undone; an incomplete one means the merge
+ * never wrote to the file and is removed.  Merges and commits do this
+ * themselves first.
+ *
+ * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL if the journal is
+ * complete but corrupt or belongs to another file (it is left in place);
+ * -errno.
+ */
+int cowmap_recover(const char *path, unsigned int flags);
+
+/* ------------------------------------------------------------------------
+ * Sessions (/dev/cowmap)
+ * ------------------------------------------------------------------------
+ */
+
+struct cowmap_session;
+
+/**
+ * cowmap_session_open() - open a session on a file
+ * @path: the backing file; opened read-only.
+ * @flags: 0.
+ * @log_path: NULL, or a log file to create (it must not exist); the
+ *	kernel writes its header at once, appends on cowmap_drain() and when
+ *	the session ends in any way.
+ * @ring_size: event ring capacity (0: default; else a power of two in
+ *	[COWMAP_RING_MIN, COWMAP_RING_MAX]).
+ * @sp: (out) the session.
+ *
+ * Return: 0; -ENOENT if the module is not loaded (no /dev/cowmap), the
+ * errors of COWMAP_IOC_BIND (-EOPNOTSUPP for unsupported filesystems,
+ * ...), -errno of open.  On failure a created log is removed.
+ */
+int cowmap_session_open(const char *path, unsigned int flags,
+			const char *log_path, uint32_t ring_size,
+			struct cowmap_session **sp);
+
+/**
+ * cowmap_session_fd() - the session's /dev/cowmap file descriptor
+ * @s: the session.
+ *
+ * For poll(2) and for passing to other processes.
+ *
+ * Return: the fd, or -EINVAL.
+ */
+int cowmap_session_fd(const struct cowmap_session *s);
+
+/**
+ * cowmap_session_id() - the session's id
+ * @s: the session.
+ *
+ * Return: the id (never 0), or 0 if @s is NULL.
+ */
+uint64_t cowmap_session_id(const struct cowmap_session *s);
+
+/**
+ * cowmap_map() - map part of the file through the session
+ * @s: the session.
+ * @offset: file offset, a multiple of the page size.
+ * @length: bytes.
+ * @prot: PROT_READ, optionally | PROT_WRITE.
+ * @addrp: (out) the mapping.
+ *
+ * Return: 0 or -errno of mmap(2) (MAP_SHARED of the session fd).
+ */
+int cowmap_map(struct cowmap_session *s, uint64_t offset, size_t length,
+	       int prot, void **addrp);
+
+/**
+ * cowmap_unmap() - unmap a mapping made by cowmap_map()
+ * @s: the session.
+ * @addr: the mapping.
+ * @length: its length.
+ *
+ * Return: 0 or -errno of munmap(2).
+ */
+int cowmap_unmap(struct cowmap_session *s, void *addr, size_t length);
+
+/**
+ * cowmap_session_info() - COWMAP_IOC_INFO
+ * @s: the session.
+ * @info: (out) filled in.
+ *
+ * Return: 0 or -errno.
+ */
+int cowmap_session_info(struct cowmap_session *s, struct cowmap_info *info);
+
+/**
+ * cowmap_version() - COWMAP_IOC_VERSION of the loaded module
+ * @s: a session, or NULL to open /dev/cowmap just for this.
+ * @v: (out) filled in.
+ *
+ * Return: 0 or -errno (-ENOENT: module not loaded).
+ */
+int cowmap_version(struct cowmap_session *s, struct cowmap_version *v);
+
+/**
+ * cowmap_read_events() - read events from the session's ring
+ * @s: the session.
+ * @ev: (out) array of events.
+ * @max: capacity of @ev, at least 1.
+ * @nonblock: if nonzero, return -EAGAIN instead of waiting.
+ *
+ * Return: number of events read (>= 1), or -errno (-EAGAIN, -EINTR).
+ */
+int cowmap_read_events(struct cowmap_session *s, struct cowmap_event *ev,
+		       size_t max, int nonblock);
+
+/**
+ * cowmap_drain() - append the changes made since the last drain to a log
+ * @s: the session.
+ * @log_fd: a log file open for writing (its header is written if it is
+ *	empty), or -1 for the log given at open.
+ * @st: (out, may be NULL) records, pages and bytes appended.
+ *
+ * Return: 0 or -errno of COWMAP_IOC_DRAIN (-EBADFD: no log).
+ */
+int cowmap_drain(struct cowmap_session *s, int log_fd,
+		 struct cowmap_drain *st);
+
+/* cowmap_discard() length: the whole file */
+#define COWMAP_DISCARD_ALL	UINT64_MAX
+
+/**
+ * cowmap_discard() - drop private pages (and their undrained changes)
+ * @s: the session.
+ * @offset: first byte, page aligned (ignored with COWMAP_DISCARD_ALL).
+ * @length: bytes (page multiple), or COWMAP_DISCARD_ALL.
+ *
+ * Return: pages dropped (>= 0, saturated at INT_MAX), or -errno.
+ */
+int cowmap_discard(struct cowmap_session *s, uint64_t offset,
+		   uint64_t length);
+
+/**
+ * cowmap_diff() - read changes without draining them (COWMAP_IOC_DIFF)
+ * @s: the session.
+ * @offset: (in/out) where to start (page aligned, 0 at first); set to where
+ *	to continue, COWMAP_DIFF_END when done.
+ * @end: offset to stop before, 0 for no limit.
+ * @buf: buffer for records.
+ * @buf_len: its size, at least COWMAP_DIFF_MIN_BUF.
+ * @used: (out) bytes of records in @buf; iterate them with
+ *	cowmap_diff_next().
+ *
+ * Return: records in @buf (>= 0), or -errno.
+ */
+int cowmap_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
+		void *buf, size_t buf_len, size_t *used);
+
+/**
+ * cowmap_diff_next() - iterate over records returned by cowmap_diff()
+ * @buf: the buffer.
+ * @used: bytes used in it.
+ * @pos: (in/out) cursor, 0 at first.
+ * @rec: (out) the record; its pointers point into @buf.
+ *
+ * Return: 1 with @rec filled in; 0 at the end; -COWMAP_EBADLOG if a
+ * record is malformed.
+ */
+int cowmap_diff_next(const void *buf, size_t used, size_t *pos,
+		     struct cowmap_log_rec *rec);
+
+/* cowmap_commit() flags */
+#define COWMAP_COMMIT_FORCE	(1U << 0)	/* session's bytes win over the file's */
+
+/**
+ * cowmap_commit() - merge the session's changes into its file, then drop them
+ * @s: the session.
+ * @flags: COWMAP_COMMIT_*.
+ * @st: (out, may be NULL) what the merge did.
+ *
+ * Reads the changes (COWMAP_IOC_DIFF, drains nothing) into a temporary
+ * log, merges it into the backing file failure-atomically, as
+ * cowmap_merge_run() does, with the caller's own permissions (the file is
+ * opened for writing by path), then discards all private pages.  Writers
+ * must be quiescent: a write made during the commit may be lost.  Without
+ * COWMAP_COMMIT_FORCE, bytes changed in the file since the session copied
+ * them are conflicts and nothing is written or discarded.
+ *
+ * Return: 0; -COWMAP_ECONFLICT; -errno; as cowmap_merge_run().
+ */
+int cowmap_commit(struct cowmap_session *s, unsigned int flags,
+		  struct cowmap_merge_stats *st);
+
+/**
+ * cowmap_session_close() - end a session
+ * @s: the session, or NULL.
+ *
+ * Closes the session fd and the file; the session ends when its last
+ * mapping and fd (in any process) are gone.  Changes not drained go to the
+ * bound log then, if any, and are lost otherwise.
+ */
+void cowmap_session_close(struct cowmap_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COWMAP_H */

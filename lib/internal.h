@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * libcowmap internals: shared by the library's sources and the host tests,
+ * never exported (-fvisibility=hidden, lib/libcowmap.map).
+ */
+#ifndef COWMAP_INTERNAL_H
+#define COWMAP_INTERNAL_H
+
+#include <endian.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "cowmap.h"
+
+#define COWMAP_EXPORT __attribute__((visibility("default")))
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define ALIGN8(x)	(((x) + 7) & ~(uint64_t)7)
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+#define MAX(a, b)	((a) > (b) ? (a) : (b))
+
+#define LOG_HDR_SIZE	((uint32_t)sizeof(struct cowmap_log_header))
+#define LOG_REC_SIZE	((uint32_t)sizeof(struct cowmap_log_record))
+
+/* error.c: record a detailed message and return -err (errno = err). */
+int err_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message with "prefix: " and return -err. */
+int err_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Return -errno as is, with errno set (no message change). */
+int err_ret(int err);
+
+/* crc32c.c */
+uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
+uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len);
+bool crc32c_hw_available(void);
+/* Raw update without the initial/final inversion (crc is the register). */
+uint32_t crc32c_update(uint32_t reg, const void *buf, size_t len);
+
+/* util.c */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int write_full(int fd, const void *buf, size_t len);
+int fsync_dir_of(const char *path);
+int fsync_dir_fd(int dirfd);
+char *path_dirname(const char *path);
+const char *path_basename(const char *path);
+char *journal_path(const char *file_path);
+int open_tmpfile_in(const char *dir, const char *hint, char **namep);
+void crash_point(const char *what);
+bool mem_is_zero(const void *p, size_t len);
+char *xstrdup(const char *s);
+void *xrealloc_array(void *p, size_t n, size_t size);
+
+/* Test hooks: the environment variable COWMAP_TEST_CRASH_AT=N makes the
+ * library kill itself with SIGKILL at its N-th crash point (1-based) of
+ * a merge; COWMAP_TEST_CRASH_TRACE=1 prints each point to stderr.  Both
+ * are read once.  crash_points_passed() counts points passed so far. */
+uint64_t crash_points_passed(void);
+void crash_reset(void);
+
+static inline uint32_t get_le32(const void *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t get_le64(const void *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline void put_le32(void *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline void put_le64(void *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+/* log.c: a validated, mapped log. */
+struct cowmap_log {
+	int fd;
+	char *name;
+	const uint8_t *map;	/* whole file, read-only (NULL if empty) */
+	uint64_t map_len;
+	uint64_t pos;		/* iteration cursor */
+	uint64_t seq;		/* next expected seq while iterating */
+	struct cowmap_log_info info;
+};
+
+/* Compute a record's CRC (crc field taken as zero); @rec points at the
+ * 32-byte record followed by its padded payload of @len bytes. */
+uint32_t log_rec_crc(const uint8_t *rec, uint64_t total);
+/* Compute a header's CRC over @len bytes (crc field taken as zero). */
+uint32_t log_hdr_crc(const uint8_t *hdr, uint32_t len);
+
+/* journal.c */
+struct journal;
+struct journal_target {
+	int fd;			/* file to write (O_RDWR) */
+	const char *path;	/* for messages */
+	uint64_t dev, ino;	/* identity of the file (in place) */
+	uint64_t size;		/* size before */
+};
+/* Lock the file (flock LOCK_EX) and complete any interrupted merge;
+ * returns COWMAP_RECOVER_* or -errno. */
+int journal_lock_and_recover(const char *path, int fd, bool can_write,
+			     unsigned int flags);
+/* Begin a journal: at @jpath (durable, in place) or, if @jpath is NULL,
+ * an anonymous one in @dir (merges into a new output file). */
+int journal_begin(struct journal **jp, const char *jpath, const char *dir,
+		  const struct journal_target *t);
+int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
+		const uint8_t *oldb, uint32_t len);
+/* Make the journal complete and durable (entries, fsync, trailer, fsync,
+ * directory fsync). */
+int journal_commit(struct journal *j);
+/* Apply a committed journal to its target, fsync the target. */
+int journal_apply(struct journal *j);
+/* Remove the journal (durably) and free it. */
+int journal_finish(struct journal *j);
+/* Abort: remove an uncommitted journal, free it. */
+void journal_abort(struct journal *j);
+
+/* merge.c: used by session.c */
+int merge_set_identity(struct cowmap_merge *m, uint64_t dev, uint64_t ino);
+
+#endif /* COWMAP_INTERNAL_H */

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * I/O and path helpers, and the crash-point test hook.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENODATA;	/* short file */
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+bool mem_is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	while (len && ((uintptr_t)b & 7)) {
+		if (*b++)
+			return false;
+		len--;
+	}
+	while (len >= 8) {
+		uint64_t v;
+
+		memcpy(&v, b, 8);
+		if (v)
+			return false;
+		b += 8;
+		len -= 8;
+	}
+	while (len--)
+		if (*b++)
+			return false;
+	return true;
+}
+
+char *xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+
+	if (!d)
+		err_set(ENOMEM, "out of memory");
+	return d;
+}
+
+void *xrealloc_array(void *p, size_t n, size_t size)
+{
+	void *q;
+
+	if (size && n > SIZE_MAX / size) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	q = realloc(p, (n && size) ? n * size : 1);
+	if (!q)
+		err_set(ENOMEM, "out of memory");
+	return q;
+}
+
+char *path_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *d;
+
+	if (!slash)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	d = strndup(path, (size_t)(slash - path));
+	if (!d)
+		err_set(ENOMEM, "out of memory");
+	return d;
+}
+
+const char *path_basename(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* ".NAME.cowmap-journal" in the directory of @file_path. */
+char *journal_path(const char *file_path)
+{
+	const char *base = path_basename(file_path);
+	size_t dlen = (size_t)(base - file_path);
+	size_t len = dlen + strlen(base) + sizeof(".") + sizeof(".cowmap-journal");
+	char *j = malloc(len);
+
+	if (!j) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	snprintf(j, len, "%.*s.%s.cowmap-journal", (int)dlen, file_path, base);
+	return j;
+}
+
+int fsync_dir_fd(int dirfd)
+{
+	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EROFS)
+		return -errno;
+	return 0;
+}
+
+int fsync_dir_of(const char *path)
+{
+	char *dir = path_dirname(path);
+	int fd, ret;
+
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		err_set(-ret, "%s: %s", dir, strerror(-ret));
+		free(dir);
+		return ret;
+	}
+	ret = fsync_dir_fd(fd);
+	if (ret < 0)
+		err_set(-ret, "fsync %s: %s", dir, strerror(-ret));
+	close(fd);
+	free(dir);
+	return ret;
+}
+
+/*
+ * An anonymous file in @dir: O_TMPFILE, or a named temporary file when
+ * the filesystem lacks O_TMPFILE.  With @namep, the file is named (for a
+ * later rename) and *namep receives its path; otherwise it is unlinked.
+ */
+int open_tmpfile_in(const char *dir, const char *hint, char **namep)
+{
+	size_t len;
+	char *name;
+	int fd;
+
+	if (!namep) {
+		fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return err_set(errno, "%s: cannot create a temporary file: %s",
+				       dir, strerror(errno));
+	}
+	len = strlen(dir) + strlen(hint) + 32;
+	name = malloc(len);
+	if (!name)
+		return err_set(ENOMEM, "out of memory");
+	snprintf(name, len, "%s/.%s.XXXXXX", dir, hint);
+	fd = mkostemp(name, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		err_set(e, "%s: cannot create a temporary file: %s", dir, strerror(e));
+		free(name);
+		return -e;
+	}
+	if (namep) {
+		*namep = name;
+	} else {
+		unlink(name);
+		free(name);
+	}
+	return fd;
+}
+
+/* ------------------------------------------------------------------------
+ * Crash points: COWMAP_TEST_CRASH_AT=N kills the process at the N-th.
+ */
+static int crash_inited;
+static uint64_t crash_at;
+static int crash_trace;
+static uint64_t crash_count;
+
+void crash_reset(void)
+{
+	crash_inited = 0;
+	crash_count = 0;
+}
+
+uint64_t crash_points_passed(void)
+{
+	return crash_count;
+}
+
+void crash_point(const char *what)
+{
+	if (!crash_inited) {
+		const char *s = getenv("COWMAP_TEST_CRASH_AT");
+		const char *t = getenv("COWMAP_TEST_CRASH_TRACE");
+
+		crash_at = s ? strtoull(s, NULL, 10) : 0;
+		crash_trace = t && *t == '1';
+		crash_inited = 1;
+	}
+	crash_count++;
+	if (crash_trace) {
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg), "cowmap crash point %llu: %s\n",
+				 (unsigned long long)crash_count, what);
+
+		if (write(2, msg, (size_t)MIN(n, (int)sizeof(msg) - 1)) < 0)
+			crash_trace = 0;
+	}
+	if (crash_at && crash_count == crash_at)
+		raise(SIGKILL);
+}
