@@ -1,35 +1,93 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * cowmap: private copy-on-write views of a shared memory-mapped file.
+ *
+ * Module init/exit, the /dev/cowmap file operations and the parameters.
  */
 #include <linux/module.h>
 #include <linux/miscdevice.h>
 #include <linux/fs.h>
+#include <linux/mm.h>
 #include <linux/uaccess.h>
 
-#include <linux/cowmap.h>
+#include "cowmap.h"
+
+struct cowmap_stats cowmap_stats;
+
+unsigned long cowmap_max_session_pages;
+module_param_named(max_session_pages, cowmap_max_session_pages, ulong, 0644);
+MODULE_PARM_DESC(max_session_pages,
+		 "Private pages one session may hold; writes beyond get SIGBUS (0: no cap)");
+
+unsigned long cowmap_max_total_pages;
+module_param_named(max_total_pages, cowmap_max_total_pages, ulong, 0644);
+MODULE_PARM_DESC(max_total_pages,
+		 "Private pages all sessions may hold (0 at load: half of RAM)");
+
+static int cowmap_open(struct inode *inode, struct file *file)
+{
+	struct cowmap_session *s = cowmap_session_create(file);
+
+	if (!s)
+		return -ENOMEM;
+	file->private_data = s;
+	return 0;
+}
+
+static int cowmap_release(struct inode *inode, struct file *file)
+{
+	cowmap_session_release(file->private_data);
+	return 0;
+}
 
 static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct cowmap_version v = {
-		.major = COWMAP_VERSION_MAJOR,
-		.minor = COWMAP_VERSION_MINOR,
-		.patch = COWMAP_VERSION_PATCH,
-		.abi = COWMAP_ABI_VERSION,
-		.page_size = PAGE_SIZE,
-	};
+	void __user *uarg = (void __user *)arg;
 
-	if (cmd != COWMAP_IOC_VERSION)
-		return -ENOTTY;
-	if (copy_to_user((void __user *)arg, &v, sizeof(v)))
-		return -EFAULT;
-	return 0;
+	if (_IOC_TYPE(cmd) == COWMAP_IOC_MAGIC && _IOC_NR(cmd) == 0 &&
+	    _IOC_DIR(cmd) == _IOC_READ) {
+		struct cowmap_version v = {
+			.major = COWMAP_VERSION_MAJOR,
+			.minor = COWMAP_VERSION_MINOR,
+			.patch = COWMAP_VERSION_PATCH,
+			.abi = COWMAP_ABI_VERSION,
+			.features = COWMAP_FEAT_LOG_FD | COWMAP_FEAT_DIFF |
+				    COWMAP_FEAT_DISCARD | COWMAP_FEAT_NETLINK,
+			.page_size = PAGE_SIZE,
+		};
+
+		if (_IOC_SIZE(cmd) < sizeof(v))
+			return -EINVAL;
+		return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+	}
+	return cowmap_session_ioctl(file->private_data, cmd, uarg);
+}
+
+static ssize_t cowmap_read(struct file *file, char __user *buf, size_t len,
+			   loff_t *ppos)
+{
+	struct cowmap_session *s = file->private_data;
+
+	return cowmap_ring_read(&s->ring, buf, len, file->f_flags & O_NONBLOCK);
+}
+
+static __poll_t cowmap_poll(struct file *file, poll_table *wait)
+{
+	struct cowmap_session *s = file->private_data;
+
+	return cowmap_ring_poll(&s->ring, file, wait);
 }
 
 static const struct file_operations cowmap_fops = {
 	.owner = THIS_MODULE,
+	.open = cowmap_open,
+	.release = cowmap_release,
+	.read = cowmap_read,
+	.poll = cowmap_poll,
 	.unlocked_ioctl = cowmap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = cowmap_mmap,
+	.get_unmapped_area = cowmap_get_unmapped_area,
 	.llseek = noop_llseek,
 };
 
@@ -42,12 +100,30 @@ static struct miscdevice cowmap_misc = {
 
 static int __init cowmap_init(void)
 {
-	return misc_register(&cowmap_misc);
+	int err;
+
+	if (!cowmap_max_total_pages)
+		cowmap_max_total_pages = totalram_pages() / 2;
+
+	err = cowmap_netlink_init();
+	if (err)
+		return err;
+	err = misc_register(&cowmap_misc);
+	if (err)
+		goto err_netlink;
+	pr_info("version %d.%d.%d loaded\n", COWMAP_VERSION_MAJOR,
+		COWMAP_VERSION_MINOR, COWMAP_VERSION_PATCH);
+	return 0;
+
+err_netlink:
+	cowmap_netlink_exit();
+	return err;
 }
 
 static void __exit cowmap_exit(void)
 {
 	misc_deregister(&cowmap_misc);
+	cowmap_netlink_exit();
 }
 
 module_init(cowmap_init);

@@ -77,7 +77,7 @@ struct cowmap_version {
 #define COWMAP_BIND_LOG		(1U << 0)	/* @log_fd is valid */
 #define COWMAP_BIND_FLAGS	(COWMAP_BIND_LOG)
 
-#define COWMAP_RING_DEFAULT	4096	/* events */
+#define COWMAP_RING_DEFAULT	1024	/* events */
 #define COWMAP_RING_MIN		16
 #define COWMAP_RING_MAX		(1U << 20)
 

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one place where Debian's 6.1 and 6.12 kernels differ for cowmap.
+ * Features are detected by kmod/probe.sh from the kernel headers (not from
+ * version numbers: distribution kernels carry backports); each shim supplies
+ * the modern name on the older kernel.
+ */
+#ifndef _COWMAP_COMPAT_H
+#define _COWMAP_COMPAT_H
+
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+
+#if IS_ENABLED(CONFIG_READ_ONLY_THP_FOR_FS)
+/*
+ * khugepaged's retract_page_tables() would free page tables holding our
+ * private PTEs in VMAs of a collapsed file (see mm-notes, section 1).
+ */
+#error "cowmap cannot be built for kernels with CONFIG_READ_ONLY_THP_FOR_FS"
+#endif
+
+#ifndef COWMAP_HAVE_VM_FLAGS_SET
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
+}
+#endif
+
+#ifndef COWMAP_HAVE_MM_GET_UNMAPPED_AREA
+static inline unsigned long
+mm_get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long addr,
+		     unsigned long len, unsigned long pgoff, unsigned long flags)
+{
+	return mm->get_unmapped_area(file, addr, len, pgoff, flags);
+}
+#endif
+
+#endif /* _COWMAP_COMPAT_H */

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef _COWMAP_H
+#define _COWMAP_H
+
+#include <linux/fs.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/poll.h>
+#include <linux/xarray.h>
+#include <linux/uidgid.h>
+#include <linux/sched.h>
+
+#include <linux/cowmap.h>
+
+/* Xarray mark: the private page may differ from its base snapshot. */
+#define COWMAP_CHANGED	XA_MARK_0
+
+/* Bytes of log records one page can produce at most (see diff.c). */
+#define COWMAP_PAGE_RECS_MAX	(2 * PAGE_SIZE + 64)
+
+struct cowmap_ring {
+	spinlock_t lock;		/* protects all fields below */
+	struct cowmap_event *ev;
+	u32 mask;
+	u64 head;			/* events produced */
+	u64 tail;			/* events consumed */
+	u64 lost;			/* overwritten since the last read */
+	u64 total_lost;
+	wait_queue_head_t wait;
+};
+
+struct cowmap_session {
+	struct kref ref;
+	u64 id;
+	struct file *dev;		/* our /dev/cowmap file, not counted */
+
+	/* Set once by bind under @lock, then read-only. */
+	struct file *ro;		/* O_RDONLY clone of the backing file */
+	struct address_space *mapping;	/* ro->f_mapping */
+	u64 dev_nr, ino, size;
+	u64 bind_time_ns;
+	u32 flags;
+
+	kuid_t owner;
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
+
+	/*
+	 * pgoff -> private page.  The page's base snapshot hangs off its
+	 * page_private().  Entries are published (and erased) under
+	 * @publish_lock for write, after the backing folio at that offset was
+	 * locked, so ->map_pages, holding it for read, never maps a backing
+	 * page over a private one.
+	 */
+	struct xarray pages;
+	rwlock_t publish_lock;
+
+	/* Serializes bind, diff, drain, discard and release; protects @log*. */
+	struct mutex lock;
+	struct file *log;		/* bound log, or NULL */
+	u64 log_seq;			/* next record number in @log */
+	bool dead;			/* released: no more drains */
+
+	atomic_long_t npriv;		/* private pages */
+	atomic64_t cow_faults;
+	atomic64_t drained_bytes;
+
+	spinlock_t vmas_lock;		/* protects @vmas */
+	struct list_head vmas;		/* struct cowmap_vma, for mapped_bytes */
+
+	struct cowmap_ring ring;
+	struct list_head node;		/* in the global session list */
+};
+
+/* vm_private_data of every cowmap VMA. */
+struct cowmap_vma {
+	struct cowmap_session *s;
+	struct vm_area_struct *vma;
+	struct list_head node;
+};
+
+/* Global state (main.c). */
+struct cowmap_stats {
+	atomic64_t cow_faults;
+	atomic64_t read_faults;
+	atomic64_t events_lost;
+	atomic64_t cap_hits;
+	atomic64_t drained_bytes;
+	atomic_long_t private_pages;
+	atomic64_t sessions;
+};
+
+extern struct cowmap_stats cowmap_stats;
+extern unsigned long cowmap_max_session_pages;
+extern unsigned long cowmap_max_total_pages;
+
+/* session.c */
+extern struct mutex cowmap_sessions_lock;
+extern struct list_head cowmap_sessions;
+extern u64 cowmap_sessions_gen;
+struct cowmap_session *cowmap_session_create(struct file *dev);
+void cowmap_session_release(struct cowmap_session *s);
+void cowmap_session_put(struct cowmap_session *s);
+struct cowmap_session *cowmap_session_find(u64 id);
+bool cowmap_session_charge(struct cowmap_session *s);
+void cowmap_session_uncharge(struct cowmap_session *s, long pages);
+u64 cowmap_session_mapped_bytes(struct cowmap_session *s);
+long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
+			  void __user *arg);
+long cowmap_session_drain(struct cowmap_session *s, int log_fd,
+			  struct cowmap_drain *d);
+long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
+			    pgoff_t last);
+bool cowmap_session_may_act(struct cowmap_session *s);
+
+/* fault.c */
+int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
+unsigned long cowmap_get_unmapped_area(struct file *file, unsigned long addr,
+				       unsigned long len, unsigned long pgoff,
+				       unsigned long flags);
+struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx);
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx);
+
+/* ring.c */
+int cowmap_ring_init(struct cowmap_ring *r, u32 size);
+void cowmap_ring_free(struct cowmap_ring *r);
+void cowmap_ring_push(struct cowmap_ring *r, u32 type, u64 offset);
+ssize_t cowmap_ring_read(struct cowmap_ring *r, char __user *buf, size_t len,
+			 bool nonblock);
+__poll_t cowmap_ring_poll(struct cowmap_ring *r, struct file *file,
+			  poll_table *wait);
+
+/* diff.c */
+int cowmap_log_write_header(struct cowmap_session *s, struct file *ro,
+			    struct file *log);
+long cowmap_diff_ioctl(struct cowmap_session *s, struct cowmap_diff *d);
+int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
+		 struct cowmap_drain *out);
+
+/* netlink.c */
+int cowmap_netlink_init(void);
+void cowmap_netlink_exit(void);
+void cowmap_netlink_notify_session(struct cowmap_session *s, u8 cmd);
+void cowmap_netlink_notify_offset(struct cowmap_session *s, u8 cmd, u64 offset);
+
+static inline struct cowmap_session *cowmap_vma_session(struct vm_area_struct *vma)
+{
+	return ((struct cowmap_vma *)vma->vm_private_data)->s;
+}
+
+static inline u64 cowmap_now_ns(void)
+{
+	return ktime_get_real_ns();
+}
+
+#endif /* _COWMAP_H */

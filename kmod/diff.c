@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Diffs of private pages against their base snapshots, as log records (the
+ * format in uapi/linux/cowmap.h), for COWMAP_IOC_DIFF and for draining into
+ * a log file.
+ *
+ * A page is read frozen: with its lock held (faults wait for it) and its
+ * PTEs zapped (the TLB flush ends every store in flight), so no store can
+ * be seen half done.  Changed runs closer than COALESCE_GAP bytes share a
+ * record; that bounds one page's records to 2 * PAGE_SIZE + 39 bytes.
+ */
+#include <linux/crc32.h>
+#include <linux/highmem.h>
+#include <linux/pagemap.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/fs.h>
+#include <linux/uaccess.h>
+#include <linux/sched.h>
+#include <linux/cred.h>
+
+#include "cowmap.h"
+
+#define COALESCE_GAP	40
+#define DRAIN_BATCH	32	/* pages per write to the log */
+
+static u32 crc32c_buf(u32 crc, const void *p, size_t len)
+{
+	return __crc32c_le(crc, p, len);
+}
+
+/* First index in [i, n) where @a and @b differ, or @n. */
+static size_t next_diff(const u8 *a, const u8 *b, size_t i, size_t n)
+{
+	for (; i < n && (i & 7); i++)
+		if (a[i] != b[i])
+			return i;
+	for (; i + 8 <= n; i += 8) {
+		u64 x = *(const u64 *)(a + i) ^ *(const u64 *)(b + i);
+
+		if (x)
+			return i + (__ffs64(le64_to_cpu(x)) >> 3);
+	}
+	for (; i < n; i++)
+		if (a[i] != b[i])
+			return i;
+	return n;
+}
+
+static size_t put_record(u8 *out, u64 offset, const u8 *old, const u8 *new,
+			 u32 len, u64 seq)
+{
+	struct cowmap_log_record *r = (struct cowmap_log_record *)out;
+	size_t size = COWMAP_LOG_REC_SIZE(len);
+	u8 *p = out + sizeof(*r);
+
+	r->magic = cpu_to_le32(COWMAP_LOG_REC_MAGIC);
+	r->crc = 0;
+	r->offset = cpu_to_le64(offset);
+	r->length = cpu_to_le32(len);
+	r->flags = 0;
+	r->seq = cpu_to_le64(seq);
+	memcpy(p, old, len);
+	memcpy(p + len, new, len);
+	memset(p + 2 * len, 0, size - sizeof(*r) - 2 * len);
+	r->crc = cpu_to_le32(~crc32c_buf(~0U, out, size));
+	return size;
+}
+
+/* Records for one page at file offset @offset; returns the bytes used. */
+static size_t diff_page(u8 *out, const u8 *old, const u8 *new, u64 offset,
+			u64 *seq, u32 *records)
+{
+	size_t used = 0, start, last, next;
+
+	start = next_diff(old, new, 0, PAGE_SIZE);
+	while (start < PAGE_SIZE) {
+		last = start;
+		for (;;) {
+			next = next_diff(old, new, last + 1, PAGE_SIZE);
+			if (next >= PAGE_SIZE || next - last > COALESCE_GAP)
+				break;
+			last = next;
+		}
+		used += put_record(out + used, offset + start, old + start,
+				   new + start, last - start + 1, (*seq)++);
+		(*records)++;
+		start = next;
+	}
+	return used;
+}
+
+/*
+ * Freeze private page @idx and copy it into @snap.  Returns its base
+ * snapshot, or NULL if the page is not private (any more).  The base stays
+ * valid while s->lock is held.
+ */
+static struct page *snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
+			     bool clear_mark)
+{
+	struct page *p, *base;
+
+	p = cowmap_page_get_locked(s, idx);
+	if (!p)
+		return NULL;
+	cowmap_zap(s, idx);
+	memcpy_from_page(snap, p, 0, PAGE_SIZE);
+	if (clear_mark)
+		xa_clear_mark(&s->pages, idx, COWMAP_CHANGED);
+	base = (struct page *)page_private(p);
+	unlock_page(p);
+	put_page(p);
+	return base;
+}
+
+static size_t diff_against(struct page *base, const void *snap, u8 *out,
+			   u64 offset, u64 *seq, u32 *records)
+{
+	const u8 *old = kmap_local_page(base);
+	size_t n;
+
+	n = diff_page(out, old, snap, offset, seq, records);
+	kunmap_local(old);
+	return n;
+}
+
+long cowmap_diff_ioctl(struct cowmap_session *s, struct cowmap_diff *d)
+{
+	u8 __user *ubuf = u64_to_user_ptr(d->buf);
+	unsigned long idx, last;
+	u64 seq = 0;
+	u8 *out;
+	void *snap;
+	long err = 0;
+
+	if (!PAGE_ALIGNED(d->offset) || d->buf_len < COWMAP_DIFF_MIN_BUF ||
+	    (d->end && d->end <= d->offset))
+		return -EINVAL;
+	idx = d->offset >> PAGE_SHIFT;
+	last = d->end ? (d->end - 1) >> PAGE_SHIFT : ULONG_MAX;
+	d->used = 0;
+	d->records = 0;
+
+	out = kvmalloc(COWMAP_PAGE_RECS_MAX, GFP_KERNEL_ACCOUNT);
+	snap = kmalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!out || !snap) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+
+	mutex_lock(&s->lock);
+	d->offset = COWMAP_DIFF_END;
+	while (xa_find(&s->pages, &idx, last, COWMAP_CHANGED)) {
+		struct page *base = snapshot(s, idx, snap, false);
+		u32 records = 0;
+		size_t n;
+
+		if (base) {
+			n = diff_against(base, snap, out, (u64)idx << PAGE_SHIFT,
+					 &seq, &records);
+			if (d->used + n > d->buf_len) {
+				d->offset = (u64)idx << PAGE_SHIFT;
+				break;
+			}
+			if (copy_to_user(ubuf + d->used, out, n)) {
+				err = -EFAULT;
+				break;
+			}
+			d->used += n;
+			d->records += records;
+		}
+		if (idx == last)
+			break;
+		idx++;
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	mutex_unlock(&s->lock);
+out_free:
+	kfree(snap);
+	kvfree(out);
+	return err;
+}
+
+static int write_all(struct file *log, const void *buf, size_t len, loff_t *pos)
+{
+	ssize_t n;
+
+	while (len) {
+		n = kernel_write(log, buf, len, pos);
+		if (n < 0)
+			return n;
+		if (!n)
+			return -EIO;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int cowmap_log_write_header(struct cowmap_session *s, struct file *ro,
+			    struct file *log)
+{
+	struct cowmap_log_header *h;
+	char *pathbuf, *path;
+	size_t plen, hlen;
+	loff_t pos = 0;
+	int err;
+
+	pathbuf = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!pathbuf)
+		return -ENOMEM;
+	path = d_path(&ro->f_path, pathbuf, PATH_MAX);
+	if (IS_ERR(path))
+		path = "";
+	plen = min_t(size_t, strlen(path), COWMAP_LOG_PATH_MAX - 1);
+	hlen = sizeof(*h) + ALIGN(plen, 8);
+	h = kzalloc(hlen, GFP_KERNEL);
+	if (!h) {
+		kfree(pathbuf);
+		return -ENOMEM;
+	}
+	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
+	h->version = cpu_to_le32(COWMAP_LOG_VERSION);
+	h->header_len = cpu_to_le32(hlen);
+	h->dev = cpu_to_le64(s->dev_nr);
+	h->ino = cpu_to_le64(s->ino);
+	h->size = cpu_to_le64(s->size);
+	h->session_id = cpu_to_le64(s->id);
+	h->bind_time_ns = cpu_to_le64(s->bind_time_ns);
+	h->pid = cpu_to_le32(s->pid);
+	h->uid = cpu_to_le32(from_kuid_munged(&init_user_ns, s->owner));
+	memcpy(h->comm, s->comm, min(sizeof(h->comm), sizeof(s->comm)));
+	h->path_len = cpu_to_le32(plen);
+	memcpy(h + 1, path, plen);
+	h->crc = cpu_to_le32(~crc32c_buf(~0U, h, hlen));
+	kfree(pathbuf);
+
+	err = write_all(log, h, hlen, &pos);
+	kfree(h);
+	return err;
+}
+
+struct drain_batch {
+	u8 *out;
+	void *snaps;
+	struct page *bases[DRAIN_BATCH];
+	unsigned long idx[DRAIN_BATCH];
+	unsigned int n;
+	size_t used;
+	u32 records;
+	u64 first_seq;
+};
+
+/* Write a batch; on success its snapshots become the new bases. */
+static int flush_batch(struct cowmap_session *s, struct file *log,
+		       struct drain_batch *b, u64 *seq, struct cowmap_drain *st)
+{
+	loff_t pos = i_size_read(file_inode(log));
+	unsigned int i;
+	int err = 0;
+
+	if (b->used)
+		err = write_all(log, b->out, b->used, &pos);
+	for (i = 0; i < b->n; i++) {
+		if (err) {
+			/* Keep the changes for the next drain. */
+			xa_set_mark(&s->pages, b->idx[i], COWMAP_CHANGED);
+			continue;
+		}
+		memcpy_to_page(b->bases[i], 0, b->snaps + i * PAGE_SIZE, PAGE_SIZE);
+	}
+	if (err) {
+		*seq = b->first_seq;
+	} else {
+		st->records += b->records;
+		st->pages += b->n;
+		st->bytes += b->used;
+		atomic64_add(b->used, &s->drained_bytes);
+		atomic64_add(b->used, &cowmap_stats.drained_bytes);
+	}
+	b->n = 0;
+	b->used = 0;
+	b->records = 0;
+	b->first_seq = *seq;
+	return err;
+}
+
+/*
+ * Append the changes of every page written since its last drain to @log,
+ * numbering records from *@seq.  A page whose records could not be written
+ * keeps its changes.
+ */
+int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
+		 struct cowmap_drain *st)
+{
+	struct drain_batch *b;
+	unsigned long idx = 0;
+	int err = 0;
+
+	lockdep_assert_held(&s->lock);
+
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	if (!b)
+		return -ENOMEM;
+	b->out = kvmalloc(DRAIN_BATCH * COWMAP_PAGE_RECS_MAX, GFP_KERNEL_ACCOUNT);
+	b->snaps = kvmalloc(DRAIN_BATCH * PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!b->out || !b->snaps) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	b->first_seq = *seq;
+
+	while (xa_find(&s->pages, &idx, ULONG_MAX, COWMAP_CHANGED)) {
+		void *snap = b->snaps + b->n * PAGE_SIZE;
+		struct page *base = snapshot(s, idx, snap, true);
+
+		if (base) {
+			b->used += diff_against(base, snap, b->out + b->used,
+						(u64)idx << PAGE_SHIFT, seq,
+						&b->records);
+			b->bases[b->n] = base;
+			b->idx[b->n++] = idx;
+			if (b->n == DRAIN_BATCH) {
+				err = flush_batch(s, log, b, seq, st);
+				if (err)
+					goto out_free;
+			}
+		}
+		if (idx == ULONG_MAX)
+			break;
+		idx++;
+		cond_resched();
+	}
+	err = flush_batch(s, log, b, seq, st);
+out_free:
+	kvfree(b->snaps);
+	kvfree(b->out);
+	kfree(b);
+	return err;
+}

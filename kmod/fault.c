@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The fault path: mmap of /dev/cowmap and the VMA operations.
+ *
+ * A cowmap VMA's vm_file is the session's O_RDONLY clone of the backing file,
+ * so the VMA sits in the backing file's i_mmap and every backing page-cache
+ * page we map is visible to rmap: reclaim, migration, truncation, hole
+ * punching and O_DIRECT invalidation treat it like any shared file mapping.
+ * Private copies are order-0 pages owned by the session (never on the LRU,
+ * never movable); they are foreign to i_mmap, which only ever zaps them, and
+ * a zapped private page simply refaults from the session's xarray.
+ *
+ * Publishing a private page at an offset happens with the backing folio at
+ * that offset locked and ends with unmap_mapping_range() of the offset, so a
+ * backing PTE installed before the publish is zapped and none can be
+ * installed after it: ->fault re-checks the xarray under the folio lock, and
+ * ->map_pages skips private offsets under publish_lock.
+ */
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/highmem.h>
+#include <linux/mman.h>
+#include <linux/slab.h>
+#include <linux/file.h>
+#include <linux/sched/signal.h>
+
+#include "cowmap.h"
+#include "compat.h"
+
+#define PMD_PAGES	(PMD_SIZE >> PAGE_SHIFT)
+
+static const struct vm_operations_struct cowmap_vm_ops;
+
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx)
+{
+	unmap_mapping_range(s->mapping, (loff_t)idx << PAGE_SHIFT, PAGE_SIZE, 0);
+}
+
+/*
+ * Returns the private page at @idx locked and referenced, or NULL.  The lock
+ * orders us against discard, which unpublishes under the page lock.
+ */
+struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx)
+{
+	struct page *p;
+
+	for (;;) {
+		rcu_read_lock();
+		p = xa_load(&s->pages, idx);
+		if (!p) {
+			rcu_read_unlock();
+			return NULL;
+		}
+		if (!get_page_unless_zero(p)) {
+			rcu_read_unlock();
+			continue;
+		}
+		rcu_read_unlock();
+		lock_page(p);
+		if (likely(xa_load(&s->pages, idx) == p))
+			return p;
+		unlock_page(p);
+		put_page(p);
+	}
+}
+
+static void free_pair(struct page *copy, struct page *base)
+{
+	if (copy)
+		__free_page(copy);
+	if (base)
+		__free_page(base);
+}
+
+static int alloc_pair(struct page **copy, struct page **base)
+{
+	*copy = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
+	*base = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
+	if (*copy && *base)
+		return 0;
+	free_pair(*copy, *base);
+	*copy = NULL;
+	*base = NULL;
+	return -ENOMEM;
+}
+
+/*
+ * Copy the backing page @src at @idx into @copy (and its base snapshot into
+ * @base) and publish it.  The caller holds the backing folio's lock, which
+ * serializes copies of @idx, and has checked that the folio is still in the
+ * page cache.  On success the pages belong to the session.
+ *
+ * Returns 0, -EEXIST if @idx is already private, -ENOSPC at a cap, or
+ * -ENOMEM.
+ */
+static int cow_locked(struct cowmap_session *s, pgoff_t idx, struct page *src,
+		      struct page *copy, struct page *base)
+{
+	void *old;
+
+	if (xa_load(&s->pages, idx))
+		return -EEXIST;
+	if (!cowmap_session_charge(s)) {
+		atomic64_inc(&cowmap_stats.cap_hits);
+		cowmap_ring_push(&s->ring, COWMAP_EVENT_CAP, (u64)idx << PAGE_SHIFT);
+		cowmap_netlink_notify_offset(s, COWMAP_CMD_CAP_REACHED,
+					     (u64)idx << PAGE_SHIFT);
+		return -ENOSPC;
+	}
+	/* Allocate the slot now: the store below runs under a spinlock. */
+	if (xa_reserve(&s->pages, idx, GFP_KERNEL_ACCOUNT)) {
+		cowmap_session_uncharge(s, 1);
+		return -ENOMEM;
+	}
+
+	copy_highpage(copy, src);
+	copy_highpage(base, copy);
+	set_page_private(copy, (unsigned long)base);
+
+	write_lock(&s->publish_lock);
+	xa_lock(&s->pages);
+	old = __xa_store(&s->pages, idx, copy, GFP_NOWAIT);
+	if (!xa_is_err(old))
+		__xa_set_mark(&s->pages, idx, COWMAP_CHANGED);
+	xa_unlock(&s->pages);
+	write_unlock(&s->publish_lock);
+	if (xa_is_err(old)) {
+		set_page_private(copy, 0);
+		xa_release(&s->pages, idx);
+		cowmap_session_uncharge(s, 1);
+		return xa_err(old);
+	}
+
+	/* Zap backing PTEs of @idx in every VMA of the file, ours included. */
+	cowmap_zap(s, idx);
+
+	atomic64_inc(&s->cow_faults);
+	atomic64_inc(&cowmap_stats.cow_faults);
+	cowmap_ring_push(&s->ring, COWMAP_EVENT_COW, (u64)idx << PAGE_SHIFT);
+	return 0;
+}
+
+static vm_fault_t cow_errno(int err)
+{
+	switch (err) {
+	case -ENOSPC:
+		return VM_FAULT_SIGBUS;
+	case -ENOMEM:
+		return VM_FAULT_OOM;
+	default:
+		return VM_FAULT_NOPAGE;
+	}
+}
+
+/* Mark a private page written; its PTE is about to become writable. */
+static void mark_changed(struct cowmap_session *s, pgoff_t idx)
+{
+	if (!xa_get_mark(&s->pages, idx, COWMAP_CHANGED))
+		xa_set_mark(&s->pages, idx, COWMAP_CHANGED);
+}
+
+/*
+ * A write to a page that is not mapped and not private: copy it here, so the
+ * first write costs one fault.  The pages are allocated before
+ * filemap_fault(), which may drop the mmap or VMA lock and return
+ * VM_FAULT_RETRY: then the session must not be touched any more.
+ */
+static vm_fault_t write_fault(struct cowmap_session *s, struct vm_fault *vmf)
+{
+	pgoff_t idx = vmf->pgoff;
+	struct page *copy, *base, *src;
+	vm_fault_t ret;
+	int err;
+
+	if (alloc_pair(&copy, &base))
+		return VM_FAULT_OOM;
+
+	ret = filemap_fault(vmf);
+	if (unlikely(ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY |
+			    VM_FAULT_DONE_COW))) {
+		free_pair(copy, base);
+		return ret;
+	}
+
+	/* filemap_fault() returned the backing page locked, still cached. */
+	src = vmf->page;
+	err = cow_locked(s, idx, src, copy, base);
+	unlock_page(src);
+	put_page(src);
+	vmf->page = NULL;
+	if (err) {
+		free_pair(copy, base);
+		return cow_errno(err);
+	}
+
+	get_page(copy);
+	lock_page(copy);
+	if (unlikely(xa_load(&s->pages, idx) != copy)) {
+		/* Discarded before we could map it. */
+		unlock_page(copy);
+		put_page(copy);
+		return VM_FAULT_NOPAGE;
+	}
+	vmf->page = copy;
+	return VM_FAULT_LOCKED;
+}
+
+static vm_fault_t cowmap_fault(struct vm_fault *vmf)
+{
+	struct cowmap_session *s = cowmap_vma_session(vmf->vma);
+	pgoff_t idx = vmf->pgoff;
+	struct page *p;
+	vm_fault_t ret;
+
+	p = cowmap_page_get_locked(s, idx);
+	if (p) {
+		vmf->page = p;
+		return VM_FAULT_LOCKED;
+	}
+	if (vmf->flags & FAULT_FLAG_WRITE)
+		return write_fault(s, vmf);
+
+	ret = filemap_fault(vmf);
+	if (unlikely(ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY |
+			    VM_FAULT_DONE_COW)))
+		return ret;
+	atomic64_inc(&cowmap_stats.read_faults);
+
+	/* A copy published while we read: never map the backing page. */
+	if (unlikely(xa_load(&s->pages, idx))) {
+		unlock_page(vmf->page);
+		put_page(vmf->page);
+		vmf->page = NULL;
+		return VM_FAULT_NOPAGE;
+	}
+	return ret;
+}
+
+/*
+ * Fault-around: map the backing pages of the non-private offsets.  6.12 calls
+ * this under rcu_read_lock(): nothing here may sleep.
+ */
+static vm_fault_t cowmap_map_pages(struct vm_fault *vmf, pgoff_t start,
+				   pgoff_t end)
+{
+	struct cowmap_session *s = cowmap_vma_session(vmf->vma);
+	unsigned long idx;
+	pgoff_t from = start;
+	vm_fault_t ret = 0;
+	void *entry;
+
+	read_lock(&s->publish_lock);
+	xa_for_each_range(&s->pages, idx, entry, start, end) {
+		if (idx > from)
+			ret |= filemap_map_pages(vmf, from, idx - 1);
+		from = idx + 1;
+	}
+	if (from <= end)
+		ret |= filemap_map_pages(vmf, from, end);
+	read_unlock(&s->publish_lock);
+	return ret;
+}
+
+/*
+ * A write to a present read-only PTE, or the write half of a write fault
+ * after ->fault.  @vmf->page is referenced and unlocked.
+ */
+static vm_fault_t cowmap_page_mkwrite(struct vm_fault *vmf)
+{
+	struct cowmap_session *s = cowmap_vma_session(vmf->vma);
+	struct page *page = vmf->page;
+	struct folio *folio = page_folio(page);
+	pgoff_t idx = vmf->pgoff;
+	struct page *copy, *base;
+	void *entry;
+	int err;
+
+	entry = xa_load(&s->pages, idx);
+	if (entry == page) {
+		/* Our own private page: just make it writable. */
+		lock_page(page);
+		if (unlikely(xa_load(&s->pages, idx) != page)) {
+			unlock_page(page);
+			return VM_FAULT_NOPAGE;
+		}
+		mark_changed(s, idx);
+		return VM_FAULT_LOCKED;
+	}
+	if (entry) {
+		/* A stale mapping of what is no longer this offset's page. */
+		cowmap_zap(s, idx);
+		return VM_FAULT_NOPAGE;
+	}
+
+	if (alloc_pair(&copy, &base))
+		return VM_FAULT_OOM;
+	folio_lock(folio);
+	if (unlikely(folio->mapping != s->mapping)) {
+		/* Truncated, invalidated, or a discarded private page. */
+		folio_unlock(folio);
+		free_pair(copy, base);
+		return VM_FAULT_NOPAGE;
+	}
+	err = cow_locked(s, idx, page, copy, base);
+	folio_unlock(folio);
+	if (err)
+		free_pair(copy, base);
+	/* The refault finds the private page and maps it writable. */
+	return err ? cow_errno(err) : VM_FAULT_NOPAGE;
+}
+
+static void track_vma(struct cowmap_session *s, struct vm_area_struct *vma)
+{
+	struct cowmap_vma *cv;
+
+	/* ->open cannot fail; the allocation is tiny. */
+	cv = kmalloc(sizeof(*cv), GFP_KERNEL_ACCOUNT | __GFP_NOFAIL);
+	cv->s = s;
+	cv->vma = vma;
+	spin_lock(&s->vmas_lock);
+	list_add(&cv->node, &s->vmas);
+	spin_unlock(&s->vmas_lock);
+	vma->vm_private_data = cv;
+	/* Each VMA pins the device file, hence the session and the module. */
+	get_file(s->dev);
+}
+
+static void cowmap_vm_open(struct vm_area_struct *vma)
+{
+	track_vma(cowmap_vma_session(vma), vma);
+}
+
+static void cowmap_vm_close(struct vm_area_struct *vma)
+{
+	struct cowmap_vma *cv = vma->vm_private_data;
+	struct cowmap_session *s = cv->s;
+
+	spin_lock(&s->vmas_lock);
+	list_del(&cv->node);
+	spin_unlock(&s->vmas_lock);
+	kfree(cv);
+	fput(s->dev);
+}
+
+static bool pmd_congruent(unsigned long start, unsigned long pgoff)
+{
+	return (((start >> PAGE_SHIFT) - pgoff) & (PMD_PAGES - 1)) == 0;
+}
+
+/*
+ * A VMA whose start and file offset are congruent modulo the PMD size could
+ * get a PMD mapping of a large backing folio over private offsets.
+ */
+static int cowmap_vm_mremap(struct vm_area_struct *vma)
+{
+	return pmd_congruent(vma->vm_start, vma->vm_pgoff) ? -EINVAL : 0;
+}
+
+static const struct vm_operations_struct cowmap_vm_ops = {
+	.open = cowmap_vm_open,
+	.close = cowmap_vm_close,
+	.mremap = cowmap_vm_mremap,
+	.fault = cowmap_fault,
+	.map_pages = cowmap_map_pages,
+	.page_mkwrite = cowmap_page_mkwrite,
+};
+
+int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct cowmap_session *s = file->private_data;
+	struct file *ro = smp_load_acquire(&s->ro);
+
+	if (!ro)
+		return -ENODEV;
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (pmd_congruent(vma->vm_start, vma->vm_pgoff))
+		return -EINVAL;
+
+	/*
+	 * VM_DONTEXPAND makes the VMA VM_SPECIAL: never merged (6.1 retries a
+	 * merge with the new vm_file after ->mmap), never mlocked, never
+	 * collapsed by khugepaged, never grown by mremap.
+	 */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_NOHUGEPAGE);
+	vma->vm_ops = &cowmap_vm_ops;
+	track_vma(s, vma);
+	vma_set_file(vma, ro);
+	return 0;
+}
+
+unsigned long cowmap_get_unmapped_area(struct file *file, unsigned long addr,
+				       unsigned long len, unsigned long pgoff,
+				       unsigned long flags)
+{
+	unsigned long got, want, have;
+
+	if (flags & MAP_FIXED)
+		return addr;
+	if (len > TASK_SIZE - PMD_SIZE)
+		return -ENOMEM;
+	/* Ask for a PMD more, then shift to a non-congruent start. */
+	got = mm_get_unmapped_area(current->mm, NULL, addr, len + PMD_SIZE, 0,
+				   flags);
+	if (IS_ERR_VALUE(got))
+		return got;
+	want = (pgoff + 1) & (PMD_PAGES - 1);
+	have = (got >> PAGE_SHIFT) & (PMD_PAGES - 1);
+	return got + (((want - have) & (PMD_PAGES - 1)) << PAGE_SHIFT);
+}

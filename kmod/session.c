@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Sessions: one per open of /dev/cowmap.  Binding, the ioctls, caps,
+ * discard and the lifetime of private pages.
+ */
+#include <linux/file.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/magic.h>
+#include <linux/namei.h>
+#include <linux/uaccess.h>
+#include <linux/workqueue.h>
+#include <linux/sched/signal.h>
+
+#include "cowmap.h"
+
+DEFINE_MUTEX(cowmap_sessions_lock);	/* protects the list and its gen */
+LIST_HEAD(cowmap_sessions);
+u64 cowmap_sessions_gen;
+static atomic64_t next_id = ATOMIC64_INIT(0);
+
+struct cowmap_session *cowmap_session_create(struct file *dev)
+{
+	struct cowmap_session *s;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
+	if (!s)
+		return NULL;
+	kref_init(&s->ref);
+	s->dev = dev;
+	xa_init_flags(&s->pages, XA_FLAGS_ACCOUNT);
+	rwlock_init(&s->publish_lock);
+	mutex_init(&s->lock);
+	spin_lock_init(&s->vmas_lock);
+	INIT_LIST_HEAD(&s->vmas);
+	spin_lock_init(&s->ring.lock);
+	init_waitqueue_head(&s->ring.wait);
+	INIT_LIST_HEAD(&s->node);
+	s->owner = current_fsuid();
+	s->pid = task_tgid_nr(current);
+	get_task_comm(s->comm, current);
+	return s;
+}
+
+static void session_free(struct kref *ref)
+{
+	struct cowmap_session *s = container_of(ref, struct cowmap_session, ref);
+	unsigned long idx;
+	struct page *p;
+	long n = 0;
+
+	xa_for_each(&s->pages, idx, p) {
+		__free_page((struct page *)page_private(p));
+		set_page_private(p, 0);
+		put_page(p);
+		n++;
+	}
+	xa_destroy(&s->pages);
+	if (n)
+		cowmap_session_uncharge(s, n);
+	cowmap_ring_free(&s->ring);
+	if (s->ro)
+		fput(s->ro);
+	kfree(s);
+}
+
+void cowmap_session_put(struct cowmap_session *s)
+{
+	kref_put(&s->ref, session_free);
+}
+
+struct cowmap_session *cowmap_session_find(u64 id)
+{
+	struct cowmap_session *s, *found = NULL;
+
+	mutex_lock(&cowmap_sessions_lock);
+	list_for_each_entry(s, &cowmap_sessions, node) {
+		if (s->id == id) {
+			kref_get(&s->ref);
+			found = s;
+			break;
+		}
+	}
+	mutex_unlock(&cowmap_sessions_lock);
+	return found;
+}
+
+bool cowmap_session_may_act(struct cowmap_session *s)
+{
+	return uid_eq(s->owner, current_euid()) || capable(CAP_SYS_ADMIN);
+}
+
+bool cowmap_session_charge(struct cowmap_session *s)
+{
+	unsigned long max = READ_ONCE(cowmap_max_session_pages);
+
+	if (atomic_long_inc_return(&s->npriv) > max && max)
+		goto undo_session;
+	max = READ_ONCE(cowmap_max_total_pages);
+	if (atomic_long_inc_return(&cowmap_stats.private_pages) > max && max)
+		goto undo_total;
+	return true;
+
+undo_total:
+	atomic_long_dec(&cowmap_stats.private_pages);
+undo_session:
+	atomic_long_dec(&s->npriv);
+	return false;
+}
+
+void cowmap_session_uncharge(struct cowmap_session *s, long pages)
+{
+	atomic_long_sub(pages, &s->npriv);
+	atomic_long_sub(pages, &cowmap_stats.private_pages);
+}
+
+u64 cowmap_session_mapped_bytes(struct cowmap_session *s)
+{
+	struct cowmap_vma *cv;
+	u64 bytes = 0;
+
+	/* VMAs stay on the list until ->close; their bounds may be moving. */
+	spin_lock(&s->vmas_lock);
+	list_for_each_entry(cv, &s->vmas, node)
+		bytes += READ_ONCE(cv->vma->vm_end) - READ_ONCE(cv->vma->vm_start);
+	spin_unlock(&s->vmas_lock);
+	return bytes;
+}
+
+/* The final drain runs on a workqueue: no signal can cut its writes short. */
+struct final_drain {
+	struct work_struct work;
+	struct cowmap_session *s;
+	int err;
+};
+
+static void final_drain_fn(struct work_struct *work)
+{
+	struct final_drain *fd = container_of(work, struct final_drain, work);
+	struct cowmap_drain out = {};
+
+	fd->err = cowmap_drain(fd->s, fd->s->log, &fd->s->log_seq, &out);
+}
+
+void cowmap_session_release(struct cowmap_session *s)
+{
+	bool listed;
+
+	mutex_lock(&cowmap_sessions_lock);
+	listed = !list_empty(&s->node);
+	list_del_init(&s->node);
+	if (listed)
+		cowmap_sessions_gen++;
+	mutex_unlock(&cowmap_sessions_lock);
+	if (listed)
+		cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_DEL);
+
+	mutex_lock(&s->lock);
+	if (s->log) {
+		struct final_drain fd = { .s = s };
+
+		INIT_WORK_ONSTACK(&fd.work, final_drain_fn);
+		queue_work(system_unbound_wq, &fd.work);
+		flush_work(&fd.work);
+		destroy_work_on_stack(&fd.work);
+		if (fd.err)
+			pr_warn_ratelimited("session %llu: final drain failed: %d\n",
+					    s->id, fd.err);
+		fput(s->log);
+		s->log = NULL;
+	}
+	s->dead = true;
+	mutex_unlock(&s->lock);
+	cowmap_session_put(s);
+}
+
+/* ioctl argument helpers: the structure size comes from the ioctl number. */
+static int copy_in(void *k, size_t ksize, unsigned int cmd, void __user *arg)
+{
+	return copy_struct_from_user(k, ksize, arg, _IOC_SIZE(cmd));
+}
+
+static int copy_out(void __user *arg, unsigned int cmd, const void *k,
+		    size_t ksize)
+{
+	if (copy_to_user(arg, k, min_t(size_t, ksize, _IOC_SIZE(cmd))))
+		return -EFAULT;
+	return 0;
+}
+
+static bool zeroed(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+static int check_backing(struct file *f)
+{
+	struct inode *inode = file_inode(f);
+
+	if (S_ISDIR(inode->i_mode))
+		return -EISDIR;
+	if (!S_ISREG(inode->i_mode))
+		return -EINVAL;
+	if (!(f->f_mode & FMODE_READ))
+		return -EACCES;
+	switch (inode->i_sb->s_magic) {
+	case EXT4_SUPER_MAGIC:
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (IS_DAX(inode) || IS_SWAPFILE(inode) || !f->f_op->mmap ||
+	    !f->f_mapping->a_ops->read_folio)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+/* A log the kernel may append to: an empty (unless @may_grow) writable file. */
+static struct file *get_log(int fd, struct file *backing)
+{
+	struct file *lf = fget(fd);
+	struct inode *inode;
+
+	if (!lf)
+		return ERR_PTR(-EBADF);
+	inode = file_inode(lf);
+	if (!S_ISREG(inode->i_mode) || !(lf->f_mode & FMODE_WRITE) ||
+	    (lf->f_flags & O_DIRECT) || inode == file_inode(backing)) {
+		fput(lf);
+		return ERR_PTR(-EINVAL);
+	}
+	if (i_size_read(inode)) {
+		fput(lf);
+		return ERR_PTR(-ENOTEMPTY);
+	}
+	return lf;
+}
+
+static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+{
+	struct file *f, *ro, *lf = NULL;
+	struct cowmap_bind b;
+	struct kstat st;
+	u32 ring;
+	int err;
+
+	err = copy_in(&b, sizeof(b), cmd, arg);
+	if (err)
+		return err;
+	if (b.flags & ~COWMAP_BIND_FLAGS || !zeroed(b.reserved, sizeof(b.reserved)))
+		return -EINVAL;
+	ring = b.ring_size ? b.ring_size : COWMAP_RING_DEFAULT;
+	if (ring < COWMAP_RING_MIN || ring > COWMAP_RING_MAX || !is_power_of_2(ring))
+		return -EINVAL;
+
+	f = fget(b.fd);
+	if (!f)
+		return -EBADF;
+	err = check_backing(f);
+	if (err)
+		goto err_put_file;
+	if (b.flags & COWMAP_BIND_LOG) {
+		lf = get_log(b.log_fd, f);
+		if (IS_ERR(lf)) {
+			err = PTR_ERR(lf);
+			lf = NULL;
+			goto err_put_file;
+		}
+	}
+
+	mutex_lock(&s->lock);
+	err = -EBUSY;
+	if (s->ro)
+		goto err_unlock;
+	err = vfs_getattr(&f->f_path, &st, STATX_INO | STATX_SIZE,
+			  AT_STATX_SYNC_AS_STAT);
+	if (err)
+		goto err_unlock;
+	ro = dentry_open(&f->f_path, O_RDONLY | O_LARGEFILE, current_cred());
+	if (IS_ERR(ro)) {
+		err = PTR_ERR(ro);
+		goto err_unlock;
+	}
+	err = cowmap_ring_init(&s->ring, ring);
+	if (err)
+		goto err_put_ro;
+
+	s->id = atomic64_inc_return(&next_id);
+	s->mapping = ro->f_mapping;
+	s->dev_nr = new_encode_dev(st.dev);
+	s->ino = st.ino;
+	s->size = st.size;
+	s->bind_time_ns = cowmap_now_ns();
+	s->flags = b.flags;
+	s->pid = task_tgid_nr(current);
+	get_task_comm(s->comm, current);
+	if (lf) {
+		err = cowmap_log_write_header(s, ro, lf);
+		if (err)
+			goto err_free_ring;
+		s->log = lf;
+		lf = NULL;
+	}
+	/* Publish: mmap may go ahead from here on. */
+	smp_store_release(&s->ro, ro);
+	mutex_unlock(&s->lock);
+	fput(f);
+
+	mutex_lock(&cowmap_sessions_lock);
+	list_add_tail(&s->node, &cowmap_sessions);
+	cowmap_sessions_gen++;
+	mutex_unlock(&cowmap_sessions_lock);
+	atomic64_inc(&cowmap_stats.sessions);
+	cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_NEW);
+
+	b.id = s->id;
+	b.size = s->size;
+	return copy_out(arg, cmd, &b, sizeof(b));
+
+err_free_ring:
+	s->mapping = NULL;
+	cowmap_ring_free(&s->ring);
+err_put_ro:
+	fput(ro);
+err_unlock:
+	mutex_unlock(&s->lock);
+	if (lf)
+		fput(lf);
+err_put_file:
+	fput(f);
+	return err;
+}
+
+static struct file *bound(struct cowmap_session *s)
+{
+	return smp_load_acquire(&s->ro);
+}
+
+static long do_info(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+{
+	struct cowmap_info in = {};
+	unsigned long idx;
+	void *entry;
+
+	if (!bound(s))
+		return -ENODEV;
+	in.id = s->id;
+	in.dev = s->dev_nr;
+	in.ino = s->ino;
+	in.size = s->size;
+	in.cur_size = i_size_read(file_inode(s->ro));
+	in.private_pages = atomic_long_read(&s->npriv);
+	xa_for_each_marked(&s->pages, idx, entry, COWMAP_CHANGED)
+		in.undrained_pages++;
+	in.cow_faults = atomic64_read(&s->cow_faults);
+	spin_lock(&s->ring.lock);
+	in.events = s->ring.head;
+	in.events_lost = s->ring.total_lost;
+	spin_unlock(&s->ring.lock);
+	in.mapped_bytes = cowmap_session_mapped_bytes(s);
+	in.bind_time_ns = s->bind_time_ns;
+	in.owner_uid = from_kuid_munged(current_user_ns(), s->owner);
+	in.ring_size = s->ring.mask + 1;
+	in.flags = s->flags;
+	return copy_out(arg, cmd, &in, sizeof(in));
+}
+
+static long do_diff(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+{
+	struct cowmap_diff d;
+	long err;
+
+	err = copy_in(&d, sizeof(d), cmd, arg);
+	if (err)
+		return err;
+	if (!bound(s))
+		return -ENODEV;
+	if (d.flags & ~COWMAP_DIFF_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
+		return -EINVAL;
+	err = cowmap_diff_ioctl(s, &d);
+	if (err)
+		return err;
+	return copy_out(arg, cmd, &d, sizeof(d));
+}
+
+/* Drain into the bound log (@log_fd < 0) or into a new, empty log file. */
+long cowmap_session_drain(struct cowmap_session *s, int log_fd,
+			  struct cowmap_drain *d)
+{
+	struct file *lf = NULL;
+	u64 seq = 0;
+	long err;
+
+	if (log_fd >= 0) {
+		lf = get_log(log_fd, s->ro);
+		if (IS_ERR(lf))
+			return PTR_ERR(lf);
+	}
+	mutex_lock(&s->lock);
+	if (s->dead)
+		err = -ENODEV;
+	else if (!lf)
+		err = s->log ? cowmap_drain(s, s->log, &s->log_seq, d) : -EBADFD;
+	else
+		err = cowmap_log_write_header(s, s->ro, lf) ?:
+		      cowmap_drain(s, lf, &seq, d);
+	mutex_unlock(&s->lock);
+	if (lf)
+		fput(lf);
+	return err;
+}
+
+static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+{
+	struct cowmap_drain d;
+	long err;
+
+	err = copy_in(&d, sizeof(d), cmd, arg);
+	if (err)
+		return err;
+	if (!bound(s))
+		return -ENODEV;
+	if (d.flags & ~COWMAP_DRAIN_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
+		return -EINVAL;
+	if ((d.flags & COWMAP_DRAIN_FD) && d.log_fd < 0)
+		return -EBADF;
+	d.records = 0;
+	d.pages = 0;
+	d.bytes = 0;
+	err = cowmap_session_drain(s, d.flags & COWMAP_DRAIN_FD ? d.log_fd : -1, &d);
+	if (err)
+		return err;
+	return copy_out(arg, cmd, &d, sizeof(d));
+}
+
+long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
+			    pgoff_t last)
+{
+	unsigned long idx = first;
+	struct page *p, *base;
+	long n = 0;
+
+	mutex_lock(&s->lock);
+	while (xa_find(&s->pages, &idx, last, XA_PRESENT)) {
+		p = cowmap_page_get_locked(s, idx);
+		if (p) {
+			write_lock(&s->publish_lock);
+			xa_erase(&s->pages, idx);
+			write_unlock(&s->publish_lock);
+			cowmap_zap(s, idx);
+			base = (struct page *)page_private(p);
+			set_page_private(p, 0);
+			unlock_page(p);
+			put_page(p);	/* the xarray's reference */
+			put_page(p);	/* ours */
+			__free_page(base);
+			cowmap_session_uncharge(s, 1);
+			n++;
+		}
+		if (idx == last)
+			break;
+		idx++;
+		cond_resched();
+	}
+	mutex_unlock(&s->lock);
+	return n;
+}
+
+static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+{
+	struct cowmap_range r;
+	pgoff_t first = 0, last = ULONG_MAX;
+	long err;
+
+	err = copy_in(&r, sizeof(r), cmd, arg);
+	if (err)
+		return err;
+	if (!bound(s))
+		return -ENODEV;
+	if (r.flags & ~COWMAP_RANGE_FLAGS || r.reserved0 ||
+	    !zeroed(r.reserved, sizeof(r.reserved)))
+		return -EINVAL;
+	if (!(r.flags & COWMAP_RANGE_ALL)) {
+		if (!r.length || !PAGE_ALIGNED(r.offset) || !PAGE_ALIGNED(r.length) ||
+		    r.offset + r.length < r.offset)
+			return -EINVAL;
+		first = r.offset >> PAGE_SHIFT;
+		last = ((r.offset + r.length) >> PAGE_SHIFT) - 1;
+	}
+	r.pages = cowmap_session_discard(s, first, last);
+	return copy_out(arg, cmd, &r, sizeof(r));
+}
+
+long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
+			  void __user *arg)
+{
+	static const struct {
+		unsigned int cmd;
+		long (*fn)(struct cowmap_session *s, unsigned int cmd,
+			   void __user *arg);
+	} table[] = {
+		{ COWMAP_IOC_BIND, do_bind },
+		{ COWMAP_IOC_INFO, do_info },
+		{ COWMAP_IOC_DIFF, do_diff },
+		{ COWMAP_IOC_DRAIN, do_drain },
+		{ COWMAP_IOC_DISCARD, do_discard },
+	};
+	unsigned int i;
+
+	/*
+	 * Match type, number and direction; the size may differ (older or
+	 * newer callers), within the first version's size at least.
+	 */
+	for (i = 0; i < ARRAY_SIZE(table); i++) {
+		unsigned int want = table[i].cmd;
+
+		if (_IOC_TYPE(cmd) != _IOC_TYPE(want) || _IOC_NR(cmd) != _IOC_NR(want) ||
+		    _IOC_DIR(cmd) != _IOC_DIR(want))
+			continue;
+		if (_IOC_SIZE(cmd) < _IOC_SIZE(want))
+			return -EINVAL;
+		return table[i].fn(s, cmd, arg);
+	}
+	return -ENOTTY;
+}
