@@ -368,6 +368,7 @@ static const struct vm_operations_struct cowmap_vm_ops = {
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct cowmap_session *s = file->private_data;
+	/* Pairs with the release in do_bind(): the session is fully set up. */
 	struct file *ro = smp_load_acquire(&s->ro);
 
 	if (!ro)

@@ -336,6 +336,7 @@ err_put_file:
 
 static struct file *bound(struct cowmap_session *s)
 {
+	/* Pairs with the release in do_bind(). */
 	return smp_load_acquire(&s->ro);
 }
 

@@ -26,6 +26,7 @@
 
 #include <linux/types.h>
 #include <linux/ioctl.h>
+#include <linux/const.h>
 
 #define COWMAP_DEVICE_NAME	"cowmap"
 #define COWMAP_DEVICE_PATH	"/dev/cowmap"
@@ -48,10 +49,10 @@
 #define COWMAP_IOC_MAGIC	0xC7
 
 /* Features reported by COWMAP_IOC_VERSION. */
-#define COWMAP_FEAT_LOG_FD	(1ULL << 0)	/* bind with a log fd, final drain */
-#define COWMAP_FEAT_DIFF	(1ULL << 1)	/* COWMAP_IOC_DIFF */
-#define COWMAP_FEAT_DISCARD	(1ULL << 2)	/* COWMAP_IOC_DISCARD */
-#define COWMAP_FEAT_NETLINK	(1ULL << 3)	/* generic netlink family */
+#define COWMAP_FEAT_LOG_FD	_BITULL(0)	/* bind with a log fd, final drain */
+#define COWMAP_FEAT_DIFF	_BITULL(1)	/* COWMAP_IOC_DIFF */
+#define COWMAP_FEAT_DISCARD	_BITULL(2)	/* COWMAP_IOC_DISCARD */
+#define COWMAP_FEAT_NETLINK	_BITULL(3)	/* generic netlink family */
 
 /**
  * struct cowmap_version - COWMAP_IOC_VERSION (out)
@@ -74,12 +75,12 @@ struct cowmap_version {
 };
 
 /* Bind flags. */
-#define COWMAP_BIND_LOG		(1U << 0)	/* @log_fd is valid */
+#define COWMAP_BIND_LOG		_BITUL(0)	/* @log_fd is valid */
 #define COWMAP_BIND_FLAGS	(COWMAP_BIND_LOG)
 
 #define COWMAP_RING_DEFAULT	1024	/* events */
 #define COWMAP_RING_MIN		16
-#define COWMAP_RING_MAX		(1U << 20)
+#define COWMAP_RING_MAX		_BITUL(20)
 
 /**
  * struct cowmap_bind - COWMAP_IOC_BIND (in/out)
@@ -204,7 +205,7 @@ struct cowmap_diff {
 #define COWMAP_DIFF_MIN_BUF	(3U * 65536U)
 
 /* Drain flags. */
-#define COWMAP_DRAIN_FD		(1U << 0)	/* use @log_fd, not the bound log */
+#define COWMAP_DRAIN_FD		_BITUL(0)	/* use @log_fd, not the bound log */
 #define COWMAP_DRAIN_FLAGS	(COWMAP_DRAIN_FD)
 
 /**
@@ -239,7 +240,7 @@ struct cowmap_drain {
 };
 
 /* Range flags. */
-#define COWMAP_RANGE_ALL	(1U << 0)	/* ignore @offset and @length */
+#define COWMAP_RANGE_ALL	_BITUL(0)	/* ignore @offset and @length */
 #define COWMAP_RANGE_FLAGS	(COWMAP_RANGE_ALL)
 
 /**
@@ -337,7 +338,7 @@ struct cowmap_event {
 #define COWMAP_LOG_VERSION	1
 #define COWMAP_LOG_REC_MAGIC	0x52504d43U	/* "CMPR" read as LE bytes */
 #define COWMAP_LOG_PATH_MAX	4096
-#define COWMAP_LOG_REC_MAX	(1U << 30)	/* max @length of one record */
+#define COWMAP_LOG_REC_MAX	_BITUL(30)	/* max @length of one record */
 
 /**
  * struct cowmap_log_header - first bytes of a log (96 bytes + path)
@@ -441,6 +442,7 @@ enum cowmap_cmd {
 
 	__COWMAP_CMD_MAX
 };
+
 #define COWMAP_CMD_MAX (__COWMAP_CMD_MAX - 1)
 
 /* Top-level attributes. */
@@ -456,6 +458,7 @@ enum cowmap_attr {
 
 	__COWMAP_A_MAX
 };
+
 #define COWMAP_A_MAX (__COWMAP_A_MAX - 1)
 
 enum cowmap_config_attr {
@@ -466,6 +469,7 @@ enum cowmap_config_attr {
 
 	__COWMAP_CONFIG_A_MAX
 };
+
 #define COWMAP_CONFIG_A_MAX (__COWMAP_CONFIG_A_MAX - 1)
 
 enum cowmap_stats_attr {
@@ -481,6 +485,7 @@ enum cowmap_stats_attr {
 
 	__COWMAP_STATS_A_MAX
 };
+
 #define COWMAP_STATS_A_MAX (__COWMAP_STATS_A_MAX - 1)
 
 enum cowmap_session_attr {
@@ -501,6 +506,7 @@ enum cowmap_session_attr {
 
 	__COWMAP_SESSION_A_MAX
 };
+
 #define COWMAP_SESSION_A_MAX (__COWMAP_SESSION_A_MAX - 1)
 
 #endif /* _UAPI_LINUX_COWMAP_H */
