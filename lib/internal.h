@@ -118,9 +118,8 @@ struct journal_target {
  * returns COWMAP_RECOVER_* or -errno. */
 int journal_lock_and_recover(const char *path, int fd, bool can_write,
 			     unsigned int flags);
-/* Begin a journal: at @jpath (durable, in place) or, if @jpath is NULL,
- * an anonymous one in @dir (merges into a new output file). */
-int journal_begin(struct journal **jp, const char *jpath, const char *dir,
+/* Begin a journal at @jpath (which must not exist). */
+int journal_begin(struct journal **jp, const char *jpath,
 		  const struct journal_target *t);
 int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
 		const uint8_t *oldb, uint32_t len);
@@ -133,6 +132,8 @@ int journal_apply(struct journal *j);
 int journal_finish(struct journal *j);
 /* Abort: remove an uncommitted journal, free it. */
 void journal_abort(struct journal *j);
+/* Free, leaving the journal file for recovery. */
+void journal_release(struct journal *j);
 
 /* merge.c: used by session.c */
 int merge_set_identity(struct cowmap_merge *m, uint64_t dev, uint64_t ino);

@@ -80,7 +80,7 @@ struct cowmap_version {
 
 #define COWMAP_RING_DEFAULT	1024	/* events */
 #define COWMAP_RING_MIN		16
-#define COWMAP_RING_MAX		_BITUL(20)
+#define COWMAP_RING_MAX		1048576U
 
 /**
  * struct cowmap_bind - COWMAP_IOC_BIND (in/out)
@@ -338,7 +338,7 @@ struct cowmap_event {
 #define COWMAP_LOG_VERSION	1
 #define COWMAP_LOG_REC_MAGIC	0x52504d43U	/* "CMPR" read as LE bytes */
 #define COWMAP_LOG_PATH_MAX	4096
-#define COWMAP_LOG_REC_MAX	_BITUL(30)	/* max @length of one record */
+#define COWMAP_LOG_REC_MAX	0x40000000U	/* max @length of one record */
 
 /**
  * struct cowmap_log_header - first bytes of a log (96 bytes + path)
