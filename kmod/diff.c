@@ -249,6 +249,7 @@ struct drain_batch {
 	void *snaps;
 	struct page *bases[DRAIN_BATCH];
 	unsigned long idx[DRAIN_BATCH];
+	unsigned int max;		/* pages per batch */
 	unsigned int n;
 	size_t used;
 	u32 records;
@@ -306,9 +307,18 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
 		return -ENOMEM;
-	b->out = kvmalloc(DRAIN_BATCH * COWMAP_PAGE_RECS_MAX, GFP_KERNEL_ACCOUNT);
-	b->snaps = kvmalloc(DRAIN_BATCH * PAGE_SIZE, GFP_KERNEL_ACCOUNT);
-	if (!b->out || !b->snaps) {
+	/* Under memory pressure, fall back to one page per write. */
+	for (b->max = DRAIN_BATCH; b->max; b->max /= DRAIN_BATCH) {
+		b->out = kvmalloc(b->max * COWMAP_PAGE_RECS_MAX, GFP_KERNEL_ACCOUNT);
+		b->snaps = kvmalloc(b->max * PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+		if (b->out && b->snaps)
+			break;
+		kvfree(b->out);
+		kvfree(b->snaps);
+		b->out = NULL;
+		b->snaps = NULL;
+	}
+	if (!b->max) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -324,7 +334,7 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 						&b->records);
 			b->bases[b->n] = base;
 			b->idx[b->n++] = idx;
-			if (b->n == DRAIN_BATCH) {
+			if (b->n == b->max) {
 				err = flush_batch(s, log, b, seq, st);
 				if (err)
 					goto out_free;

@@ -11,6 +11,7 @@
 #include <linux/namei.h>
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
+#include <linux/delay.h>
 #include <linux/sched/signal.h>
 
 #include "cowmap.h"
@@ -128,23 +129,37 @@ u64 cowmap_session_mapped_bytes(struct cowmap_session *s)
 	return bytes;
 }
 
-/* The final drain runs on a workqueue: no signal can cut its writes short. */
+/*
+ * The final drain runs on a workqueue, where no signal can cut its writes
+ * short (a killed task may take a second SIGKILL while it exits), and is
+ * retried when memory is short: the changes exist nowhere else.
+ */
 struct final_drain {
 	struct work_struct work;
 	struct cowmap_session *s;
+	struct file *log;
 	int err;
 };
 
 static void final_drain_fn(struct work_struct *work)
 {
 	struct final_drain *fd = container_of(work, struct final_drain, work);
+	struct cowmap_session *s = fd->s;
 	struct cowmap_drain out = {};
+	int tries = 0;
 
-	fd->err = cowmap_drain(fd->s, fd->s->log, &fd->s->log_seq, &out);
+	mutex_lock(&s->lock);
+	do {
+		if (tries)
+			msleep(20);
+		fd->err = cowmap_drain(s, fd->log, &s->log_seq, &out);
+	} while (fd->err == -ENOMEM && ++tries < 50);
+	mutex_unlock(&s->lock);
 }
 
 void cowmap_session_release(struct cowmap_session *s)
 {
+	struct final_drain fd = { .s = s };
 	bool listed;
 
 	mutex_lock(&cowmap_sessions_lock);
@@ -156,22 +171,23 @@ void cowmap_session_release(struct cowmap_session *s)
 	if (listed)
 		cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_DEL);
 
+	/* No VMA is left (each pins the file): nothing can change any more. */
 	mutex_lock(&s->lock);
-	if (s->log) {
-		struct final_drain fd = { .s = s };
+	s->dead = true;
+	fd.log = s->log;
+	s->log = NULL;
+	mutex_unlock(&s->lock);
 
+	if (fd.log) {
 		INIT_WORK_ONSTACK(&fd.work, final_drain_fn);
 		queue_work(system_unbound_wq, &fd.work);
 		flush_work(&fd.work);
 		destroy_work_on_stack(&fd.work);
 		if (fd.err)
-			pr_warn_ratelimited("session %llu: final drain failed: %d\n",
+			pr_warn_ratelimited("session %llu: final drain to the log failed (%d): undrained changes are lost\n",
 					    s->id, fd.err);
-		fput(s->log);
-		s->log = NULL;
+		fput(fd.log);
 	}
-	s->dead = true;
-	mutex_unlock(&s->lock);
 	cowmap_session_put(s);
 }
 
