@@ -131,8 +131,13 @@ static int cow_locked(struct cowmap_session *s, pgoff_t idx, struct page *src,
 		return xa_err(old);
 	}
 
-	/* Zap backing PTEs of @idx in every VMA of the file, ours included. */
-	cowmap_zap(s, idx);
+	/*
+	 * Zap backing PTEs of @idx in every VMA of the file, ours included.
+	 * Installing one takes the folio lock we hold, so an unmapped folio
+	 * stays unmapped and needs no zap (the first write without a read).
+	 */
+	if (folio_mapped(page_folio(src)))
+		cowmap_zap(s, idx);
 
 	atomic64_inc(&s->cow_faults);
 	atomic64_inc(&cowmap_stats.cow_faults);
