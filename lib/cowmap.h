@@ -739,6 +739,272 @@ int cowmap_commit(struct cowmap_session *s, unsigned int flags,
  */
 void cowmap_session_close(struct cowmap_session *s);
 
+/* ------------------------------------------------------------------------
+ * Generic netlink: configuration, statistics, sessions, notifications
+ *
+ * A struct cowmap_nl is one netlink socket talking to the "cowmap" family
+ * of the loaded module.  Requests are synchronous.  Refusals return the
+ * kernel's -errno, and cowmap_errmsg() carries the kernel's own reason (the
+ * extack message) after what was asked: "discard session 7: Operation not
+ * permitted: not the session's owner (needs CAP_SYS_ADMIN)".
+ *
+ * Every structure below has a @present mask: bit (1ULL << attribute) is
+ * set for each attribute the kernel sent (COWMAP_SESSION_A_*,
+ * COWMAP_STATS_A_*, COWMAP_CONFIG_A_*); fields of attributes an older
+ * module does not send stay 0.  Attributes a newer module sends that this
+ * library does not know are skipped.
+ * ------------------------------------------------------------------------
+ */
+
+struct cowmap_nl;
+
+/**
+ * struct cowmap_nl_config - module configuration (COWMAP_A_CONFIG)
+ * @present: get: bits (1 << COWMAP_CONFIG_A_*) received; set: the
+ *	attributes to change (others keep their value).
+ * @reserved0: zero.
+ * @max_session_pages: per-session cap on private pages, 0 = none.
+ * @max_total_pages: global cap on private pages, 0 = none.
+ * @reserved: zero.
+ */
+struct cowmap_nl_config {
+	uint32_t present;
+	uint32_t reserved0;
+	uint64_t max_session_pages;
+	uint64_t max_total_pages;
+	uint64_t reserved[6];
+};
+
+#define COWMAP_NL_HAS(s, attr)	(!!((s)->present & (1ULL << (attr))))
+
+/**
+ * struct cowmap_nl_stats - global statistics (COWMAP_A_STATS)
+ * @present: bits (1ULL << COWMAP_STATS_A_*) received.
+ * @sessions: sessions open.
+ * @private_pages: private pages now.
+ * @cow_faults: copies made since the module was loaded.
+ * @read_faults: read faults served.
+ * @events_lost: events overwritten before they were read.
+ * @cap_hits: writes refused by a cap.
+ * @drained_bytes: log bytes written by drains.
+ * @reserved: zero.
+ */
+struct cowmap_nl_stats {
+	uint64_t present;
+	uint64_t sessions;
+	uint64_t private_pages;
+	uint64_t cow_faults;
+	uint64_t read_faults;
+	uint64_t events_lost;
+	uint64_t cap_hits;
+	uint64_t drained_bytes;
+	uint64_t reserved[8];
+};
+
+/**
+ * struct cowmap_nl_session - one session (COWMAP_A_SESSION)
+ * @present: bits (1ULL << COWMAP_SESSION_A_*) received.
+ * @id: session id.
+ * @dev: backing file's st_dev.
+ * @ino: backing file's st_ino.
+ * @mapped_bytes: bytes mapped through the session now.
+ * @private_pages: pages the session has copied.
+ * @events: events produced since bind.
+ * @events_lost: events overwritten before they were read.
+ * @bind_time_ns: CLOCK_REALTIME at bind.
+ * @pid: process that bound the session.
+ * @uid: its owner.
+ * @comm: command name of @pid, NUL-terminated.
+ * @path: the backing file's path, NUL-terminated (cut if longer).
+ * @reserved: zero.
+ */
+struct cowmap_nl_session {
+	uint64_t present;
+	uint64_t id;
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t mapped_bytes;
+	uint64_t private_pages;
+	uint64_t events;
+	uint64_t events_lost;
+	uint64_t bind_time_ns;
+	uint32_t pid;
+	uint32_t uid;
+	char comm[24];
+	char path[COWMAP_LOG_PATH_MAX];
+	uint64_t reserved[8];
+};
+
+/**
+ * struct cowmap_nl_event - one notification of the "events" group
+ * @cmd: COWMAP_CMD_SESSION_NEW, _SESSION_DEL, _CAP_REACHED or
+ *	_RING_OVERFLOW (or a newer command this library does not know).
+ * @reserved0: zero.
+ * @session_id: the session concerned (all notifications).
+ * @offset: file offset of the page (CAP_REACHED, RING_OVERFLOW).
+ * @session: the session (SESSION_NEW, SESSION_DEL); @session.present is 0
+ *	for the other notifications.
+ * @reserved: zero.
+ */
+struct cowmap_nl_event {
+	uint32_t cmd;
+	uint32_t reserved0;
+	uint64_t session_id;
+	uint64_t offset;
+	struct cowmap_nl_session session;
+	uint64_t reserved[4];
+};
+
+/**
+ * cowmap_nl_open() - connect to the module's generic netlink family
+ * @flags: 0.
+ * @nlp: (out) the handle.
+ *
+ * Opens a NETLINK_GENERIC socket (close-on-exec, extended acks on) and
+ * resolves the "cowmap" family and its multicast groups through nlctrl.
+ *
+ * Return: 0; -ENOENT if the family is not registered (module not loaded);
+ * -EINVAL (flags); -errno of socket(2), bind(2), sendmsg(2), recvmsg(2).
+ */
+int cowmap_nl_open(unsigned int flags, struct cowmap_nl **nlp);
+
+/**
+ * cowmap_nl_close() - close a handle
+ * @nl: the handle, or NULL.
+ */
+void cowmap_nl_close(struct cowmap_nl *nl);
+
+/**
+ * cowmap_nl_fd() - the handle's socket, for poll(2)
+ * @nl: the handle.
+ *
+ * Return: the fd, or -EINVAL.
+ */
+int cowmap_nl_fd(const struct cowmap_nl *nl);
+
+/**
+ * cowmap_nl_family_version() - the family version the module registered
+ * @nl: the handle.
+ *
+ * Return: COWMAP_GENL_VERSION of the module (>= 1), or 0 if @nl is NULL.
+ */
+uint32_t cowmap_nl_family_version(const struct cowmap_nl *nl);
+
+/**
+ * cowmap_nl_get_config() - COWMAP_CMD_GET_CONFIG
+ * @nl: the handle.
+ * @cfg: (out) the configuration.
+ *
+ * Return: 0 or -errno.
+ */
+int cowmap_nl_get_config(struct cowmap_nl *nl, struct cowmap_nl_config *cfg);
+
+/**
+ * cowmap_nl_set_config() - COWMAP_CMD_SET_CONFIG (CAP_NET_ADMIN)
+ * @nl: the handle.
+ * @cfg: the values to set; @cfg->present says which (COWMAP_CONFIG_A_*
+ *	bits), at least one.
+ *
+ * Return: 0; -EPERM without CAP_NET_ADMIN; -EINVAL (nothing to set,
+ * unknown bits, non-zero reserved fields); -errno.
+ */
+int cowmap_nl_set_config(struct cowmap_nl *nl, const struct cowmap_nl_config *cfg);
+
+/**
+ * cowmap_nl_get_stats() - COWMAP_CMD_GET_STATS
+ * @nl: the handle.
+ * @st: (out) the statistics.
+ *
+ * Return: 0 or -errno.
+ */
+int cowmap_nl_get_stats(struct cowmap_nl *nl, struct cowmap_nl_stats *st);
+
+/**
+ * cowmap_nl_list_sessions() - dump the sessions the caller may see
+ * @nl: the handle.
+ * @listp: (out) an array of sessions in id order, or NULL if there are
+ *	none; release it with free(3).
+ * @np: (out) its length.
+ *
+ * Other users' sessions are listed only for CAP_SYS_ADMIN.  When the set
+ * of sessions changes during the dump (NLM_F_DUMP_INTR), the dump is
+ * started again, so the list is a consistent snapshot.
+ *
+ * Return: 0; -EAGAIN if the set kept changing over many attempts; -errno.
+ */
+int cowmap_nl_list_sessions(struct cowmap_nl *nl, struct cowmap_nl_session **listp,
+			    size_t *np);
+
+/**
+ * cowmap_nl_get_session() - COWMAP_CMD_GET_SESSION of one session
+ * @nl: the handle.
+ * @id: the session id.
+ * @s: (out) the session.
+ *
+ * Return: 0; -ENOENT (no such session); -EPERM (another user's, without
+ * CAP_SYS_ADMIN); -errno.
+ */
+int cowmap_nl_get_session(struct cowmap_nl *nl, uint64_t id,
+			  struct cowmap_nl_session *s);
+
+/**
+ * cowmap_nl_discard() - COWMAP_CMD_DISCARD: drop a session's private pages
+ * @nl: the handle.
+ * @id: the session id.
+ *
+ * Changes not drained are lost; the session's mappings show the file.
+ *
+ * Return: 0; -ENOENT; -EPERM (not the owner, without CAP_SYS_ADMIN); -errno.
+ */
+int cowmap_nl_discard(struct cowmap_nl *nl, uint64_t id);
+
+/**
+ * cowmap_nl_drain() - COWMAP_CMD_DRAIN: append a session's changes to a log
+ * @nl: the handle.
+ * @id: the session id.
+ * @log_fd: a regular file open for writing in the calling process (empty:
+ *	the kernel writes the log header first), or -1 for the log the
+ *	session was bound with.
+ *
+ * Return: 0; -ENOENT; -EPERM; -EBADFD (no log bound and @log_fd is -1);
+ * -ENOTEMPTY, -EINVAL, -EBADF (@log_fd unusable); -errno of the write.
+ */
+int cowmap_nl_drain(struct cowmap_nl *nl, uint64_t id, int log_fd);
+
+/**
+ * cowmap_nl_subscribe() - receive the "events" multicast group
+ * @nl: the handle; use it for notifications only from now on (replies to
+ *	requests and notifications would interleave: requests made on it
+ *	drop the notifications that arrive meanwhile).
+ *
+ * Return: 0; -ENOENT if the module has no such group; -errno of
+ * setsockopt(2).
+ */
+int cowmap_nl_subscribe(struct cowmap_nl *nl);
+
+/**
+ * cowmap_nl_next_event() - wait for the next notification
+ * @nl: a subscribed handle.
+ * @ev: (out) the notification.
+ * @timeout_ms: milliseconds to wait, -1 for ever, 0 to poll.
+ *
+ * Return: 1 with @ev filled in; 0 on timeout; -ENOBUFS if notifications
+ * were lost because the socket's buffer overflowed (reading may go on);
+ * -EINTR if a signal arrived; -EPROTO if the kernel sent a malformed
+ * message; -errno.
+ */
+int cowmap_nl_next_event(struct cowmap_nl *nl, struct cowmap_nl_event *ev,
+			 int timeout_ms);
+
+/**
+ * cowmap_nl_cmd_name() - name of a cowmap netlink command
+ * @cmd: enum cowmap_cmd.
+ *
+ * Return: a static lowercase name ("session-new", "cap-reached", ...), or
+ * "unknown".
+ */
+const char *cowmap_nl_cmd_name(uint32_t cmd);
+
 #ifdef __cplusplus
 }
 #endif
