@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers of the VM scripts; sourced, not run.
+# shellcheck shell=bash
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$VM_DIR/../.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+COWMAP_CACHE=${COWMAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cowmap}
+LINUX_SOURCE_TARBALL=${LINUX_SOURCE_TARBALL:-/usr/src/linux-source-6.1.tar.xz}
+
+die() {
+	echo "${0##*/}: $*" >&2
+	exit 1
+}
+
+note() {
+	echo "${0##*/}: $*" >&2
+}
+
+# Version of the linux-source-6.1 package (part of cache keys).
+linux_source_version() {
+	[ -f "$LINUX_SOURCE_TARBALL" ] ||
+		die "$LINUX_SOURCE_TARBALL missing: run 'make deps' (package linux-source-6.1)"
+	dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null ||
+		stat -c '%s-%Y' "$LINUX_SOURCE_TARBALL"
+}
+
+# The directory holding the kselftest headers extracted from linux-source.
+ksft_dir() {
+	echo "$BUILD/ksft"
+}
+
+# Extract the kselftest harness headers into $BUILD/ksft (once per source
+# version).
+extract_ksft() {
+	local dir ver
+	dir=$(ksft_dir)
+	ver=$(linux_source_version)
+	if [ -f "$dir/kselftest_harness.h" ] && [ "$(cat "$dir/.version" 2>/dev/null)" = "$ver" ]; then
+		return 0
+	fi
+	rm -rf "$dir.tmp"
+	mkdir -p "$dir.tmp"
+	tar -xJf "$LINUX_SOURCE_TARBALL" -C "$dir.tmp" --strip-components=4 \
+		linux-source-6.1/tools/testing/selftests/kselftest_harness.h \
+		linux-source-6.1/tools/testing/selftests/kselftest.h ||
+		die "cannot extract the kselftest headers from $LINUX_SOURCE_TARBALL"
+	echo "$ver" >"$dir.tmp/.version"
+	rm -rf "$dir"
+	mv "$dir.tmp" "$dir"
+}
+
+# Resolve KVER (6.1, 6.12 or debug) into:
+#   KIMAGE   the bzImage to boot
+#   KDIR     the kernel build tree to build the module against
+#   KMODDIR  /lib/modules/<release> of a Debian kernel (empty for debug)
+#   KRELEASE the kernel release string
+resolve_kernel() {
+	local kver=$1 img
+	KMODDIR=
+	case $kver in
+	6.1)
+		img=$(find /boot -maxdepth 1 -name 'vmlinuz-6.1.0-*-amd64' | sort -V | tail -n1)
+		;;
+	6.12)
+		img=$(find /boot -maxdepth 1 -name 'vmlinuz-6.12.*+deb12-amd64' | sort -V | tail -n1)
+		;;
+	debug)
+		KDIR=$("$VM_DIR/build-debug-kernel.sh") || die "debug kernel build failed"
+		KIMAGE=$KDIR/arch/x86/boot/bzImage
+		KRELEASE=$(cat "$KDIR/include/config/kernel.release")
+		return 0
+		;;
+	*)
+		die "unknown kernel '$kver' (use 6.1, 6.12 or debug)"
+		;;
+	esac
+	[ -n "$img" ] || die "no Debian $kver kernel in /boot: run 'make deps'"
+	[ -r "$img" ] || die "$img is not readable"
+	# shellcheck disable=SC2034 # for the caller
+	KIMAGE=$img
+	KRELEASE=${img#/boot/vmlinuz-}
+	KDIR=/usr/src/linux-headers-$KRELEASE
+	KMODDIR=/lib/modules/$KRELEASE
+	[ -d "$KDIR" ] || die "$KDIR missing: install linux-headers-$KRELEASE ('make deps')"
+	[ -f "$KMODDIR/modules.dep" ] || die "$KMODDIR/modules.dep missing: reinstall linux-image-$KRELEASE"
+}
+
+# Build cowmap.ko for the resolved kernel in $BUILD/kmod-<kver>, with W=1;
+# any compiler warning fails.  Sets KO.
+build_module() {
+	local kver=$1 dir log
+	dir=$BUILD/kmod-$kver
+	log=$dir.log
+	mkdir -p "$dir"
+	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
+		--exclude='*.mod' --exclude='*.mod.c' --exclude='Module.symvers' \
+		--exclude='modules.order' "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$dir/" ||
+		die "cannot copy the module sources to $dir"
+	if ! make -C "$KDIR" M="$dir" W=1 modules >"$log" 2>&1; then
+		cat "$log" >&2
+		die "module build for $kver failed (KDIR=$KDIR)"
+	fi
+	if grep -E '(warning|error):' "$log" >&2; then
+		die "module build for $kver has compiler warnings (see above; full log $log)"
+	fi
+	KO=$dir/cowmap.ko
+	[ -f "$KO" ] || die "no $KO after the build"
+}
+
+# Build libcowmap, the CLI (when their sources exist) and the selftests.
+build_userspace() {
+	if compgen -G "$TOP/lib/*.c" >/dev/null; then
+		make -s -C "$TOP" BUILD="$BUILD" lib || die "building libcowmap failed"
+	fi
+	if compgen -G "$TOP/cli/*.c" >/dev/null; then
+		make -s -C "$TOP" BUILD="$BUILD" cli || die "building the CLI failed"
+	fi
+	make -s -C "$TOP/selftests" BUILD="$BUILD" TOP="$TOP" ||
+		die "building the selftests failed"
+}
+
+# Kernel console lines that fail a run.  The console (ttyS0) carries only
+# kernel messages and /init's own lines, never the payload's output.
+KERNEL_ERROR_RE='-----------\[ cut here \]|WARNING:|BUG:|Oops|general protection fault|Kernel panic|kernel BUG at|KASAN|UBSAN|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|possible irq lock inversion|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|lockdep|suspected memory leak|unreferenced object|leak detector disabled|blocked for more than|self-detected stall|detected stalls|list_add corruption|list_del corruption|refcount_t:|Unable to handle|invalid opcode|stack-protector|double fault|cowmap-vm: FATAL'
+
+# vm_boot KVER INITRD DIR: boot the resolved kernel with INITRD, scratch
+# disks and logs in DIR (console.log: ttyS0, output.log: ttyS1), streaming
+# the payload's output to stdout.  Sets VM_STATUS (payload exit status) and
+# VM_PASS/VM_FAIL/VM_SKIP/VM_LEAKS from the result line.  Returns 0 if the
+# VM ran cleanly (result line present, no kernel error, no timeout); else
+# prints why and the console's tail and returns 1.
+vm_boot() {
+	local kver=$1 initrd=$2 dir=$3 mem timeout cmdline rc qpid tailpid line problems=()
+	# shellcheck disable=SC2034 # results for the caller
+	VM_STATUS='' VM_PASS=0 VM_FAIL=0 VM_SKIP=0 VM_LEAKS=0
+	mkdir -p "$dir"
+	rm -f "$dir"/console.log "$dir"/output.log "$dir"/*.img
+
+	mem=2G
+	timeout=${COWMAP_VM_TIMEOUT:-1200}
+	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1 rdinit=/init"
+	if [ "$kver" = debug ]; then
+		mem=4G
+		timeout=${COWMAP_VM_TIMEOUT:-2400}
+		cmdline="$cmdline kmemleak=on"
+	fi
+	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
+
+	PATH=$PATH:/sbin:/usr/sbin
+	truncate -s "${COWMAP_SCRATCH_SIZE:-4G}" "$dir/ext4.img"
+	truncate -s 1G "$dir/xfs.img" "$dir/btrfs.img"
+	mkfs.ext4 -q -F -L cowmap-ext4 "$dir/ext4.img" || die "mkfs.ext4 failed"
+	mkfs.xfs -q -f -L cowmap-xfs "$dir/xfs.img" || die "mkfs.xfs failed"
+	mkfs.btrfs -q -f -L cowmap-btrfs "$dir/btrfs.img" >/dev/null || die "mkfs.btrfs failed"
+
+	: >"$dir/console.log"
+	: >"$dir/output.log"
+	timeout -k 10 "$timeout" qemu-system-x86_64 \
+		-accel tcg -cpu max -smp 2 -m "$mem" \
+		-nographic -no-reboot -nodefaults -monitor none \
+		-kernel "$KIMAGE" -initrd "$initrd" -append "$cmdline" \
+		-serial "file:$dir/console.log" -serial "file:$dir/output.log" \
+		-drive "file=$dir/ext4.img,if=virtio,format=raw,cache=unsafe" \
+		-drive "file=$dir/xfs.img,if=virtio,format=raw,cache=unsafe" \
+		-drive "file=$dir/btrfs.img,if=virtio,format=raw,cache=unsafe" \
+		</dev/null >"$dir/qemu.log" 2>&1 &
+	qpid=$!
+	if [ "${COWMAP_VM_QUIET:-0}" = 1 ]; then
+		tailpid=
+	else
+		tail -n +1 -F --pid="$qpid" "$dir/output.log" 2>/dev/null | tr -d '\r' &
+		tailpid=$!
+	fi
+	rc=0
+	wait "$qpid" || rc=$?
+	[ -n "$tailpid" ] && wait "$tailpid"
+	rm -f "$dir"/*.img
+	tr -d '\r' <"$dir/console.log" >"$dir/console.log.tmp" && mv "$dir/console.log.tmp" "$dir/console.log"
+	tr -d '\r' <"$dir/output.log" >"$dir/output.log.tmp" && mv "$dir/output.log.tmp" "$dir/output.log"
+
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		problems+=("timed out after ${timeout}s (COWMAP_VM_TIMEOUT)")
+	elif [ "$rc" != 0 ]; then
+		problems+=("qemu exited with status $rc: $(tail -n 5 "$dir/qemu.log")")
+	fi
+	line=$(grep -a '^COWMAP-RESULT: ' "$dir/output.log" | tail -n1 || true)
+	if [ -z "$line" ]; then
+		problems+=("no result line from the guest")
+	else
+		VM_STATUS=$(sed -nE 's/.* status=([0-9]+).*/\1/p' <<<"$line")
+		# shellcheck disable=SC2034 # results for the caller
+		VM_PASS=$(sed -nE 's/.* pass=([0-9]+).*/\1/p' <<<"$line")
+		# shellcheck disable=SC2034
+		VM_FAIL=$(sed -nE 's/.* fail=([0-9]+).*/\1/p' <<<"$line")
+		# shellcheck disable=SC2034
+		VM_SKIP=$(sed -nE 's/.* skip=([0-9]+).*/\1/p' <<<"$line")
+		VM_LEAKS=$(sed -nE 's/.* kmemleak=([0-9]+).*/\1/p' <<<"$line")
+		[ -n "$VM_STATUS" ] || problems+=("malformed result line: $line")
+		[ "${VM_LEAKS:-0}" = 0 ] || problems+=("kmemleak: $VM_LEAKS suspected leaks")
+	fi
+	if grep -aEn -- "$KERNEL_ERROR_RE" "$dir/console.log" >"$dir/errors.log"; then
+		problems+=("kernel errors on the console:")
+	fi
+	if [ ${#problems[@]} -eq 0 ]; then
+		return 0
+	fi
+	{
+		echo "---- $kver: console (tail) ----"
+		tail -n "${COWMAP_VM_LOG_LINES:-120}" "$dir/console.log"
+		echo "---- $kver: VM FAILED ----"
+		printf '%s\n' "${problems[@]}"
+		if [ -s "$dir/errors.log" ]; then
+			head -n 40 "$dir/errors.log"
+		fi
+		echo "full logs: $dir/console.log $dir/output.log"
+	} >&2
+	return 1
+}

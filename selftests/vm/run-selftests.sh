@@ -1,0 +1,80 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Run the cowmap kselftests in QEMU (TCG) on each kernel.
+#
+# usage: run-selftests.sh [6.1|6.12|debug ...]     (default: all three)
+#
+# Per kernel: builds cowmap.ko against it (W=1, warnings fail), builds the
+# library, CLI and selftests, boots the VM with the module loaded and runs
+# every $BUILD/selftests/*_test, then unloads the module (rmmod must
+# succeed), loads and unloads it $COWMAP_LOAD_LOOPS (20) times and, on the
+# debug kernel, scans for kmemleak leaks.  A run fails on a failed test, a
+# missing result line, a timeout, or any kernel warning/oops/BUG/KASAN/
+# lockdep/kmemleak/hung-task report on the console.
+#
+# Prints "<kver>: N passed, N failed, N skipped" per kernel; the last line
+# is the total "N passed, N failed[, N skipped]".  Exit status 1 on any
+# failure.  Logs: $BUILD/vm/<kver>/{console,output}.log.
+#
+# Environment: COWMAP_VM_TIMEOUT (s, per boot), COWMAP_TEST_TIMEOUT (s, per
+# test binary), COWMAP_LOAD_LOOPS, COWMAP_VM_CMDLINE (extra kernel
+# parameters), COWMAP_CACHE (debug kernel cache).
+set -euo pipefail
+
+# shellcheck source=selftests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+kvers=("$@")
+[ ${#kvers[@]} -gt 0 ] || kvers=(6.1 6.12 debug)
+for k in "${kvers[@]}"; do
+	case $k in 6.1 | 6.12 | debug) ;; *) die "unknown kernel '$k' (use 6.1, 6.12 or debug)" ;; esac
+done
+
+build_userspace
+
+total_pass=0 total_fail=0 total_skip=0
+summary=()
+for kver in "${kvers[@]}"; do
+	start=$SECONDS
+	echo "==== selftests on $kver"
+	resolve_kernel "$kver"
+	build_module "$kver"
+	dir=$BUILD/vm/$kver
+	mkdir -p "$dir"
+	"$VM_DIR/mkinitramfs.sh" --out "$dir/initramfs.cpio" --ko "$KO" \
+		--release "$KRELEASE" ${KMODDIR:+--moddir "$KMODDIR"} \
+		--payload "/opt/cowmap/guest/selftests.sh"
+	ok=1
+	vm_boot "$kver" "$dir/initramfs.cpio" "$dir" || ok=0
+	# The host's own count of the TAP must match the guest's.
+	pass=$(grep -aE '^ok( |$)' "$dir/output.log" | grep -viEc '# *skip' || true)
+	skip=$(grep -aE '^ok( |$)' "$dir/output.log" | grep -iEc '# *skip' || true)
+	fail=$(grep -aEc '^not ok( |$)' "$dir/output.log" || true)
+	if [ "$ok" = 1 ]; then
+		if [ "$pass/$fail/$skip" != "$VM_PASS/$VM_FAIL/$VM_SKIP" ]; then
+			echo "$kver: the guest counted $VM_PASS/$VM_FAIL/$VM_SKIP (pass/fail/skip), the host read $pass/$fail/$skip: output lost" >&2
+			ok=0
+		elif [ "$VM_STATUS" != 0 ] && [ "$fail" = 0 ]; then
+			echo "$kver: the guest's test runner exited with status $VM_STATUS" >&2
+			ok=0
+		elif [ $((pass + fail + skip)) = 0 ]; then
+			echo "$kver: no test ran" >&2
+			ok=0
+		fi
+	fi
+	# A broken VM run counts as one more failure, whatever the TAP said.
+	[ "$ok" = 1 ] || fail=$((fail + 1))
+	line="$kver: $pass passed, $fail failed, $skip skipped ($((SECONDS - start)) s)"
+	echo "$line"
+	summary+=("$line")
+	total_pass=$((total_pass + pass))
+	total_fail=$((total_fail + fail))
+	total_skip=$((total_skip + skip))
+done
+
+echo "==== selftests summary"
+printf '%s\n' "${summary[@]}"
+line="$total_pass passed, $total_fail failed"
+[ "$total_skip" = 0 ] || line="$line, $total_skip skipped"
+echo "$line"
+[ "$total_fail" = 0 ]
