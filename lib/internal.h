@@ -135,7 +135,4 @@ void journal_abort(struct journal *j);
 /* Free, leaving the journal file for recovery. */
 void journal_release(struct journal *j);
 
-/* merge.c: used by session.c */
-int merge_set_identity(struct cowmap_merge *m, uint64_t dev, uint64_t ino);
-
 #endif /* COWMAP_INTERNAL_H */

@@ -151,6 +151,42 @@ static void set_torn(struct cowmap_log *log, uint64_t off, uint64_t seq,
 		(unsigned long long)seq);
 }
 
+/*
+ * A record that runs past the end of the file is a torn tail only if it
+ * is the last one.  If its length field was damaged instead, the record
+ * that should follow it is still there: look for a valid record with the
+ * next sequence number at any 8-byte boundary after @p.  Real torn
+ * appends cannot contain one (it would need a matching CRC32C); the CRC
+ * work is bounded so that crafted input stays linear.
+ */
+static uint64_t next_record_after(const struct cowmap_log *log, uint64_t p, uint64_t seq)
+{
+	const uint8_t *m = log->map;
+	uint64_t size = log->map_len, budget = 64ULL << 20;
+	int tries = 64;
+
+	for (uint64_t q = p + 8; q + LOG_REC_SIZE <= size && tries > 0; q += 8) {
+		const uint8_t *r = m + q;
+		uint32_t len;
+		uint64_t total;
+
+		if (get_le32(r + R_MAGIC) != COWMAP_LOG_REC_MAGIC ||
+		    get_le64(r + R_SEQ) != seq + 1 || get_le32(r + R_FLAGS))
+			continue;
+		len = get_le32(r + R_LENGTH);
+		if (!len || len > COWMAP_LOG_REC_MAX)
+			continue;
+		total = COWMAP_LOG_REC_SIZE(len);
+		if (total > size - q || total > budget)
+			continue;
+		tries--;
+		budget -= total;
+		if (log_rec_crc(r, total) == get_le32(r + R_CRC))
+			return q;
+	}
+	return 0;
+}
+
 static int validate_records(struct cowmap_log *log)
 {
 	const uint8_t *m = log->map;
@@ -187,6 +223,13 @@ static int validate_records(struct cowmap_log *log)
 				   (unsigned long long)seq, len, COWMAP_LOG_REC_MAX);
 		total = COWMAP_LOG_REC_SIZE(len);
 		if (total > rem) {
+			uint64_t q = next_record_after(log, p, seq);
+
+			if (q)
+				return BAD(log, p + R_LENGTH, "record %llu: length %u runs past the "
+					   "end of the file, but record %llu follows at byte %llu",
+					   (unsigned long long)seq, len, (unsigned long long)seq + 1,
+					   (unsigned long long)q);
 			set_torn(log, p, seq, "record runs past the end of the file");
 			break;
 		}

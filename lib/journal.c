@@ -1,0 +1,570 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * The merge journal: failure-atomic in-place merges.
+ *
+ * File ".NAME.cowmap-journal" in the directory of the (resolved) file:
+ *
+ *   header   64 bytes: "COWMAPJN", version 1, header_len 64, st_dev,
+ *            st_ino and size of the file before the merge, flags 0,
+ *            reserved, CRC32C of the header (crc field taken as zero).
+ *   entries  32 bytes (magic "CMJE", crc, offset, length, flags 0, seq)
+ *            then the length new bytes, then the length old bytes, zero
+ *            padded to 8: the CRC32C covers entry and payload.
+ *   trailer  32 bytes (magic "CMJC", crc, entries, data bytes, CRC32C
+ *            chained over every entry's crc, reserved), the last bytes of
+ *            the file.
+ *
+ * Order of a merge: entries are written and fsynced, then the trailer is
+ * written and fsynced, then the directory; only then is the file touched
+ * (pwrite of every entry's new bytes, fsync), then the journal is unlinked
+ * and the directory fsynced.  So a journal without a valid trailer was
+ * never applied (it is dropped), and one with a valid trailer is complete
+ * and durable: replaying it forward is idempotent.  A journal whose
+ * trailer is valid but whose entries are not is corrupt and is left for a
+ * human (-COWMAP_EBADJOURNAL).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define J_MAGIC		"COWMAPJN"
+#define J_VERSION	1
+#define J_HDR_SIZE	64
+#define J_ENT_MAGIC	0x454a4d43U	/* "CMJE" */
+#define J_END_MAGIC	0x434a4d43U	/* "CMJC" */
+#define J_ENT_SIZE	32
+#define J_END_SIZE	32
+#define J_ENT_MAX	(1U << 20)	/* bytes of range per entry */
+#define J_BUF_SIZE	(4U << 20)
+
+/* header fields */
+#define JH_VERSION	8
+#define JH_HLEN		12
+#define JH_DEV		16
+#define JH_INO		24
+#define JH_SIZE		32
+#define JH_FLAGS	40
+#define JH_CRC		60
+/* entry fields */
+#define JE_CRC		4
+#define JE_OFFSET	8
+#define JE_LENGTH	16
+#define JE_FLAGS	20
+#define JE_SEQ		24
+/* trailer fields */
+#define JT_CRC		4
+#define JT_ENTRIES	8
+#define JT_BYTES	16
+#define JT_ECRC		24
+
+struct journal {
+	int fd;
+	char *path;		/* NULL: anonymous */
+	char *dirpath;
+	struct journal_target t;
+	uint8_t *buf;
+	size_t buf_used;
+	uint64_t entries;
+	uint64_t bytes;
+	uint32_t ecrc;		/* chained entry CRCs */
+	bool committed;
+	/* for apply */
+	const uint8_t *map;
+	uint64_t map_len;
+};
+
+static const uint8_t zero8[8];
+
+static uint32_t crc_skip4(const uint8_t *p, uint64_t len, size_t crc_at)
+{
+	uint32_t c = ~0U;
+
+	c = crc32c_update(c, p, crc_at);
+	c = crc32c_update(c, zero8, 4);
+	c = crc32c_update(c, p + crc_at + 4, len - crc_at - 4);
+	return ~c;
+}
+
+static int jflush(struct journal *j)
+{
+	int ret;
+
+	if (!j->buf_used)
+		return 0;
+	ret = write_full(j->fd, j->buf, j->buf_used);
+	if (ret < 0)
+		return err_set(-ret, "%s: write: %s", j->path ? j->path : "journal",
+			       strerror(-ret));
+	j->buf_used = 0;
+	crash_point("journal write");
+	return 0;
+}
+
+int journal_begin(struct journal **jp, const char *jpath,
+		  const struct journal_target *t)
+{
+	struct journal *j;
+	uint8_t *h;
+	int ret;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return err_set(ENOMEM, "out of memory");
+	j->t = *t;
+	j->fd = -1;
+	j->buf = malloc(J_BUF_SIZE);
+	if (!j->buf) {
+		ret = err_set(ENOMEM, "out of memory");
+		goto err_free;
+	}
+	j->path = xstrdup(jpath);
+	j->dirpath = path_dirname(jpath);
+	if (!j->path || !j->dirpath) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	j->fd = open(jpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		ret = err_set(errno, "%s: cannot create the merge journal: %s",
+			      jpath, strerror(errno));
+		goto err_free;
+	}
+	crash_point("journal created");
+	h = j->buf;
+	memset(h, 0, J_HDR_SIZE);
+	memcpy(h, J_MAGIC, 8);
+	put_le32(h + JH_VERSION, J_VERSION);
+	put_le32(h + JH_HLEN, J_HDR_SIZE);
+	put_le64(h + JH_DEV, t->dev);
+	put_le64(h + JH_INO, t->ino);
+	put_le64(h + JH_SIZE, t->size);
+	put_le32(h + JH_CRC, crc_skip4(h, J_HDR_SIZE, JH_CRC));
+	j->buf_used = J_HDR_SIZE;
+	*jp = j;
+	return 0;
+
+err_free:
+	if (j->fd >= 0) {
+		close(j->fd);
+		if (j->path)
+			unlink(j->path);
+	}
+	free(j->buf);
+	free(j->path);
+	free(j->dirpath);
+	free(j);
+	return ret;
+}
+
+static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
+		   const uint8_t *oldb, uint32_t len)
+{
+	uint64_t total = J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
+	uint64_t pad = total - J_ENT_SIZE - 2 * (uint64_t)len;
+	uint8_t *e;
+	uint32_t crc;
+	int ret;
+
+	if (total > J_BUF_SIZE - j->buf_used) {
+		ret = jflush(j);
+		if (ret)
+			return ret;
+	}
+	e = j->buf + j->buf_used;
+	put_le32(e, J_ENT_MAGIC);
+	put_le32(e + JE_CRC, 0);
+	put_le64(e + JE_OFFSET, off);
+	put_le32(e + JE_LENGTH, len);
+	put_le32(e + JE_FLAGS, 0);
+	put_le64(e + JE_SEQ, j->entries);
+	memcpy(e + J_ENT_SIZE, newb, len);
+	memcpy(e + J_ENT_SIZE + len, oldb, len);
+	memset(e + J_ENT_SIZE + 2 * (uint64_t)len, 0, pad);
+	crc = crc_skip4(e, total, JE_CRC);
+	put_le32(e + JE_CRC, crc);
+	j->ecrc = crc32c_update(j->ecrc, e + JE_CRC, 4);
+	j->buf_used += total;
+	j->entries++;
+	j->bytes += len;
+	return 0;
+}
+
+int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
+		const uint8_t *oldb, uint32_t len)
+{
+	while (len) {
+		uint32_t n = MIN(len, J_ENT_MAX);
+		int ret = add_one(j, off, newb, oldb, n);
+
+		if (ret)
+			return ret;
+		off += n;
+		newb += n;
+		oldb += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int journal_commit(struct journal *j)
+{
+	uint8_t *tr;
+	int ret;
+
+	ret = jflush(j);
+	if (ret)
+		return ret;
+	if (j->path) {
+		if (fsync(j->fd) < 0)
+			return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
+		crash_point("journal entries synced");
+	}
+	tr = j->buf;
+	memset(tr, 0, J_END_SIZE);
+	put_le32(tr, J_END_MAGIC);
+	put_le64(tr + JT_ENTRIES, j->entries);
+	put_le64(tr + JT_BYTES, j->bytes);
+	put_le32(tr + JT_ECRC, j->ecrc);
+	put_le32(tr + JT_CRC, crc_skip4(tr, J_END_SIZE, JT_CRC));
+	j->buf_used = J_END_SIZE;
+	ret = jflush(j);
+	if (ret)
+		return ret;
+	if (j->path) {
+		if (fsync(j->fd) < 0)
+			return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
+		crash_point("journal trailer synced");
+		ret = fsync_dir_of(j->path);
+		if (ret)
+			return ret;
+		crash_point("journal directory synced");
+	}
+	j->committed = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading a journal back
+ */
+
+struct jview {
+	const char *name;
+	const uint8_t *m;
+	uint64_t len;
+	uint64_t dev, ino, size;
+	uint64_t entries, bytes;
+};
+
+#define JBAD(v, off, fmt, ...)						\
+	err_set(COWMAP_EBADJOURNAL, "%s: byte %llu: " fmt, (v)->name,	\
+		(unsigned long long)(off), ##__VA_ARGS__)
+
+/* Return 1 if the journal has a valid trailer (it claims to be complete). */
+static int jview_complete(const struct jview *v)
+{
+	const uint8_t *tr;
+
+	if (v->len < J_HDR_SIZE + J_END_SIZE)
+		return 0;
+	tr = v->m + v->len - J_END_SIZE;
+	if (get_le32(tr) != J_END_MAGIC)
+		return 0;
+	return get_le32(tr + JT_CRC) == crc_skip4(tr, J_END_SIZE, JT_CRC);
+}
+
+/* Validate a complete journal; 0 or -COWMAP_EBADJOURNAL. */
+static int jview_validate(struct jview *v)
+{
+	const uint8_t *m = v->m, *tr = v->m + v->len - J_END_SIZE;
+	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, n = 0, bytes = 0;
+	uint32_t ecrc = 0;
+
+	if (memcmp(m, J_MAGIC, 8) || get_le32(m + JH_VERSION) != J_VERSION ||
+	    get_le32(m + JH_HLEN) != J_HDR_SIZE)
+		return JBAD(v, 0, "bad journal header");
+	if (get_le32(m + JH_CRC) != crc_skip4(m, J_HDR_SIZE, JH_CRC))
+		return JBAD(v, JH_CRC, "journal header CRC mismatch");
+	if (get_le32(m + JH_FLAGS))
+		return JBAD(v, JH_FLAGS, "unknown journal flags");
+	v->dev = get_le64(m + JH_DEV);
+	v->ino = get_le64(m + JH_INO);
+	v->size = get_le64(m + JH_SIZE);
+	while (p < end) {
+		const uint8_t *e = m + p;
+		uint64_t total, off;
+		uint32_t len;
+
+		if (end - p < J_ENT_SIZE || get_le32(e) != J_ENT_MAGIC)
+			return JBAD(v, p, "bad journal entry");
+		len = get_le32(e + JE_LENGTH);
+		off = get_le64(e + JE_OFFSET);
+		total = J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
+		if (!len || len > J_ENT_MAX || total > end - p ||
+		    off > (uint64_t)INT64_MAX - len)
+			return JBAD(v, p, "bad journal entry length %u", len);
+		if (get_le32(e + JE_CRC) != crc_skip4(e, total, JE_CRC))
+			return JBAD(v, p, "journal entry %llu: CRC mismatch",
+				    (unsigned long long)n);
+		if (get_le64(e + JE_SEQ) != n || get_le32(e + JE_FLAGS))
+			return JBAD(v, p, "journal entry %llu: bad sequence or flags",
+				    (unsigned long long)n);
+		ecrc = crc32c_update(ecrc, e + JE_CRC, 4);
+		bytes += len;
+		n++;
+		p += total;
+	}
+	if (n != get_le64(tr + JT_ENTRIES) || bytes != get_le64(tr + JT_BYTES) ||
+	    ecrc != get_le32(tr + JT_ECRC))
+		return JBAD(v, end, "journal trailer does not match its entries "
+			    "(%llu entries, %llu bytes)", (unsigned long long)n,
+			    (unsigned long long)bytes);
+	v->entries = n;
+	v->bytes = bytes;
+	return 0;
+}
+
+/* Write every entry's new (or, rollback, old) bytes to @fd, then fsync. */
+static int jview_apply(const struct jview *v, int fd, const char *path, bool old)
+{
+	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, maxend = 0;
+	int ret;
+
+	while (p < end) {
+		const uint8_t *e = v->m + p;
+		uint32_t len = get_le32(e + JE_LENGTH);
+		uint64_t off = get_le64(e + JE_OFFSET);
+		const uint8_t *data = e + J_ENT_SIZE + (old ? len : 0);
+
+		ret = pwrite_full(fd, data, len, off);
+		if (ret < 0)
+			return err_set(-ret, "%s: write of %u bytes at %llu: %s", path, len,
+				       (unsigned long long)off, strerror(-ret));
+		crash_point("file write");
+		maxend = MAX(maxend, off + len);
+		p += J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
+	}
+	if (old && maxend > v->size && ftruncate(fd, (off_t)v->size) < 0)
+		return err_set(errno, "%s: truncate to %llu: %s", path,
+			       (unsigned long long)v->size, strerror(errno));
+	if (fsync(fd) < 0)
+		return err_set(errno, "%s: fsync: %s", path, strerror(errno));
+	crash_point("file synced");
+	return 0;
+}
+
+static int map_journal(int fd, const char *name, struct jview *v)
+{
+	struct stat st;
+	void *p;
+
+	memset(v, 0, sizeof(*v));
+	v->name = name;
+	if (fstat(fd, &st) < 0)
+		return err_set(errno, "%s: %s", name, strerror(errno));
+	v->len = (uint64_t)st.st_size;
+	if (!v->len)
+		return 0;
+	p = mmap(NULL, v->len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return err_set(errno, "%s: mmap: %s", name, strerror(errno));
+	v->m = p;
+	return 0;
+}
+
+int journal_apply(struct journal *j)
+{
+	struct jview v;
+	int ret;
+
+	if (!j->committed)
+		return err_set(EINVAL, "journal not committed");
+	ret = map_journal(j->fd, j->path ? j->path : "journal", &v);
+	if (ret)
+		return ret;
+	ret = jview_validate(&v);	/* cheap: it is in the page cache */
+	if (!ret)
+		ret = jview_apply(&v, j->t.fd, j->t.path, false);
+	if (v.m)
+		munmap((void *)v.m, v.len);
+	return ret;
+}
+
+int journal_finish(struct journal *j)
+{
+	int ret = 0;
+
+	if (j->path) {
+		if (unlink(j->path) < 0)
+			ret = err_set(errno, "%s: unlink: %s", j->path, strerror(errno));
+		crash_point("journal unlinked");
+		if (!ret) {
+			ret = fsync_dir_of(j->path);
+			crash_point("directory synced");
+		}
+	}
+	close(j->fd);
+	free(j->buf);
+	free(j->path);
+	free(j->dirpath);
+	free(j);
+	return ret;
+}
+
+void journal_release(struct journal *j)
+{
+	close(j->fd);
+	free(j->buf);
+	free(j->path);
+	free(j->dirpath);
+	free(j);
+}
+
+void journal_abort(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->path)
+		unlink(j->path);
+	close(j->fd);
+	free(j->buf);
+	free(j->path);
+	free(j->dirpath);
+	free(j);
+}
+
+/* ------------------------------------------------------------------------
+ * Lock and recovery
+ */
+
+static int do_recover(const char *path, int fd, bool can_write, unsigned int flags)
+{
+	char *jpath = journal_path(path);
+	struct stat st;
+	struct jview v;
+	int jfd, wfd = -1, ret;
+
+	if (!jpath)
+		return -ENOMEM;
+	jfd = open(jpath, O_RDONLY | O_CLOEXEC);
+	if (jfd < 0) {
+		ret = errno == ENOENT ? COWMAP_RECOVER_NONE :
+			err_set(errno, "%s: %s", jpath, strerror(errno));
+		free(jpath);
+		return ret;
+	}
+	ret = map_journal(jfd, jpath, &v);
+	if (ret)
+		goto out;
+	if (!jview_complete(&v)) {
+		/* Never applied: the trailer is written after the entries are
+		 * durable and before the file is touched. */
+		if (unlink(jpath) < 0) {
+			ret = err_set(errno, "%s: cannot remove an incomplete merge journal: %s",
+				      jpath, strerror(errno));
+			goto out;
+		}
+		ret = fsync_dir_of(jpath);
+		if (!ret)
+			ret = COWMAP_RECOVER_DROPPED;
+		goto out;
+	}
+	ret = jview_validate(&v);
+	if (ret) {
+		err_prefix(COWMAP_EBADJOURNAL, "%s: interrupted merge cannot be completed", path);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_dev != v.dev || (uint64_t)st.st_ino != v.ino) {
+		ret = err_set(COWMAP_EBADJOURNAL, "%s: merge journal %s belongs to another "
+			      "file (dev 0x%llx inode %llu; the file is dev 0x%llx inode %llu)",
+			      path, jpath, (unsigned long long)v.dev, (unsigned long long)v.ino,
+			      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+		goto out;
+	}
+	if (!can_write) {
+		struct stat wst;
+
+		wfd = open(path, O_RDWR | O_CLOEXEC);
+		if (wfd < 0) {
+			ret = err_set(errno, "%s: an interrupted merge must be completed first, "
+				      "which needs write access: %s", path, strerror(errno));
+			goto out;
+		}
+		if (fstat(wfd, &wst) < 0 || wst.st_dev != st.st_dev || wst.st_ino != st.st_ino) {
+			ret = err_set(EAGAIN, "%s: file replaced during recovery", path);
+			goto out;
+		}
+		fd = wfd;
+	}
+	ret = jview_apply(&v, fd, path, flags & COWMAP_RECOVER_ROLLBACK);
+	if (ret)
+		goto out;
+	if (unlink(jpath) < 0) {
+		ret = err_set(errno, "%s: unlink: %s", jpath, strerror(errno));
+		goto out;
+	}
+	ret = fsync_dir_of(jpath);
+	if (!ret)
+		ret = (flags & COWMAP_RECOVER_ROLLBACK) ? COWMAP_RECOVER_ROLLED_BACK :
+			COWMAP_RECOVER_REPLAYED;
+out:
+	if (v.m)
+		munmap((void *)v.m, v.len);
+	if (wfd >= 0)
+		close(wfd);
+	close(jfd);
+	free(jpath);
+	return ret;
+}
+
+int journal_lock_and_recover(const char *path, int fd, bool can_write,
+			     unsigned int flags)
+{
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR)
+			return err_set(errno, "%s: lock: %s", path, strerror(errno));
+	}
+	return do_recover(path, fd, can_write, flags);
+}
+
+COWMAP_EXPORT int cowmap_recover(const char *path, unsigned int flags)
+{
+	char *real;
+	int fd, ret;
+
+	if (!path)
+		return err_set(EINVAL, "cowmap_recover: NULL path");
+	if (flags & ~COWMAP_RECOVER_ROLLBACK)
+		return err_set(EINVAL, "cowmap_recover: unknown flags 0x%x", flags);
+	real = realpath(path, NULL);
+	if (!real)
+		return err_set(errno, "%s: %s", path, strerror(errno));
+	fd = open(real, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		bool rw = false;
+
+		fd = open(real, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			ret = err_set(errno, "%s: %s", path, strerror(errno));
+			free(real);
+			return ret;
+		}
+		ret = journal_lock_and_recover(real, fd, rw, flags);
+	} else {
+		ret = journal_lock_and_recover(real, fd, true, flags);
+	}
+	close(fd);	/* drops the lock */
+	free(real);
+	return ret < 0 ? err_ret(ret) : ret;
+}
