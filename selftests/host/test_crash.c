@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Failure atomicity: a child merges and is SIGKILLed at every crash point
+ * of the library (COWMAP_TEST_CRASH_AT); recovery must leave the file
+ * byte for byte old or new.  Also journal corruption and rollback.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "tutil.h"
+
+#define CF_SIZE (4U << 20)
+#define NLOGS 3
+
+static uint8_t *cf_old, *cf_new;
+
+/* A file and NLOGS logs with disjoint changes, one of them 1.5 MiB. */
+static void crash_setup(const char *f)
+{
+	uint8_t *tmp = malloc(CF_SIZE);
+
+	cf_old = malloc(CF_SIZE);
+	cf_new = malloc(CF_SIZE);
+	fill_random(cf_old, CF_SIZE);
+	memcpy(cf_new, cf_old, CF_SIZE);
+	write_file(f, cf_old, CF_SIZE);
+	for (int l = 0; l < NLOGS; l++) {
+		struct chg c[16];
+		char name[64];
+		uint64_t region = CF_SIZE / NLOGS, pos = region * (uint64_t)l;
+		int n = 0;
+
+		for (; n < 16; n++) {
+			uint32_t len = (l == 0 && n == 0) ? (3U << 19) : 1 + rnd(20000);
+
+			pos += rnd(5000);
+			if (pos + len > region * (uint64_t)(l + 1))
+				break;
+			fill_random(tmp + pos, len);
+			c[n] = (struct chg){ pos, len, cf_old + pos, tmp + pos };
+			memcpy(cf_new + pos, tmp + pos, len);
+			pos += len;
+		}
+		snprintf(name, sizeof(name), "crash%d.log", l);
+		mklog(tpath(name), f, c, n);
+	}
+	free(tmp);
+}
+
+static int child_merge(const char *f, uint64_t at)
+{
+	char v[32];
+	pid_t pid = fork();
+	int status;
+
+	if (!pid) {
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)at);
+		setenv("COWMAP_TEST_CRASH_AT", v, 1);
+		crash_reset();
+		_exit(merge(f, 0, NULL, NLOGS, tpath("crash0.log"), tpath("crash1.log"),
+			    tpath("crash2.log")) ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return 1;	/* crashed */
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int child_recover(const char *f, uint64_t at, unsigned int flags)
+{
+	char v[32];
+	pid_t pid = fork();
+	int status;
+
+	if (!pid) {
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)at);
+		setenv("COWMAP_TEST_CRASH_AT", v, 1);
+		crash_reset();
+		_exit(cowmap_recover(f, flags) < 0 ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return 1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* 0 old, 1 new, -1 neither */
+static int which(const char *f)
+{
+	size_t n;
+	uint8_t *d = read_file(f, &n);
+	int r = -1;
+
+	if (d && n == CF_SIZE && !memcmp(d, cf_old, n))
+		r = 0;
+	else if (d && n == CF_SIZE && !memcmp(d, cf_new, n))
+		r = 1;
+	free(d);
+	return r;
+}
+
+static void restore(const char *f)
+{
+	int fd = open(f, O_WRONLY);
+
+	pwrite(fd, cf_old, CF_SIZE, 0);
+	close(fd);
+}
+
+TEST_SLOW(merge_crash_at_every_point)
+{
+	const char *f = tpath("crash.file");
+	uint64_t at, olds = 0, news = 0, rec_crashes = 0;
+	int ret;
+
+	crash_setup(f);
+	for (at = 1; at < 10000; at++) {
+		restore(f);
+		ret = child_merge(f, at);
+		ASSERT(ret >= 0, "merge failed without a crash at point %llu",
+		       (unsigned long long)at);
+		if (ret == 0)
+			break;
+		/* crash the recovery too, at each of its points, for some */
+		if (at % 3 == 0) {
+			for (uint64_t r = 1; r < 1000; r++) {
+				int rr = child_recover(f, r, 0);
+
+				ASSERT(rr >= 0, "recovery failed at %llu/%llu: %s",
+				       (unsigned long long)at, (unsigned long long)r, cowmap_errmsg());
+				if (rr == 0)
+					break;
+				rec_crashes++;
+				/* after a crashed recovery, old or new only once recovered */
+			}
+		}
+		ret = cowmap_recover(f, 0);
+		ASSERT(ret >= 0, "recover after crash at %llu: %s", (unsigned long long)at,
+		       cowmap_errmsg());
+		switch (which(f)) {
+		case 0:
+			olds++;
+			break;
+		case 1:
+			news++;
+			break;
+		default:
+			EXPECT(0, "crash at point %llu: file is neither old nor new after recovery",
+			       (unsigned long long)at);
+		}
+		{
+			char *j = journal_path(f);
+
+			EXPECT(access(j, F_OK) != 0, "journal left after recovery (point %llu)",
+			       (unsigned long long)at);
+			free(j);
+		}
+	}
+	DIAG("%llu crash points: %llu recovered to old, %llu to new; %llu crashed recoveries",
+	     (unsigned long long)(at - 1), (unsigned long long)olds, (unsigned long long)news,
+	     (unsigned long long)rec_crashes);
+	EXPECT(at > 20 && olds > 3 && news > 10, "too few crash points exercised");
+	EXPECT(which(f) == 1, "uncrashed merge result");
+	free(cf_old);
+	free(cf_new);
+}
+
+/* Leave a complete journal and a partly written file. */
+static uint64_t crash_mid_apply(const char *f)
+{
+	/* find the first point after which recovery replays, go 2 further */
+	for (uint64_t at = 1; at < 10000; at++) {
+		char *j;
+		size_t n;
+		uint8_t *d;
+		bool complete;
+
+		restore(f);
+		if (child_merge(f, at) != 1)
+			return 0;
+		j = journal_path(f);
+		d = read_file(j, &n);
+		free(j);
+		complete = d && n >= 96 && get_le32(d + n - 32) == 0x434a4d43U;
+		free(d);
+		if (complete) {
+			restore(f);
+			child_merge(f, at + 3);	/* 3 points on: some file writes done */
+			return at + 3;
+		}
+	}
+	return 0;
+}
+
+TEST_SLOW(journal_rollback_and_corruption)
+{
+	const char *f = tpath("jr.file");
+	char *j = journal_path(f);
+	size_t n;
+	uint8_t *d;
+	int ret;
+
+	crash_setup(f);
+	ASSERT(crash_mid_apply(f), "no crash point with a complete journal");
+	EXPECT(which(f) == -1, "file should be half-merged before recovery");
+	d = read_file(j, &n);
+	ASSERT(d, "journal missing");
+
+	/* corrupt an entry: refused, journal kept, file untouched */
+	d[200] ^= 1;
+	write_file(j, d, n);
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == -COWMAP_EBADJOURNAL, "corrupt journal: %d", ret);
+	EXPECT(strstr(cowmap_errmsg(), "byte ") != NULL, "message %s", cowmap_errmsg());
+	EXPECT(access(j, F_OK) == 0, "corrupt journal removed");
+	ret = merge(f, 0, NULL, 1, tpath("crash0.log"));
+	EXPECT(ret == -COWMAP_EBADJOURNAL, "merge with a corrupt journal: %d", ret);
+	d[200] ^= 1;
+	write_file(j, d, n);
+
+	/* roll back: the old file */
+	ret = cowmap_recover(f, COWMAP_RECOVER_ROLLBACK);
+	EXPECT(ret == COWMAP_RECOVER_ROLLED_BACK, "rollback %d: %s", ret, cowmap_errmsg());
+	EXPECT(which(f) == 0, "rolled back file is not the old one");
+	EXPECT(access(j, F_OK) != 0, "journal left");
+
+	/* an incomplete journal (no trailer) is dropped */
+	write_file(j, d, n - 32);
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == COWMAP_RECOVER_DROPPED, "incomplete %d", ret);
+	EXPECT(which(f) == 0, "file changed");
+
+	/* a complete journal for another inode is refused */
+	write_file(j, d, n);
+	{
+		char *tmp = tpath("jr.replaced");
+
+		write_file(tmp, cf_old, CF_SIZE);
+		rename(tmp, f);
+	}
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == -COWMAP_EBADJOURNAL, "other inode %d", ret);
+	EXPECT(strstr(cowmap_errmsg(), "another file") != NULL, "message %s", cowmap_errmsg());
+	unlink(j);
+	EXPECT(cowmap_recover(f, 0) == COWMAP_RECOVER_NONE, "no journal");
+	free(d);
+	free(j);
+	free(cf_old);
+	free(cf_new);
+}

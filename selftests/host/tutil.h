@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef COWMAP_TUTIL_H
+#define COWMAP_TUTIL_H
+
+#include "cowmap.h"
+
+/* One change for mklog(): old/new bytes given as strings of equal length
+ * (binary-safe through @len). */
+struct chg {
+	uint64_t off;
+	uint32_t len;
+	const void *old;
+	const void *new;
+};
+
+int mklog(const char *log, const char *file, const struct chg *c, int n);
+int mklog_meta(const char *log, const char *file, const struct chg *c, int n,
+	       uint64_t bind_time, uint64_t session_id);
+/* Merge @n logs into @file with @flags (and -o @out if not NULL). */
+int merge(const char *file, unsigned int flags, const char *out, int n, ...);
+/* Same, keeping the merge for inspection (caller frees). */
+int merge_keep(struct cowmap_merge **mp, const char *file, unsigned int flags,
+	       const char *out, int n, ...);
+bool file_is(const char *path, const void *data, size_t len);
+
+#endif
