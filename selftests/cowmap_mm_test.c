@@ -1,0 +1,1950 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cowmap and the rest of memory management (issue #3).
+ *
+ * What is checked, against /work/notes/kmod-semantics.md and the design in
+ * kmod/fault.c:
+ *  - read pages are the backing file's page-cache pages (same PFN as a plain
+ *    mmap); the first write makes exactly one private copy;
+ *  - concurrent faults: one copy per page, no torn or lost data;
+ *  - fork and SCM_RIGHTS share the session;
+ *  - VMA surgery: partial munmap, MAP_FIXED, mremap, MADV_DONTNEED,
+ *    mprotect, MADV_REMOVE, MADV_PAGEOUT;
+ *  - others' changes to the backing file: write(2), O_DIRECT, truncate;
+ *  - reclaim: drop_caches and memory-cgroup pressure;
+ *  - the module stays pinned while mapped;
+ *  - no PMD-congruent mapping, even with large folios (XFS).
+ *
+ * Backing files live in $COWMAP_SCRATCH (ext4); the "mm" fixture repeats the
+ * filesystem-sensitive tests on $COWMAP_SCRATCH_XFS and
+ * $COWMAP_SCRATCH_BTRFS.  A missing /dev/cowmap or scratch directory skips.
+ * Several tests need root (pagemap PFNs, drop_caches, cgroups,
+ * delete_module) and skip without it.
+ */
+#include <dirent.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cowmap_mm_util.h"
+#include "kselftest_harness.h"
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+#define PS		MM_PAGE
+#define MAX_KIDS	8
+
+/* Per-test state, shared by both fixtures. */
+struct mm_ctx {
+	bool skip;
+	const char *fs;
+	char dir[256];
+	char path[320];
+	int bfd;		/* backing file, O_RDWR */
+	int cfd;		/* the session */
+	pid_t kids[MAX_KIDS];	/* killed and reaped by the teardown */
+	int nkids;
+	char cgroup[384];	/* a memory cgroup to remove */
+	char cgmount[128];	/* a cgroup2 mount of ours to undo */
+};
+
+static void ctx_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
+		     const char *env, const char *fs, long magic)
+{
+	const char *dir = getenv(env);
+	struct statfs sfs;
+	struct stat st;
+
+	m->bfd = -1;
+	m->cfd = -1;
+	m->fs = fs;
+	m->skip = true;
+	if (access(COWMAP_DEVICE_PATH, F_OK))
+		SKIP(return, COWMAP_DEVICE_PATH " is absent: cowmap.ko not loaded");
+	if (!dir || !*dir)
+		SKIP(return, "$%s is not set: no %s scratch directory", env, fs);
+	if (strlen(dir) > 200)
+		SKIP(return, "$%s is too long", env);
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		SKIP(return, "$%s=%s is not a directory", env, dir);
+	if (statfs(dir, &sfs) || (long)sfs.f_type != magic)
+		SKIP(return, "$%s=%s is not %s (f_type %#lx)", env, dir, fs,
+		     (long)sfs.f_type);
+	snprintf(m->dir, sizeof(m->dir), "%s", dir);
+	snprintf(m->path, sizeof(m->path), "%s/cowmap_mm.%d", dir, getpid());
+	m->skip = false;
+}
+
+static void ctx_teardown(struct mm_ctx *m)
+{
+	for (int i = 0; i < m->nkids; i++) {
+		if (m->kids[i] > 0) {
+			kill(m->kids[i], SIGKILL);
+			waitpid(m->kids[i], NULL, 0);
+		}
+	}
+	if (m->cfd >= 0)
+		close(m->cfd);
+	if (m->bfd >= 0)
+		close(m->bfd);
+	if (m->path[0])
+		unlink(m->path);
+	if (m->cgroup[0])
+		rmdir(m->cgroup);
+	if (m->cgmount[0]) {
+		umount2(m->cgmount, MNT_DETACH);
+		rmdir(m->cgmount);
+	}
+}
+
+/* Remember a child for the teardown; forget it once reaped. */
+static void kid_add(struct mm_ctx *m, pid_t pid)
+{
+	if (m->nkids < MAX_KIDS)
+		m->kids[m->nkids++] = pid;
+}
+
+static void kid_reaped(struct mm_ctx *m, pid_t pid)
+{
+	for (int i = 0; i < m->nkids; i++)
+		if (m->kids[i] == pid)
+			m->kids[i] = 0;
+}
+
+/* Create the backing file: @pages pages of pattern @seed, synced. */
+static int mm_make_file(struct mm_ctx *m, uint64_t pages, uint32_t seed)
+{
+	int err;
+
+	m->bfd = open(m->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (m->bfd < 0)
+		return -errno;
+	err = write_pat(m->bfd, seed, 0, pages);
+	if (err)
+		return err;
+	return fsync(m->bfd) ? -errno : 0;
+}
+
+/* Backing file and a session bound to it. */
+static int mm_make(struct mm_ctx *m, uint64_t pages, uint32_t seed,
+		   uint32_t ring)
+{
+	int err = mm_make_file(m, pages, seed);
+
+	if (err)
+		return err;
+	m->cfd = cm_session(m->bfd, ring);
+	return m->cfd < 0 ? m->cfd : 0;
+}
+
+/* Drop the clean page cache of the backing file. */
+static void mm_evict(struct mm_ctx *m)
+{
+	fsync(m->bfd);
+	posix_fadvise(m->bfd, 0, 0, POSIX_FADV_DONTNEED);
+}
+
+#define BEGIN(fixture_self)						\
+	struct mm_ctx *m = &(fixture_self)->c;				\
+	if (m->skip)							\
+		return
+
+#define MAKE(pages, seed)						\
+	do {								\
+		int _err = mm_make(m, pages, seed, 0);			\
+		ASSERT_EQ(0, _err) TH_LOG("%s: backing file or session: %s", \
+					  m->path, strerror(-_err));	\
+	} while (0)
+
+/* Map @pages pages of the session at file page @pg; asserts. */
+#define MAP(var, pages, pg)						\
+	do {								\
+		var = mmap(NULL, (pages) * PS, PROT_READ | PROT_WRITE,	\
+			   MAP_SHARED, m->cfd, (off_t)(pg) * PS);	\
+		ASSERT_NE(MAP_FAILED, var) TH_LOG("mmap: %s",		\
+						  strerror(errno));	\
+	} while (0)
+
+#define PAGE(base, i)	((volatile char *)(base) + (size_t)(i) * PS)
+
+/* Page @i of mapping @base (file page @pg) shows file pattern @seed. */
+#define ASSERT_FILE_PAGE(base, i, seed, pg)				\
+	do {								\
+		int _j = bad_pat(PAGE(base, i), seed, pg);		\
+		ASSERT_EQ(-1, _j) TH_LOG("page %lu word %d: %#" PRIx64	\
+			" is not file page %lu", (unsigned long)(i), _j,\
+			((volatile uint64_t *)PAGE(base, i))[_j < 0 ? 0 : _j], \
+			(unsigned long)(pg));				\
+	} while (0)
+
+#define ASSERT_PRIV_PAGE(base, i, tag, pg)				\
+	do {								\
+		int _j = bad_priv(PAGE(base, i), tag, pg);		\
+		ASSERT_EQ(-1, _j) TH_LOG("page %lu word %d: %#" PRIx64	\
+			" is not private page %lu/%u", (unsigned long)(i), _j, \
+			((volatile uint64_t *)PAGE(base, i))[_j < 0 ? 0 : _j], \
+			(unsigned long)(pg), (unsigned)(tag));		\
+	} while (0)
+
+#define ASSERT_ZERO_PAGE(base, i)					\
+	do {								\
+		int _j = bad_zero(PAGE(base, i));			\
+		ASSERT_EQ(-1, _j) TH_LOG("page %lu word %d: %#" PRIx64	\
+			" is not zero", (unsigned long)(i), _j,		\
+			((volatile uint64_t *)PAGE(base, i))[_j < 0 ? 0 : _j]); \
+	} while (0)
+
+#define INFO(in)							\
+	ASSERT_EQ(0, cm_info(m->cfd, &(in))) TH_LOG("INFO: %s", strerror(errno))
+
+#define ASSERT_COWS(n)							\
+	do {								\
+		struct cowmap_info _in;					\
+		INFO(_in);						\
+		ASSERT_EQ((uint64_t)(n), _in.cow_faults);		\
+		ASSERT_EQ((uint64_t)(n), _in.private_pages);		\
+	} while (0)
+
+#define ASSERT_FILE_INTACT(seed, pages)					\
+	ASSERT_EQ(-1, file_bad_page(m->bfd, seed, 0, pages))		\
+		TH_LOG("the backing file changed")
+
+#define ASSERT_MAPPED_BYTES(n)						\
+	do {								\
+		struct cowmap_info _in;					\
+		INFO(_in);						\
+		ASSERT_EQ((uint64_t)(n), _in.mapped_bytes);		\
+	} while (0)
+
+static bool is_root(void)
+{
+	return geteuid() == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Fixtures: "mm" repeats a test on ext4, XFS and btrfs; "ext4" runs it once.
+ */
+FIXTURE(mm) {
+	struct mm_ctx c;
+};
+
+FIXTURE_VARIANT(mm) {
+	const char *env;
+	const char *fs;
+	long magic;
+};
+
+FIXTURE_VARIANT_ADD(mm, ext4) {
+	.env = "COWMAP_SCRATCH", .fs = "ext4", .magic = MM_EXT4_MAGIC,
+};
+
+FIXTURE_VARIANT_ADD(mm, xfs) {
+	.env = "COWMAP_SCRATCH_XFS", .fs = "xfs", .magic = MM_XFS_MAGIC,
+};
+
+FIXTURE_VARIANT_ADD(mm, btrfs) {
+	.env = "COWMAP_SCRATCH_BTRFS", .fs = "btrfs", .magic = MM_BTRFS_MAGIC,
+};
+
+FIXTURE_SETUP(mm)
+{
+	ctx_setup(_metadata, &self->c, variant->env, variant->fs, variant->magic);
+}
+
+FIXTURE_TEARDOWN(mm)
+{
+	ctx_teardown(&self->c);
+}
+
+FIXTURE(ext4) {
+	struct mm_ctx c;
+};
+
+FIXTURE_SETUP(ext4)
+{
+	ctx_setup(_metadata, &self->c, "COWMAP_SCRATCH", "ext4", MM_EXT4_MAGIC);
+}
+
+FIXTURE_TEARDOWN(ext4)
+{
+	ctx_teardown(&self->c);
+}
+
+/* ------------------------------------------------------------------------
+ * Read pages are the page cache's; the first write copies.
+ */
+TEST_F(mm, read_pages_are_page_cache)
+{
+	const uint64_t pages = 16;
+	uint64_t pfn_plain[16], pfn_cm, pfn_priv, e;
+	struct cowmap_info in;
+	char *c, *p, *c2;
+	int cfd2;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "pagemap PFNs need CAP_SYS_ADMIN");
+	MAKE(pages, 1);
+	MAP(c, pages, 0);
+	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+
+	/* Every page: same content, same PFN through both mappings. */
+	for (uint64_t i = 0; i < pages; i++) {
+		ASSERT_FILE_PAGE(p, i, 1, i);
+		ASSERT_FILE_PAGE(c, i, 1, i);
+		pfn_plain[i] = pfn_of(PAGE(p, i));
+		pfn_cm = pfn_of(PAGE(c, i));
+		ASSERT_NE(0, pfn_plain[i]) TH_LOG("page %lu: no PFN", (unsigned long)i);
+		ASSERT_EQ(pfn_plain[i], pfn_cm) TH_LOG("page %lu", (unsigned long)i);
+	}
+	/* Reading copies nothing. */
+	INFO(in);
+	ASSERT_EQ(0, in.cow_faults);
+	ASSERT_EQ(0, in.private_pages);
+	ASSERT_EQ(pages * PS, in.mapped_bytes);
+
+	/* The first write: a new page for the session only. */
+	((volatile uint64_t *)PAGE(c, 3))[1] = 0xabcdef;
+	pfn_priv = pfn_of(PAGE(c, 3));
+	ASSERT_NE(0, pfn_priv);
+	ASSERT_NE(pfn_plain[3], pfn_priv);
+	ASSERT_EQ(0xabcdef, ((volatile uint64_t *)PAGE(c, 3))[1]);
+	ASSERT_EQ(pat_word(1, 3, 0), ((volatile uint64_t *)PAGE(c, 3))[0]);
+	for (unsigned int j = 2; j < MM_WORDS; j++) {
+		ASSERT_EQ(pat_word(1, 3, j), ((volatile uint64_t *)PAGE(c, 3))[j]);
+	}
+	ASSERT_COWS(1);
+
+	/* The plain mapping keeps the same page-cache page and contents. */
+	ASSERT_FILE_PAGE(p, 3, 1, 3);
+	ASSERT_EQ(pfn_plain[3], pfn_of(PAGE(p, 3)));
+	/* Neighbours are still shared. */
+	ASSERT_EQ(pfn_plain[2], pfn_of(PAGE(c, 2)));
+	ASSERT_EQ(pfn_plain[4], pfn_of(PAGE(c, 4)));
+
+	/* More writes to the page: the same private page, no second copy. */
+	((volatile uint64_t *)PAGE(c, 3))[2] = 0x1234;
+	ASSERT_EQ(pfn_priv, pfn_of(PAGE(c, 3)));
+	ASSERT_COWS(1);
+	e = pagemap_entry(PAGE(c, 3));
+	ASSERT_TRUE(e & PM_PRESENT);
+
+	/* Another session of the same file sees the file. */
+	cfd2 = cm_session(m->bfd, 0);
+	ASSERT_LE(0, cfd2);
+	c2 = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, cfd2, 0);
+	ASSERT_NE(MAP_FAILED, c2);
+	ASSERT_FILE_PAGE(c2, 3, 1, 3);
+	ASSERT_EQ(pfn_plain[3], pfn_of(PAGE(c2, 3)));
+	munmap(c2, pages * PS);
+	close(cfd2);
+
+	ASSERT_FILE_INTACT(1, pages);
+	munmap(p, pages * PS);
+	munmap(c, pages * PS);
+}
+
+/* ------------------------------------------------------------------------
+ * 8 threads x 20,000 random faults.
+ */
+#define RF_THREADS	8
+#define RF_OPS		20000
+#define RF_PAGES	512	/* 2 MiB */
+#define RF_SEED		7
+
+struct rf_shared {
+	volatile uint64_t *map;
+	_Atomic uint64_t written[RF_PAGES / 64];
+	pthread_barrier_t start;
+};
+
+struct rf_thread {
+	struct rf_shared *sh;
+	pthread_t thr;
+	unsigned int t;
+	pid_t tid;
+	uint64_t last[RF_PAGES];	/* last value stored in slot t, or 0 */
+	long errors, writes, reads, zaps;
+	char err[256];
+};
+
+static uint64_t rf_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Slot @t of page @pg holds a value thread @t stored there. */
+static uint64_t rf_value(unsigned int t, uint64_t pg, uint32_t seq)
+{
+	return 0xF000000000000000ULL | (uint64_t)t << 52 | pg << 32 | seq;
+}
+
+static bool rf_is_value_of(uint64_t v, unsigned int t, uint64_t pg)
+{
+	return (v >> 60) == 0xF && ((v >> 52) & 0xF) == t &&
+	       ((v >> 32) & 0xFFFFF) == pg;
+}
+
+static void rf_error(struct rf_thread *rt, const char *what, uint64_t pg,
+		     unsigned int j, uint64_t got, uint64_t want)
+{
+	if (!rt->errors++)
+		snprintf(rt->err, sizeof(rt->err),
+			 "thread %u: %s: page %" PRIu64 " word %u: %#" PRIx64
+			 " (want %#" PRIx64 ")", rt->t, what, pg, j, got, want);
+}
+
+static void *rf_thread_fn(void *arg)
+{
+	struct rf_thread *rt = arg;
+	volatile uint64_t *map = rt->sh->map;
+	uint64_t s = 0x9E3779B97F4A7C15ULL * (rt->t + 1);
+
+	rt->tid = syscall(SYS_gettid);
+	pthread_barrier_wait(&rt->sh->start);
+	for (uint32_t op = 1; op <= RF_OPS; op++) {
+		uint64_t r = rf_next(&s);
+		uint64_t pg = r % RF_PAGES;
+		unsigned int kind = (r >> 16) & 0xff;
+		volatile uint64_t *w = map + pg * MM_WORDS;
+
+		if (kind == 0) {
+			/* Zap 16 pages: private ones refault from the session. */
+			madvise((void *)(map + (pg & ~15ULL) * MM_WORDS),
+				16 * PS, MADV_DONTNEED);
+			rt->zaps++;
+		} else if (kind < 128 && pg % 4 != 3) {
+			uint64_t v = rf_value(rt->t, pg, op), got;
+
+			w[rt->t] = v;
+			rt->last[pg] = v;
+			atomic_fetch_or(&rt->sh->written[pg / 64], 1ULL << (pg % 64));
+			got = w[rt->t];
+			if (got != v)
+				rf_error(rt, "write not read back", pg, rt->t, got, v);
+			rt->writes++;
+		} else {
+			unsigned int u = (r >> 24) % RF_THREADS;
+			unsigned int j = RF_THREADS + (r >> 32) % (MM_WORDS - RF_THREADS);
+			uint64_t own = rt->last[pg] ? rt->last[pg] :
+				       pat_word(RF_SEED, pg, rt->t);
+			uint64_t got = w[rt->t];
+
+			if (got != own)
+				rf_error(rt, "own slot lost", pg, rt->t, got, own);
+			got = w[j];
+			if (got != pat_word(RF_SEED, pg, j))
+				rf_error(rt, "unwritten word changed", pg, j, got,
+					 pat_word(RF_SEED, pg, j));
+			got = w[u];
+			if (got != pat_word(RF_SEED, pg, u) && !rf_is_value_of(got, u, pg))
+				rf_error(rt, "foreign slot torn", pg, u, got,
+					 pat_word(RF_SEED, pg, u));
+			rt->reads++;
+		}
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(mm, threads_random_faults, 240)
+{
+	static struct rf_thread rt[RF_THREADS];
+	static struct cowmap_event ev[2 * RF_PAGES];
+	struct rf_shared sh = { 0 };
+	bool seen[RF_PAGES] = { false };
+	long errors = 0;
+	uint64_t written = 0;
+	struct cowmap_info in;
+	long n, cows = 0;
+	void *c;
+
+	BEGIN(self);
+	ASSERT_EQ(0, mm_make(m, RF_PAGES, RF_SEED, 1024));
+	MAP(c, RF_PAGES, 0);
+	sh.map = c;
+	ASSERT_EQ(0, pthread_barrier_init(&sh.start, NULL, RF_THREADS));
+	for (unsigned int t = 0; t < RF_THREADS; t++) {
+		memset(&rt[t], 0, sizeof(rt[t]));
+		rt[t].sh = &sh;
+		rt[t].t = t;
+		ASSERT_EQ(0, pthread_create(&rt[t].thr, NULL, rf_thread_fn, &rt[t]));
+	}
+	for (unsigned int t = 0; t < RF_THREADS; t++) {
+		ASSERT_EQ(0, pthread_join(rt[t].thr, NULL));
+	}
+	pthread_barrier_destroy(&sh.start);
+
+	for (unsigned int t = 0; t < RF_THREADS; t++) {
+		EXPECT_EQ(0, rt[t].errors) TH_LOG("%ld errors, first: %s",
+						  rt[t].errors, rt[t].err);
+		TH_LOG("thread %u: %ld writes, %ld reads, %ld zaps", t,
+		       rt[t].writes, rt[t].reads, rt[t].zaps);
+		errors += rt[t].errors;
+	}
+	ASSERT_EQ(0, errors);
+
+	/* Final contents: exactly the last value each thread stored. */
+	for (uint64_t pg = 0; pg < RF_PAGES; pg++) {
+		volatile uint64_t *w = sh.map + pg * MM_WORDS;
+
+		for (unsigned int j = 0; j < MM_WORDS; j++) {
+			uint64_t want = pat_word(RF_SEED, pg, j);
+
+			if (j < RF_THREADS && rt[j].last[pg])
+				want = rt[j].last[pg];
+			ASSERT_EQ(want, w[j]) TH_LOG("page %lu word %u",
+						     (unsigned long)pg, j);
+		}
+		if (atomic_load(&sh.written[pg / 64]) & (1ULL << (pg % 64)))
+			written++;
+	}
+	/* Every page with pg % 4 != 3 was written (~117 writes each). */
+	ASSERT_EQ(RF_PAGES / 4 * 3, written);
+
+	/* One copy per page written, one event per copy, nothing lost. */
+	INFO(in);
+	ASSERT_EQ(written, in.cow_faults);
+	ASSERT_EQ(written, in.private_pages);
+	ASSERT_EQ(written, in.events);
+	ASSERT_EQ(0, in.events_lost);
+	n = cm_events(m->cfd, ev, 2 * RF_PAGES);
+	ASSERT_EQ((long)written, n);
+	for (long i = 0; i < n; i++) {
+		uint64_t pg = ev[i].offset / PS;
+		bool ours = false;
+
+		ASSERT_EQ(COWMAP_EVENT_COW, ev[i].type) TH_LOG("event %ld", i);
+		ASSERT_EQ(0, ev[i].offset % PS);
+		ASSERT_LT(pg, RF_PAGES);
+		ASSERT_FALSE(seen[pg]) TH_LOG("page %lu copied twice",
+					      (unsigned long)pg);
+		seen[pg] = true;
+		ASSERT_TRUE(atomic_load(&sh.written[pg / 64]) & (1ULL << (pg % 64)));
+		ASSERT_EQ((uint32_t)getpid(), ev[i].tgid);
+		for (unsigned int t = 0; t < RF_THREADS; t++)
+			ours |= ev[i].tid == (uint32_t)rt[t].tid;
+		ASSERT_TRUE(ours) TH_LOG("tid %u is none of the threads", ev[i].tid);
+		ASSERT_EQ((uint64_t)i + 1, ev[i].seq);
+		cows++;
+	}
+	ASSERT_EQ((long)written, cows);
+
+	ASSERT_FILE_INTACT(RF_SEED, RF_PAGES);
+	munmap(c, RF_PAGES * PS);
+}
+
+/* ------------------------------------------------------------------------
+ * fork: the child maps the same session.
+ */
+static int wait_byte(int fd)
+{
+	char b;
+
+	return read(fd, &b, 1) == 1 ? b : -1;
+}
+
+static void send_byte(int fd, char b)
+{
+	if (write(fd, &b, 1) != 1)
+		_exit(99);
+}
+
+static const struct cowmap_event *find_cow(const struct cowmap_event *ev,
+					   long n, uint64_t off)
+{
+	for (long i = 0; i < n; i++)
+		if (ev[i].type == COWMAP_EVENT_COW && ev[i].offset == off)
+			return &ev[i];
+	return NULL;
+}
+
+TEST_F(ext4, fork_shares_session)
+{
+	const uint64_t pages = 8;
+	struct cowmap_event ev[16];
+	const struct cowmap_event *e;
+	int p2c[2], c2p[2], status;
+	struct cowmap_info in;
+	volatile uint64_t *w;
+	pid_t pid;
+	void *c;
+	long n;
+
+	BEGIN(self);
+	MAKE(pages, 2);
+	MAP(c, pages, 0);
+	w = c;
+	w[1 * MM_WORDS + 0] = 0xA1;		/* parent copies page 1 */
+	ASSERT_COWS(1);
+	ASSERT_EQ(0, pipe(p2c));
+	ASSERT_EQ(0, pipe(c2p));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (w[1 * MM_WORDS + 0] != 0xA1)
+			_exit(10);
+		if (w[1 * MM_WORDS + 5] != pat_word(2, 1, 5))
+			_exit(11);
+		w[1 * MM_WORDS + 1] = 0xB1;	/* already private: no copy */
+		w[2 * MM_WORDS + 0] = 0xC2;	/* child copies page 2 */
+		send_byte(c2p[1], 'w');
+		if (wait_byte(p2c[0]) != 'w')
+			_exit(12);
+		if (w[3 * MM_WORDS + 0] != 0xD3)	/* parent's new copy */
+			_exit(13);
+		if (w[1 * MM_WORDS + 2] != 0xE1)	/* parent's write */
+			_exit(14);
+		if (w[4 * MM_WORDS + 0] != pat_word(2, 4, 0))
+			_exit(15);
+		_exit(0);
+	}
+	kid_add(m, pid);
+	ASSERT_EQ('w', wait_byte(c2p[0]));
+	ASSERT_EQ(0xB1, w[1 * MM_WORDS + 1]);
+	ASSERT_EQ(0xC2, w[2 * MM_WORDS + 0]);
+	ASSERT_EQ(pat_word(2, 2, 1), w[2 * MM_WORDS + 1]);
+	INFO(in);
+	ASSERT_EQ(2, in.cow_faults);
+	ASSERT_EQ(2, in.private_pages);
+	ASSERT_EQ(2 * pages * PS, in.mapped_bytes);	/* both processes' VMAs */
+
+	w[3 * MM_WORDS + 0] = 0xD3;
+	w[1 * MM_WORDS + 2] = 0xE1;
+	send_byte(p2c[1], 'w');
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("child check %d failed",
+						 WEXITSTATUS(status));
+
+	INFO(in);
+	ASSERT_EQ(3, in.cow_faults);
+	ASSERT_EQ(3, in.private_pages);
+	ASSERT_EQ(pages * PS, in.mapped_bytes);
+	n = cm_events(m->cfd, ev, 16);
+	ASSERT_EQ(3, n);
+	e = find_cow(ev, n, 1 * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	e = find_cow(ev, n, 2 * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)pid, e->tgid);
+	ASSERT_EQ((uint32_t)pid, e->tid);
+	e = find_cow(ev, n, 3 * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+
+	ASSERT_FILE_INTACT(2, pages);
+	close(p2c[0]);
+	close(p2c[1]);
+	close(c2p[0]);
+	close(c2p[1]);
+	munmap(c, pages * PS);
+}
+
+/* ------------------------------------------------------------------------
+ * SCM_RIGHTS: the shared-memory lab's ping-pong between two unrelated
+ * processes through one session.
+ */
+static int send_fd(int sock, int fd)
+{
+	char data = 'F';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	memset(u.buf, 0, sizeof(u.buf));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -errno;
+}
+
+static int recv_fd(int sock)
+{
+	char data;
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+#define PP_ROUNDS	1000
+#define PP_PAGES	8
+#define PP_REQ_PAGE	5	/* the client's request */
+#define PP_RESP_PAGE	6	/* the server's answer */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Spin until *@a == @want; false after @deadline. */
+static bool pp_wait(_Atomic uint32_t *a, uint32_t want, double deadline)
+{
+	for (unsigned long i = 0;; i++) {
+		if (atomic_load_explicit(a, memory_order_acquire) == want)
+			return true;
+		if (!(i % 256)) {
+			if (now_s() > deadline)
+				return false;
+		}
+		sched_yield();
+	}
+}
+
+/* The client (the lab's child): no session before it gets the fd. */
+static int pp_client(int sock)
+{
+	double deadline = now_s() + 60;
+	volatile uint64_t *req, *resp;
+	_Atomic uint32_t *ping, *pong;
+	char *map;
+	int fd;
+
+	fd = recv_fd(sock);
+	if (fd < 0)
+		return 20;
+	map = mmap(NULL, PP_PAGES * PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return 21;
+	close(fd);	/* the mapping keeps the session */
+	if (congruent(map, 0))
+		return 22;
+	ping = (_Atomic uint32_t *)map;
+	pong = (_Atomic uint32_t *)(map + 64);
+	req = (volatile uint64_t *)(map + PP_REQ_PAGE * PS);
+	resp = (volatile uint64_t *)(map + PP_RESP_PAGE * PS);
+	/* The parent zeroed the counters before sending the fd. */
+	if (atomic_load(ping) != 0 || atomic_load(pong) != 0)
+		return 23;
+	for (uint32_t r = 1; r <= PP_ROUNDS; r++) {
+		for (unsigned int k = 0; k < 8; k++)
+			req[k] = (uint64_t)r * 1000 + k;
+		atomic_store_explicit(ping, r, memory_order_release);
+		if (!pp_wait(pong, r, deadline))
+			return 24;
+		for (unsigned int k = 0; k < 8; k++)
+			if (resp[k] != (uint64_t)r * 7 + k)
+				return 25;
+	}
+	if (send(sock, "D", 1, 0) != 1)
+		return 26;
+	munmap(map, PP_PAGES * PS);
+	return 0;
+}
+
+TEST_F_TIMEOUT(ext4, scm_rights_pingpong, 120)
+{
+	const struct cowmap_event *e;
+	volatile uint64_t *req, *resp;
+	_Atomic uint32_t *ping, *pong;
+	struct cowmap_event ev[16];
+	struct cowmap_info in;
+	int sv[2], status;
+	double deadline;
+	char *c, b;
+	pid_t pid;
+	long n;
+
+	BEGIN(self);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	/* Forked before the session exists: it shares nothing with it. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(pp_client(sv[1]));
+	}
+	kid_add(m, pid);
+	close(sv[1]);
+
+	MAKE(PP_PAGES, 3);
+	MAP(c, PP_PAGES, 0);
+	ping = (_Atomic uint32_t *)c;
+	pong = (_Atomic uint32_t *)(c + 64);
+	req = (volatile uint64_t *)(c + PP_REQ_PAGE * PS);
+	resp = (volatile uint64_t *)(c + PP_RESP_PAGE * PS);
+	/* The lab relies on zero-filled memory; the file is not zero. */
+	atomic_store(ping, 0);
+	atomic_store(pong, 0);
+	ASSERT_EQ(0, send_fd(sv[0], m->cfd));
+
+	deadline = now_s() + 60;
+	for (uint32_t r = 1; r <= PP_ROUNDS; r++) {
+		ASSERT_TRUE(pp_wait(ping, r, deadline)) TH_LOG("round %u: no ping", r);
+		for (unsigned int k = 0; k < 8; k++) {
+			ASSERT_EQ((uint64_t)r * 1000 + k, req[k]) TH_LOG("round %u", r);
+		}
+		for (unsigned int k = 0; k < 8; k++)
+			resp[k] = (uint64_t)r * 7 + k;
+		atomic_store_explicit(pong, r, memory_order_release);
+	}
+	ASSERT_EQ(1, read(sv[0], &b, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("client failed at check %d",
+						 WEXITSTATUS(status));
+
+	/* Three copies: the counters (parent), request (client), answer. */
+	INFO(in);
+	ASSERT_EQ(3, in.cow_faults);
+	ASSERT_EQ(3, in.private_pages);
+	ASSERT_EQ(PP_PAGES * PS, in.mapped_bytes);
+	n = cm_events(m->cfd, ev, 16);
+	ASSERT_EQ(3, n);
+	e = find_cow(ev, n, 0);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	e = find_cow(ev, n, PP_REQ_PAGE * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)pid, e->tgid);
+	e = find_cow(ev, n, PP_RESP_PAGE * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+
+	/* The backing file is byte-for-byte untouched. */
+	ASSERT_FILE_INTACT(3, PP_PAGES);
+	close(sv[0]);
+	munmap(c, PP_PAGES * PS);
+}
+
+/* ------------------------------------------------------------------------
+ * VMA surgery.
+ */
+TEST_F(ext4, partial_munmap)
+{
+	const uint64_t pages = 16;
+	char *c, *c2, *r;
+
+	BEGIN(self);
+	MAKE(pages, 4);
+	MAP(c, pages, 0);
+	for (uint64_t i = 2; i < 14; i++)
+		fill_priv(PAGE(c, i), 4, i);
+	ASSERT_COWS(12);
+
+	/* Unmap the middle: the VMA splits in two. */
+	ASSERT_EQ(0, munmap(c + 6 * PS, 4 * PS));
+	ASSERT_MAPPED_BYTES(12 * PS);
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i >= 6 && i < 10) {
+			ASSERT_EQ(SIGSEGV, probe_read(PAGE(c, i), NULL));
+		} else if (i >= 2 && i < 14) {
+			ASSERT_PRIV_PAGE(c, i, 4, i);
+		} else {
+			ASSERT_FILE_PAGE(c, i, 4, i);
+		}
+	}
+
+	/* Map the hole again: the session still has the pages. */
+	r = mmap(c + 6 * PS, 4 * PS, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, m->cfd, 6 * PS);
+	ASSERT_EQ(c + 6 * PS, r) TH_LOG("mmap: %s", strerror(errno));
+	for (uint64_t i = 6; i < 10; i++)
+		ASSERT_PRIV_PAGE(c, i, 4, i);
+	ASSERT_MAPPED_BYTES(16 * PS);
+
+	/* And a second, whole mapping shows the same. */
+	MAP(c2, pages, 0);
+	ASSERT_EQ(0, memcmp(c, c2, pages * PS));
+	ASSERT_MAPPED_BYTES(32 * PS);
+	ASSERT_COWS(12);
+	ASSERT_EQ(0, munmap(c2, pages * PS));
+	ASSERT_EQ(0, munmap(c, pages * PS));
+	ASSERT_MAPPED_BYTES(0);
+	ASSERT_FILE_INTACT(4, pages);
+}
+
+TEST_F(ext4, map_fixed_replace)
+{
+	const uint64_t pages = 16;
+	char *c, *r;
+
+	BEGIN(self);
+	MAKE(pages, 5);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 2), 5, 2);
+	fill_priv(PAGE(c, 5), 5, 5);
+	fill_priv(PAGE(c, 9), 5, 9);
+	ASSERT_COWS(3);
+
+	/* Pages 4..7 of the mapping become file pages 8..11. */
+	ASSERT_FALSE(congruent(c + 4 * PS, 8 * PS));
+	r = mmap(c + 4 * PS, 4 * PS, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, m->cfd, 8 * PS);
+	ASSERT_EQ(c + 4 * PS, r) TH_LOG("mmap: %s", strerror(errno));
+	ASSERT_MAPPED_BYTES(16 * PS);
+	for (uint64_t i = 0; i < pages; i++) {
+		uint64_t pg = (i >= 4 && i < 8) ? i + 4 : i;
+
+		if (pg == 2 || pg == 5 || pg == 9)
+			ASSERT_PRIV_PAGE(c, i, 5, pg);
+		else
+			ASSERT_FILE_PAGE(c, i, 5, pg);
+	}
+	/* Both views of file page 9 are one page. */
+	((volatile uint64_t *)PAGE(c, 5))[7] = 0x99;
+	ASSERT_EQ(0x99, ((volatile uint64_t *)PAGE(c, 9))[7]);
+	/* A write through the new VMA copies file page 10 once. */
+	((volatile uint64_t *)PAGE(c, 6))[0] = 0x10;
+	ASSERT_EQ(0x10, ((volatile uint64_t *)PAGE(c, 10))[0]);
+	ASSERT_COWS(4);
+
+	/* Anonymous memory over pages 12..15. */
+	r = mmap(c + 12 * PS, 4 * PS, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(c + 12 * PS, r);
+	ASSERT_ZERO_PAGE(c, 12);
+	ASSERT_MAPPED_BYTES(12 * PS);
+	ASSERT_PRIV_PAGE(c, 2, 5, 2);
+	ASSERT_FILE_PAGE(c, 11, 5, 11);
+	ASSERT_COWS(4);
+	ASSERT_FILE_INTACT(5, pages);
+	munmap(c, pages * PS);
+	ASSERT_MAPPED_BYTES(0);
+}
+
+TEST_F(ext4, mremap_move)
+{
+	const uint64_t pages = 16;
+	char *c, *dst, *r;
+
+	BEGIN(self);
+	MAKE(pages, 6);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 1), 6, 1);
+	fill_priv(PAGE(c, 7), 6, 7);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	ASSERT_COWS(2);
+
+	/* A non-congruent destination: the pages move along. */
+	dst = reserve_aligned(pages * PS + 8 * PS);
+	ASSERT_NE(NULL, dst);
+	dst += 5 * PS;
+	ASSERT_FALSE(congruent(dst, 0));
+	r = mremap(c, pages * PS, pages * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, r) TH_LOG("mremap: %s", strerror(errno));
+	ASSERT_EQ(SIGSEGV, probe_read(c, NULL));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 1 || i == 7)
+			ASSERT_PRIV_PAGE(dst, i, 6, i);
+		else
+			ASSERT_FILE_PAGE(dst, i, 6, i);
+	}
+	ASSERT_MAPPED_BYTES(pages * PS);
+	ASSERT_COWS(2);
+	/* Writes keep working at the new place. */
+	((volatile uint64_t *)PAGE(dst, 7))[3] = 0x77;
+	((volatile uint64_t *)PAGE(dst, 3))[3] = 0x33;
+	ASSERT_COWS(3);
+
+	/* Shrinking is allowed. */
+	r = mremap(dst, pages * PS, 8 * PS, 0);
+	ASSERT_EQ(dst, r);
+	ASSERT_MAPPED_BYTES(8 * PS);
+	ASSERT_EQ(0x77, ((volatile uint64_t *)PAGE(dst, 7))[3]);
+	ASSERT_EQ(0x33, ((volatile uint64_t *)PAGE(dst, 3))[3]);
+	ASSERT_FILE_INTACT(6, pages);
+	munmap(dst - 5 * PS, pages * PS + 8 * PS);
+	ASSERT_MAPPED_BYTES(0);
+}
+
+TEST_F(ext4, mremap_congruent_refused)
+{
+	const uint64_t pages = 16;
+	char *c, *dst, *r;
+
+	BEGIN(self);
+	MAKE(pages, 8);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 2), 8, 2);
+	fill_priv(PAGE(c, 5), 8, 5);
+	ASSERT_COWS(2);
+
+	/* The whole mapping to a 2 MiB-aligned address (offset 0). */
+	dst = reserve_aligned(MM_PMD_SIZE);
+	ASSERT_NE(NULL, dst);
+	ASSERT_TRUE(congruent(dst, 0));
+	errno = 0;
+	r = mremap(c, pages * PS, pages * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(MAP_FAILED, r);
+	ASSERT_EQ(EINVAL, errno);
+	/* Nothing of the session is at the destination... */
+	ASSERT_EQ(SIGSEGV, probe_read(dst, NULL));
+	/* ...and the old mapping is intact. */
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 2 || i == 5)
+			ASSERT_PRIV_PAGE(c, i, 8, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 8, i);
+	}
+	ASSERT_MAPPED_BYTES(pages * PS);
+
+	/* Part of it (file pages 4..7) to a congruent address for page 4. */
+	errno = 0;
+	r = mremap(c + 4 * PS, 4 * PS, 4 * PS, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   dst + 4 * PS);
+	ASSERT_EQ(MAP_FAILED, r);
+	ASSERT_EQ(EINVAL, errno);
+	ASSERT_PRIV_PAGE(c, 5, 8, 5);
+	ASSERT_FILE_PAGE(c, 4, 8, 4);
+	ASSERT_FILE_PAGE(c, 8, 8, 8);
+	ASSERT_MAPPED_BYTES(pages * PS);
+
+	/* Growing is refused (VM_DONTEXPAND). */
+	errno = 0;
+	r = mremap(c, pages * PS, 2 * pages * PS, MREMAP_MAYMOVE);
+	ASSERT_EQ(MAP_FAILED, r);
+	ASSERT_EQ(EFAULT, errno);
+
+	/* The mapping still works, and nothing was copied meanwhile. */
+	((volatile uint64_t *)PAGE(c, 5))[0] = 0x55;
+	ASSERT_EQ(0x55, ((volatile uint64_t *)PAGE(c, 5))[0]);
+	ASSERT_COWS(2);
+	ASSERT_FILE_INTACT(8, pages);
+	munmap(c, pages * PS);
+	ASSERT_MAPPED_BYTES(0);
+}
+
+TEST_F(mm, madv_dontneed)
+{
+	const uint64_t pages = 16;
+	uint64_t pfn3 = 0, pfn9 = 0;
+	char *c, *p;
+
+	BEGIN(self);
+	MAKE(pages, 9);
+	MAP(c, pages, 0);
+	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (uint64_t i = 0; i < pages; i++) {
+		(void)*PAGE(c, i);
+		(void)*PAGE(p, i);
+	}
+	fill_priv(PAGE(c, 3), 9, 3);
+	fill_priv(PAGE(c, 9), 9, 9);
+	if (is_root()) {
+		pfn3 = pfn_of(PAGE(c, 3));
+		pfn9 = pfn_of(PAGE(c, 9));
+		ASSERT_NE(0, pfn3);
+	}
+
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_DONTNEED));
+	for (uint64_t i = 0; i < pages; i++) {
+		ASSERT_FALSE(pte_present(PAGE(c, i))) TH_LOG("page %lu", (unsigned long)i);
+	}
+
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 3 || i == 9)
+			ASSERT_PRIV_PAGE(c, i, 9, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 9, i);
+	}
+	if (is_root()) {
+		/* The same private pages; shared ones from the page cache. */
+		ASSERT_EQ(pfn3, pfn_of(PAGE(c, 3)));
+		ASSERT_EQ(pfn9, pfn_of(PAGE(c, 9)));
+		for (uint64_t i = 0; i < pages; i++)
+			if (i != 3 && i != 9) {
+				ASSERT_EQ(pfn_of(PAGE(p, i)), pfn_of(PAGE(c, i)));
+			}
+	}
+	/* Private pages stay writable without a new copy. */
+	((volatile uint64_t *)PAGE(c, 3))[0] = 0x3;
+	ASSERT_COWS(2);
+	/* Zap once more after the write: it survives. */
+	ASSERT_EQ(0, madvise(c + 3 * PS, PS, MADV_DONTNEED));
+	ASSERT_EQ(0x3, ((volatile uint64_t *)PAGE(c, 3))[0]);
+	ASSERT_EQ(priv_word(9, 3, 1), ((volatile uint64_t *)PAGE(c, 3))[1]);
+	ASSERT_COWS(2);
+	ASSERT_FILE_INTACT(9, pages);
+	munmap(p, pages * PS);
+	munmap(c, pages * PS);
+}
+
+TEST_F(ext4, mprotect_readonly_and_back)
+{
+	const uint64_t pages = 8;
+	char *c;
+
+	BEGIN(self);
+	MAKE(pages, 10);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 1), 10, 1);
+	ASSERT_COWS(1);
+
+	ASSERT_EQ(0, mprotect(c, pages * PS, PROT_READ));
+	ASSERT_EQ(SIGSEGV, probe_write(PAGE(c, 1), 1));		/* private */
+	ASSERT_EQ(SIGSEGV, probe_write(PAGE(c, 2), 1));		/* shared */
+	ASSERT_PRIV_PAGE(c, 1, 10, 1);
+	ASSERT_FILE_PAGE(c, 2, 10, 2);
+	ASSERT_COWS(1);
+
+	/* Writable again in the middle only: the VMA splits in three. */
+	ASSERT_EQ(0, mprotect(c + 2 * PS, 2 * PS, PROT_READ | PROT_WRITE));
+	ASSERT_MAPPED_BYTES(pages * PS);
+	ASSERT_EQ(0, probe_write(PAGE(c, 2), 0x22));
+	ASSERT_EQ(SIGSEGV, probe_write(PAGE(c, 5), 1));
+	ASSERT_EQ(SIGSEGV, probe_write(PAGE(c, 1), 1));
+	ASSERT_COWS(2);
+
+	/* All writable: private data intact, no copy for page 1. */
+	ASSERT_EQ(0, mprotect(c, pages * PS, PROT_READ | PROT_WRITE));
+	ASSERT_PRIV_PAGE(c, 1, 10, 1);
+	ASSERT_EQ(0, probe_write(PAGE(c, 1), 0x11));
+	ASSERT_EQ(0x11, *(volatile uint64_t *)PAGE(c, 1));
+	ASSERT_EQ(priv_word(10, 1, 1), ((volatile uint64_t *)PAGE(c, 1))[1]);
+	ASSERT_EQ(0x22, *(volatile uint64_t *)PAGE(c, 2));
+	ASSERT_COWS(2);
+	ASSERT_FILE_INTACT(10, pages);
+	munmap(c, pages * PS);
+}
+
+TEST_F(ext4, madv_remove_does_not_punch)
+{
+	const uint64_t pages = 8;
+	char *c;
+
+	BEGIN(self);
+	MAKE(pages, 11);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 2), 11, 2);
+	errno = 0;
+	ASSERT_EQ(-1, madvise(c, pages * PS, MADV_REMOVE));
+	/* The VMA's file is the session's read-only clone. */
+	ASSERT_EQ(EBADF, errno);
+	ASSERT_PRIV_PAGE(c, 2, 11, 2);
+	ASSERT_FILE_PAGE(c, 3, 11, 3);
+	ASSERT_FILE_INTACT(11, pages);
+	ASSERT_COWS(1);
+	munmap(c, pages * PS);
+}
+
+/* ------------------------------------------------------------------------
+ * Fault-around and large folios.
+ */
+/* The PFN of page @i of the plain mapping @p (faulted in first). */
+static uint64_t plain_pfn(const char *p, uint64_t i)
+{
+	(void)*PAGE(p, i);
+	return pfn_of(PAGE(p, i));
+}
+
+TEST_F(mm, fault_around_skips_private)
+{
+	const uint64_t pages = 32;
+	uint64_t pfn_priv;
+	char *c, *p;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "pagemap PFNs need CAP_SYS_ADMIN");
+	MAKE(pages, 12);
+	MAP(c, pages, 0);
+	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill_priv(PAGE(c, 5), 12, 5);
+	pfn_priv = pfn_of(PAGE(c, 5));
+	ASSERT_NE(0, pfn_priv);
+	ASSERT_NE(0, plain_pfn(p, 5));
+	ASSERT_NE(pfn_priv, plain_pfn(p, 5));
+
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_DONTNEED));
+	/* One read fault on page 4 maps its neighbours... */
+	ASSERT_EQ(pat_word(12, 4, 0), *(volatile uint64_t *)PAGE(c, 4));
+	ASSERT_EQ(plain_pfn(p, 4), pfn_of(PAGE(c, 4)));
+	ASSERT_TRUE(pte_present(PAGE(c, 6))) TH_LOG("no fault-around");
+	ASSERT_EQ(plain_pfn(p, 6), pfn_of(PAGE(c, 6)));
+	ASSERT_TRUE(pte_present(PAGE(c, 3)));
+	ASSERT_EQ(plain_pfn(p, 3), pfn_of(PAGE(c, 3)));
+	/* ...but never the backing page of a private offset. */
+	if (pte_present(PAGE(c, 5))) {
+		ASSERT_EQ(pfn_priv, pfn_of(PAGE(c, 5)));
+	}
+	ASSERT_PRIV_PAGE(c, 5, 12, 5);
+	ASSERT_EQ(pfn_priv, pfn_of(PAGE(c, 5)));
+
+	/* A write to a page mapped by fault-around copies it. */
+	((volatile uint64_t *)PAGE(c, 6))[0] = 0x66;
+	ASSERT_NE(plain_pfn(p, 6), pfn_of(PAGE(c, 6)));
+	ASSERT_FILE_PAGE(p, 6, 12, 6);
+	ASSERT_PRIV_PAGE(c, 5, 12, 5);
+	ASSERT_COWS(2);
+	ASSERT_FILE_INTACT(12, pages);
+	munmap(p, pages * PS);
+	munmap(c, pages * PS);
+}
+
+/*
+ * Another process maps the file 2 MiB-aligned with MADV_HUGEPAGE, so the
+ * page cache may hold PMD-sized folios (XFS) mapped by a PMD there; cowmap
+ * must keep mapping them by PTE and never over a private offset.
+ */
+enum { HP_OK = 0, HP_MAP = 30, HP_DATA = 31, HP_PIPE = 32 };
+
+static int hp_child(const char *path, uint64_t pages, uint32_t seed,
+		    int in, int out)
+{
+	long r[2];
+	char *a;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	a = reserve_aligned(pages * PS);
+	if (fd < 0 || !a)
+		return HP_MAP;
+	if (mmap(a, pages * PS, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) != a)
+		return HP_MAP;
+	madvise(a, pages * PS, MADV_HUGEPAGE);
+	for (;;) {
+		int cmd = wait_byte(in);
+
+		if (cmd == 'q' || cmd < 0)
+			return HP_OK;
+		r[0] = 0;
+		for (uint64_t i = 0; i < pages; i++)
+			if (bad_pat(PAGE(a, i), seed, i) >= 0)
+				r[0]++;
+		r[1] = smaps_field(a, "FilePmdMapped:");
+		if (write(out, r, sizeof(r)) != sizeof(r))
+			return HP_PIPE;
+	}
+}
+
+TEST_F_TIMEOUT(mm, hugepage_neighbours, 120)
+{
+	const uint64_t pages = 2 * MM_PMD_PAGES;	/* 4 MiB */
+	int to[2], from[2], status;
+	uint64_t pfn;
+	long r[2];
+	char *c;
+	pid_t pid;
+
+	BEGIN(self);
+	MAKE(pages, 13);
+	MAP(c, pages, 0);
+	ASSERT_FALSE(congruent(c, 0));
+
+	/* Private pages first, in a small-folio page cache. */
+	fill_priv(PAGE(c, 5), 13, 5);
+	fill_priv(PAGE(c, 600), 13, 600);
+	ASSERT_COWS(2);
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_DONTNEED));
+	mm_evict(m);
+	if (is_root())
+		write_text("/proc/sys/vm/drop_caches", "1");
+
+	ASSERT_EQ(0, pipe(to));
+	ASSERT_EQ(0, pipe(from));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(hp_child(m->path, pages, 13, to[0], from[1]));
+	kid_add(m, pid);
+
+	/* The other process faults the whole file in. */
+	send_byte(to[1], 'r');
+	ASSERT_EQ(sizeof(r), read(from[0], r, sizeof(r)));
+	ASSERT_EQ(0, r[0]) TH_LOG("plain mapping: %ld bad pages", r[0]);
+	TH_LOG("%s: plain MADV_HUGEPAGE mapping: FilePmdMapped %ld kB",
+	       m->fs, r[1]);
+
+	/* cowmap asks for huge pages too (clears VM_NOHUGEPAGE). */
+	madvise(c, pages * PS, MADV_HUGEPAGE);
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 5 || i == 600)
+			ASSERT_PRIV_PAGE(c, i, 13, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 13, i);
+	}
+	ASSERT_EQ(0, smaps_field(c, "FilePmdMapped:"));
+	if (is_root()) {
+		pfn = pfn_of(PAGE(c, 4));
+		TH_LOG("cowmap page 4: kpageflags %#" PRIx64 " (THP %d)",
+		       kpageflags(pfn), !!(kpageflags(pfn) & (1ULL << KPF_THP)));
+	}
+
+	/* A copy of a page inside a (possibly PMD-mapped) large folio. */
+	fill_priv(PAGE(c, 700), 13, 700);
+	ASSERT_COWS(3);
+	ASSERT_FILE_PAGE(c, 699, 13, 699);
+	ASSERT_FILE_PAGE(c, 701, 13, 701);
+	ASSERT_PRIV_PAGE(c, 700, 13, 700);
+	send_byte(to[1], 'r');
+	ASSERT_EQ(sizeof(r), read(from[0], r, sizeof(r)));
+	ASSERT_EQ(0, r[0]) TH_LOG("plain mapping after the copy: %ld bad pages",
+				  r[0]);
+	/* Everything again, after zapping the cowmap PTEs. */
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_DONTNEED));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 5 || i == 600 || i == 700)
+			ASSERT_PRIV_PAGE(c, i, 13, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 13, i);
+	}
+	ASSERT_EQ(0, smaps_field(c, "FilePmdMapped:"));
+
+	send_byte(to[1], 'q');
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(HP_OK, WEXITSTATUS(status));
+	ASSERT_FILE_INTACT(13, pages);
+	munmap(c, pages * PS);
+}
+
+TEST_F(ext4, no_implicit_congruent_address)
+{
+	const uint64_t len = 4UL << 20;
+	const uint64_t offs[] = { 0, 2UL << 20, PS, (2UL << 20) + 3 * PS };
+	char *c, *hint;
+
+	BEGIN(self);
+	ASSERT_EQ(0, mm_make_file(m, 1, 14));
+	ASSERT_EQ(0, ftruncate(m->bfd, 8UL << 20));	/* sparse */
+	m->cfd = cm_session(m->bfd, 0);
+	ASSERT_LE(0, m->cfd);
+
+	for (unsigned int i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		for (int h = 0; h < 3; h++) {
+			/* No hint, a 2 MiB-aligned hint, a congruent hint. */
+			hint = NULL;
+			if (h) {
+				hint = reserve_aligned(len + MM_PMD_SIZE);
+				ASSERT_NE(NULL, hint);
+				munmap(hint, len + MM_PMD_SIZE);
+				if (h == 2)
+					hint += offs[i] % MM_PMD_SIZE;
+			}
+			c = mmap(hint, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+				 m->cfd, offs[i]);
+			ASSERT_NE(MAP_FAILED, c) TH_LOG("off %#lx: %s",
+				(unsigned long)offs[i], strerror(errno));
+			ASSERT_FALSE(congruent(c, offs[i]))
+				TH_LOG("off %#lx hint %p: got %p",
+				       (unsigned long)offs[i], hint, c);
+			/* Usable: zeros past the first page. */
+			ASSERT_ZERO_PAGE(c, len / PS - 1);
+			ASSERT_EQ(0, munmap(c, len));
+		}
+	}
+	ASSERT_COWS(0);
+}
+
+/* ------------------------------------------------------------------------
+ * Others' changes to the backing file.
+ */
+TEST_F(mm, write_by_other_fd)
+{
+	const uint64_t pages = 16;
+	char buf[100];
+	char *c;
+	int fd;
+
+	BEGIN(self);
+	MAKE(pages, 15);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 2), 15, 2);
+	fill_priv(PAGE(c, 5), 15, 5);
+
+	fd = open(m->path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, write_pat(fd, 16, 1, 6));		/* pages 1..6 */
+	memset(buf, 0x5a, sizeof(buf));
+	ASSERT_EQ(sizeof(buf), pwrite(fd, buf, sizeof(buf), 7 * PS + 1000));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 2 || i == 5)
+			ASSERT_PRIV_PAGE(c, i, 15, i);
+		else if (i >= 1 && i <= 6)
+			ASSERT_FILE_PAGE(c, i, 16, i);
+		else if (i != 7)
+			ASSERT_FILE_PAGE(c, i, 15, i);
+	}
+	ASSERT_EQ(0, memcmp((char *)PAGE(c, 7) + 1000, buf, sizeof(buf)));
+	ASSERT_EQ(pat_word(15, 7, 0), *(volatile uint64_t *)PAGE(c, 7));
+	ASSERT_COWS(2);
+
+	/* A copy made now starts from the new contents. */
+	((volatile uint64_t *)PAGE(c, 3))[0] = 0x3;
+	ASSERT_EQ(pat_word(16, 3, 1), ((volatile uint64_t *)PAGE(c, 3))[1]);
+	ASSERT_COWS(3);
+	/* The file has the other writer's data, not the session's. */
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 16, 1, 6));
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 15, 8, 8));
+	close(fd);
+	munmap(c, pages * PS);
+}
+
+TEST_F(mm, odirect_write_by_other_fd)
+{
+	const uint64_t pages = 16;
+	char *c, *buf;
+	int fd;
+
+	BEGIN(self);
+	MAKE(pages, 17);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 5), 17, 5);
+	fill_priv(PAGE(c, 9), 17, 9);
+	/* Page 8 not mapped at all, the others mapped. */
+	ASSERT_EQ(0, madvise(c + 8 * PS, PS, MADV_DONTNEED));
+
+	fd = open(m->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (fd < 0 && errno == EINVAL)
+		SKIP(return, "%s: no O_DIRECT", m->fs);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, posix_memalign((void **)&buf, PS, 8 * PS));
+	for (uint64_t i = 0; i < 8; i++)
+		fill_pat(buf + i * PS, 18, 4 + i);
+	/* Pages 4..11: the kernel invalidates the cached, mapped pages. */
+	ASSERT_EQ(8 * PS, pwrite(fd, buf, 8 * PS, 4 * PS)) TH_LOG("%s",
+							      strerror(errno));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 5 || i == 9)
+			ASSERT_PRIV_PAGE(c, i, 17, i);
+		else if (i >= 4 && i < 12)
+			ASSERT_FILE_PAGE(c, i, 18, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 17, i);
+	}
+	ASSERT_COWS(2);
+
+	/* Again, while the private pages are mapped writable. */
+	((volatile uint64_t *)PAGE(c, 5))[0] = 0x5;
+	for (uint64_t i = 0; i < 8; i++)
+		fill_pat(buf + i * PS, 19, 4 + i);
+	ASSERT_EQ(8 * PS, pwrite(fd, buf, 8 * PS, 4 * PS));
+	ASSERT_EQ(0x5, *(volatile uint64_t *)PAGE(c, 5));
+	ASSERT_EQ(priv_word(17, 5, 1), ((volatile uint64_t *)PAGE(c, 5))[1]);
+	ASSERT_PRIV_PAGE(c, 9, 17, 9);
+	ASSERT_FILE_PAGE(c, 4, 19, 4);
+	ASSERT_FILE_PAGE(c, 11, 19, 11);
+	ASSERT_COWS(2);
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 19, 4, 8));
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 17, 0, 4));
+	free(buf);
+	close(fd);
+	munmap(c, pages * PS);
+}
+
+TEST_F(mm, truncate_and_extend)
+{
+	const uint64_t pages = 16;
+	struct cowmap_info in;
+	uint64_t v;
+	char *c;
+	int fd;
+
+	BEGIN(self);
+	MAKE(pages, 20);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 2), 20, 2);
+	fill_priv(PAGE(c, 10), 20, 10);
+	fill_priv(PAGE(c, 13), 20, 13);
+	ASSERT_COWS(3);
+
+	/* Shrink to 8 pages and 100 bytes, through another fd. */
+	fd = open(m->path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 8 * PS + 100));
+	INFO(in);
+	ASSERT_EQ(8 * PS + 100, in.cur_size);
+	ASSERT_EQ(pages * PS, in.size);
+
+	for (uint64_t i = 0; i < 8; i++) {
+		if (i == 2)
+			ASSERT_PRIV_PAGE(c, i, 20, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 20, i);
+	}
+	/* The page with EOF: data up to it, zeros after. */
+	ASSERT_EQ(0, probe_read(PAGE(c, 8), &v));
+	ASSERT_EQ(pat_word(20, 8, 0), v);
+	ASSERT_EQ(0, memcmp((char *)PAGE(c, 8) + 100, (char[PS]){ 0 }, PS - 100));
+	/* Beyond: SIGBUS, except private pages. */
+	ASSERT_EQ(SIGBUS, probe_read(PAGE(c, 9), NULL));
+	ASSERT_EQ(SIGBUS, probe_read(PAGE(c, 12), NULL));
+	ASSERT_EQ(SIGBUS, probe_read(PAGE(c, 15), NULL));
+	ASSERT_EQ(SIGBUS, probe_write(PAGE(c, 11), 1));
+	ASSERT_EQ(0, probe_read(PAGE(c, 10), NULL));
+	ASSERT_PRIV_PAGE(c, 10, 20, 10);
+	ASSERT_PRIV_PAGE(c, 13, 20, 13);
+	ASSERT_EQ(0, probe_write(PAGE(c, 10), 0x1010));
+	ASSERT_EQ(0x1010, *(volatile uint64_t *)PAGE(c, 10));
+	ASSERT_EQ(priv_word(20, 10, 1), ((volatile uint64_t *)PAGE(c, 10))[1]);
+	ASSERT_COWS(3);
+
+	/* Extend again: zeros where the file was cut, private pages kept. */
+	ASSERT_EQ(0, ftruncate(fd, pages * PS));
+	ASSERT_EQ(0, memcmp((char *)PAGE(c, 8) + 100, (char[PS]){ 0 }, PS - 100));
+	for (uint64_t i = 9; i < pages; i++) {
+		if (i == 10) {
+			ASSERT_EQ(0x1010, *(volatile uint64_t *)PAGE(c, 10));
+		} else if (i == 13) {
+			ASSERT_PRIV_PAGE(c, i, 20, i);
+		} else {
+			ASSERT_EQ(0, probe_read(PAGE(c, i), NULL)) TH_LOG("page %lu",
+							(unsigned long)i);
+			ASSERT_ZERO_PAGE(c, i);
+		}
+	}
+	/* A new copy of a hole page. */
+	((volatile uint64_t *)PAGE(c, 9))[4] = 0x99;
+	ASSERT_EQ(0, ((volatile uint64_t *)PAGE(c, 9))[3]);
+	ASSERT_COWS(4);
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 20, 0, 8));
+	ASSERT_EQ(-1, file_bad_zero(m->bfd, 9, 7));
+	close(fd);
+	munmap(c, pages * PS);
+}
+
+/* ------------------------------------------------------------------------
+ * Reclaim.
+ */
+TEST_F(ext4, drop_caches_reread)
+{
+	const uint64_t pages = 64;
+	unsigned char vec[64];
+	int resident = 0;
+	char *c;
+
+	BEGIN(self);
+	if (access("/proc/sys/vm/drop_caches", W_OK))
+		SKIP(return, "drop_caches is not writable (not root)");
+	MAKE(pages, 21);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 5), 21, 5);
+	fill_priv(PAGE(c, 40), 21, 40);
+	/* Unmap the second half: those cache pages can go. */
+	ASSERT_EQ(0, madvise(c + 32 * PS, 32 * PS, MADV_DONTNEED));
+	ASSERT_EQ(0, fsync(m->bfd));
+	ASSERT_EQ(0, write_text("/proc/sys/vm/drop_caches", "3"));
+	ASSERT_EQ(0, write_text("/proc/sys/vm/drop_caches", "3"));
+	ASSERT_EQ(0, mincore(c, pages * PS, vec));
+	for (uint64_t i = 32; i < pages; i++)
+		resident += vec[i] & 1;
+	TH_LOG("after drop_caches %d of the 32 unmapped pages are cached", resident);
+
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 5 || i == 40)
+			ASSERT_PRIV_PAGE(c, i, 21, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 21, i);
+	}
+	ASSERT_COWS(2);
+	ASSERT_FILE_INTACT(21, pages);
+	munmap(c, pages * PS);
+}
+
+/* Pages of the file MADV_PAGEOUT reclaims from a plain mapping. */
+static int pageout_plain(struct mm_ctx *m, uint64_t pages)
+{
+	static unsigned char vec[1024];
+	int gone = 0;
+	char *p;
+
+	if (pages > sizeof(vec))
+		return -1;
+	mm_evict(m);
+	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(p, i);
+	if (madvise(p, pages * PS, MADV_PAGEOUT) ||
+	    mincore(p, pages * PS, vec)) {
+		munmap(p, pages * PS);
+		return -1;
+	}
+	for (uint64_t i = 0; i < pages; i++)
+		gone += !(vec[i] & 1);
+	munmap(p, pages * PS);
+	return gone;
+}
+
+TEST_F(mm, madv_pageout)
+{
+	const uint64_t pages = 64;
+	unsigned char vec[64];
+	int gone = 0;
+	cpu_set_t set;
+	char *c;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "MADV_PAGEOUT of a file mapping needs ownership");
+	/* One CPU: MADV_PAGEOUT drains only this CPU's LRU batches. */
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu(), &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	MAKE(pages, 22);
+	mm_evict(m);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 10), 22, 10);
+	fill_priv(PAGE(c, 20), 22, 20);
+
+	if (madvise(c, pages * PS, MADV_PAGEOUT) && errno == EINVAL)
+		SKIP(return, "no MADV_PAGEOUT");
+	ASSERT_EQ(0, mincore(c, pages * PS, vec));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 10 || i == 20) {
+			ASSERT_EQ(1, vec[i] & 1) TH_LOG("private page %lu",
+							(unsigned long)i);
+		} else {
+			gone += !(vec[i] & 1);
+		}
+	}
+	TH_LOG("%s: MADV_PAGEOUT reclaimed %d of %lu shared pages", m->fs, gone,
+	       (unsigned long)pages - 2);
+
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 10 || i == 20)
+			ASSERT_PRIV_PAGE(c, i, 22, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 22, i);
+	}
+	ASSERT_COWS(2);
+	ASSERT_FILE_INTACT(22, pages);
+	munmap(c, pages * PS);
+
+	/*
+	 * Reclaim found the pages through the backing file's rmap.  Unless
+	 * the kernel pages out none of them from a plain mapping either: 6.1
+	 * does not split large folios (XFS) for MADV_PAGEOUT.
+	 */
+	if (!gone) {
+		int plain = pageout_plain(m, pages);
+
+		if (plain == 0)
+			SKIP(return, "%s: MADV_PAGEOUT reclaims nothing from a "
+			     "plain mapping either", m->fs);
+		ASSERT_LT(0, gone) TH_LOG("a plain mapping lost %d pages", plain);
+	}
+}
+
+/*
+ * Memory pressure in a memory cgroup: a file larger than the limit read
+ * through cowmap (so reclaim must unmap cowmap-mapped page-cache pages), an
+ * anonymous hog on top, then everything read again.
+ */
+static int cg_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
+		    long long limit, char *why, size_t why_len)
+{
+	char base[256], buf[512], file[512];
+	struct statfs sfs;
+
+	snprintf(base, sizeof(base), "/sys/fs/cgroup");
+	if (statfs(base, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		snprintf(m->cgmount, sizeof(m->cgmount), "/tmp/cowmap_mm_cg.XXXXXX");
+		if (!mkdtemp(m->cgmount)) {
+			m->cgmount[0] = 0;
+			snprintf(why, why_len, "mkdtemp: %s", strerror(errno));
+			return -1;
+		}
+		if (mount("cgroup2", m->cgmount, "cgroup2", 0, NULL)) {
+			snprintf(why, why_len, "mount cgroup2: %s", strerror(errno));
+			rmdir(m->cgmount);
+			m->cgmount[0] = 0;
+			return -1;
+		}
+		snprintf(base, sizeof(base), "%s", m->cgmount);
+	}
+	snprintf(file, sizeof(file), "%s/cgroup.controllers", base);
+	if (read_text(file, buf, sizeof(buf)) < 0 || !strstr(buf, "memory")) {
+		snprintf(why, why_len, "no memory controller in %.64s", base);
+		return -1;
+	}
+	snprintf(file, sizeof(file), "%s/cgroup.subtree_control", base);
+	write_text(file, "+memory");
+	snprintf(m->cgroup, sizeof(m->cgroup), "%s/cowmap_mm.%d", base, getpid());
+	if (mkdir(m->cgroup, 0755)) {
+		snprintf(why, why_len, "mkdir %.64s: %.64s", m->cgroup, strerror(errno));
+		m->cgroup[0] = 0;
+		return -1;
+	}
+	snprintf(file, sizeof(file), "%s/memory.max", m->cgroup);
+	snprintf(buf, sizeof(buf), "%lld", limit);
+	if (write_text(file, buf)) {
+		snprintf(why, why_len, "cannot set %.64s", file);
+		return -1;
+	}
+	snprintf(file, sizeof(file), "%s/memory.swap.max", m->cgroup);
+	write_text(file, "0");
+	return 0;
+}
+
+enum { MP_OK = 0, MP_JOIN = 40, MP_MAP, MP_READ1, MP_HOG, MP_READ2 };
+
+struct mp_result {
+	long bad_page;
+	int hog_status;
+	double t_read1, t_hog, t_read2;
+};
+
+static int mp_hog(size_t bytes)
+{
+	char *a = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (a == MAP_FAILED)
+		return 1;
+	for (size_t i = 0; i < bytes; i += PS)
+		a[i] = 1;
+	return 0;
+}
+
+static int mp_worker(struct mm_ctx *m, uint64_t pages, uint64_t stride,
+		     size_t hog, int out)
+{
+	struct mp_result res = { .bad_page = -1 };
+	char procs[512];
+	double t0 = now_s();
+	int ret = MP_OK;
+	pid_t pid;
+	char *c;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", m->cgroup);
+	if (write_text(procs, "0"))
+		return MP_JOIN;
+	c = mmap(NULL, pages * PS, PROT_READ | PROT_WRITE, MAP_SHARED, m->cfd, 0);
+	if (c == MAP_FAILED)
+		return MP_MAP;
+	/* Pass 1: everything, more than the cgroup may hold. */
+	for (uint64_t i = 0; i < pages; i++) {
+		if (bad_pat(PAGE(c, i), 23, i) >= 0) {
+			res.bad_page = i;
+			ret = MP_READ1;
+			goto out;
+		}
+	}
+	for (uint64_t i = 0; i < pages; i += stride)
+		fill_priv(PAGE(c, i), 23, i);
+	res.t_read1 = now_s() - t0;
+
+	/* An anonymous hog in the same cgroup. */
+	pid = fork();
+	if (pid < 0)
+		return MP_HOG;
+	if (pid == 0)
+		_exit(mp_hog(hog));
+	if (waitpid(pid, &res.hog_status, 0) != pid)
+		return MP_HOG;
+	if (!WIFEXITED(res.hog_status) || WEXITSTATUS(res.hog_status)) {
+		ret = MP_HOG;
+		goto out;
+	}
+	res.t_hog = now_s() - t0;
+
+	/* Pass 2: reclaimed pages come back from the file. */
+	for (uint64_t i = 0; i < pages; i++) {
+		int bad = i % stride ? bad_pat(PAGE(c, i), 23, i) :
+				       bad_priv(PAGE(c, i), 23, i);
+
+		if (bad >= 0) {
+			res.bad_page = i;
+			ret = MP_READ2;
+			goto out;
+		}
+	}
+	res.t_read2 = now_s() - t0;
+out:
+	if (write(out, &res, sizeof(res)) != sizeof(res))
+		return 99;
+	return ret;
+}
+
+TEST_F_TIMEOUT(ext4, memory_pressure, 600)
+{
+	long long size_mb = 256, limit, steal, scan, refault, oom_kill;
+	char why[256], file[512];
+	struct mp_result res = { 0 };
+	uint64_t pages, stride;
+	struct utsname un;
+	struct statvfs sv;
+	int pfd[2], status;
+	const char *env;
+	pid_t pid;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "needs root (memory cgroup, drop_caches)");
+	/* Smaller on debug (KASAN) kernels; $COWMAP_MM_PRESSURE_MB overrides. */
+	if (!uname(&un) && strstr(un.release, "debug"))
+		size_mb = 128;
+	env = getenv("COWMAP_MM_PRESSURE_MB");
+	if (env && atoll(env) > 0)
+		size_mb = atoll(env);
+	ASSERT_EQ(0, statvfs(m->dir, &sv));
+	if ((long long)(sv.f_bavail * sv.f_frsize >> 20) < size_mb + 32)
+		size_mb = (long long)(sv.f_bavail * sv.f_frsize >> 20) - 32;
+	if (size_mb < 48)
+		SKIP(return, "%s: not enough space for the file", m->dir);
+	size_mb &= ~1LL;
+	limit = (size_mb / 3) << 20;		/* the cgroup holds a third */
+	pages = (uint64_t)size_mb << 20 >> 12;
+	stride = 256;				/* a private page per MiB */
+	if (cg_setup(_metadata, m, limit, why, sizeof(why)))
+		SKIP(return, "memory cgroup: %s", why);
+
+	MAKE(pages, 23);
+	/* Evict it, so that the worker's reads charge its cgroup. */
+	mm_evict(m);
+	ASSERT_EQ(0, write_text("/proc/sys/vm/drop_caches", "1"));
+
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(mp_worker(m, pages, stride, limit / 2, pfd[1]));
+	kid_add(m, pid);
+	ASSERT_EQ(sizeof(res), read(pfd[0], &res, sizeof(res)));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+
+	snprintf(file, sizeof(file), "%s/memory.stat", m->cgroup);
+	steal = keyed_value(file, "pgsteal");
+	scan = keyed_value(file, "pgscan");
+	refault = keyed_value(file, "workingset_refault_file");
+	snprintf(file, sizeof(file), "%s/memory.events", m->cgroup);
+	oom_kill = keyed_value(file, "oom_kill");
+	TH_LOG("%lld MiB file, %lld MiB limit: pgscan %lld pgsteal %lld "
+	       "refault_file %lld oom_kill %lld; read %.1fs, hog at %.1fs, "
+	       "reread at %.1fs", size_mb, limit >> 20, scan, steal, refault,
+	       oom_kill, res.t_read1, res.t_hog, res.t_read2);
+
+	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("worker: status %#x", status);
+	ASSERT_EQ(MP_OK, WEXITSTATUS(status))
+		TH_LOG("worker failed at step %d, page %ld, hog status %#x",
+		       WEXITSTATUS(status), res.bad_page, res.hog_status);
+	ASSERT_EQ(0, oom_kill);
+	/* Most of the file had to be reclaimed while mapped. */
+	ASSERT_LE((long long)(pages - (uint64_t)(limit >> 12)) / 2, steal);
+	ASSERT_COWS(pages / stride);
+	ASSERT_FILE_INTACT(23, pages);
+}
+
+/* ------------------------------------------------------------------------
+ * The module stays loaded while mapped.
+ */
+static long module_refcnt(void)
+{
+	char buf[32];
+
+	if (read_text("/sys/module/cowmap/refcnt", buf, sizeof(buf)) < 0)
+		return -1;
+	return atol(buf);
+}
+
+TEST_F(ext4, rmmod_refused_while_mapped)
+{
+	const uint64_t pages = 8;
+	long base, ref;
+	char *c;
+	int ret;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "delete_module needs CAP_SYS_MODULE");
+	base = module_refcnt();
+	if (base < 0)
+		SKIP(return, "no /sys/module/cowmap/refcnt (built in?)");
+	ASSERT_EQ(0, base) TH_LOG("another user holds the module");
+	MAKE(pages, 24);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 1), 24, 1);
+	ASSERT_EQ(1, module_refcnt());
+
+	/* Close every fd: only the mapping holds the session now. */
+	ASSERT_EQ(0, close(m->cfd));
+	m->cfd = -1;
+	ASSERT_EQ(0, close(m->bfd));
+	m->bfd = -1;
+	ref = module_refcnt();
+	/* Never try to unload a module whose count says it is unused. */
+	ASSERT_EQ(1, ref);
+
+	errno = 0;
+	ret = syscall(SYS_delete_module, "cowmap", O_NONBLOCK);
+	ASSERT_EQ(-1, ret);
+	/* delete_module(): try_stop_module() fails with -EWOULDBLOCK (== EAGAIN). */
+	ASSERT_EQ(EWOULDBLOCK, errno) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(1, module_refcnt());
+
+	/* The mapping still works: old private page, a new copy. */
+	ASSERT_PRIV_PAGE(c, 1, 24, 1);
+	fill_priv(PAGE(c, 2), 24, 2);
+	ASSERT_PRIV_PAGE(c, 2, 24, 2);
+	ASSERT_FILE_PAGE(c, 3, 24, 3);
+
+	/* Split it: still one pin (one file), gone after the last munmap. */
+	ASSERT_EQ(0, munmap(c + 4 * PS, PS));
+	ASSERT_EQ(1, module_refcnt());
+	ASSERT_EQ(0, munmap(c, 4 * PS));
+	ASSERT_EQ(1, module_refcnt());
+	ASSERT_EQ(0, munmap(c + 5 * PS, 3 * PS));
+	ASSERT_EQ(0, module_refcnt());
+	/* The backing file is untouched. */
+	m->bfd = open(m->path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, m->bfd);
+	ASSERT_FILE_INTACT(24, pages);
+}
+
+TEST_HARNESS_MAIN
