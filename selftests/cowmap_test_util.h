@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the cowmap session selftests (cowmap_abi_test.c,
+ * cowmap_session_test.c): scratch directories, deterministic file
+ * contents, thin ioctl wrappers that return -errno, an independent CRC32C
+ * and log record parser (so the tests do not trust the code they test),
+ * module parameters and a minimal generic netlink GET_STATS query.
+ *
+ * Include after "kselftest_harness.h".  Everything is static: each test
+ * binary gets its own copy.
+ */
+#ifndef COWMAP_TEST_UTIL_H
+#define COWMAP_TEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <endian.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+
+#include <linux/cowmap.h>
+
+/* The tests' tables use 4 KiB pages (x86-64, the VM's architecture). */
+#define PG		4096UL
+#define PGS(n)		((uint64_t)(n) * PG)
+
+#define MODPARAM_DIR	"/sys/module/cowmap/parameters/"
+
+/*
+ * Skip from FIXTURE_SETUP.  The 6.1 harness would still run the test body
+ * after a SKIP() in the setup, so the test process ends here with the
+ * harness's skip status (255); the reason is in shared memory already.
+ */
+#define CM_SETUP_SKIP(fmt, ...)						\
+	SKIP({ fflush(NULL); _exit(255); }, fmt, ##__VA_ARGS__)
+
+#define CM_SKIP_IF_NO_DEVICE()						\
+	do {								\
+		if (access(COWMAP_DEVICE_PATH, F_OK))			\
+			CM_SETUP_SKIP(COWMAP_DEVICE_PATH " is absent: "	\
+				      "cowmap.ko not loaded");		\
+	} while (0)
+
+/* ------------------------------------------------------------------------
+ * Scratch directories and files
+ */
+
+/* $env if it names a directory, else NULL (*why says what is wrong). */
+static inline const char *cm_scratch_dir(const char *env, const char **why)
+{
+	const char *d = getenv(env);
+	struct stat st;
+
+	if (!d || !*d) {
+		*why = "is not set";
+		return NULL;
+	}
+	if (stat(d, &st) || !S_ISDIR(st.st_mode)) {
+		*why = "is not a directory";
+		return NULL;
+	}
+	return d;
+}
+
+/* A new private directory under @base; the path is malloc()ed. */
+static inline char *cm_mkdtemp(const char *base, const char *tag)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s.XXXXXX", base, tag) < 0)
+		return NULL;
+	if (!mkdtemp(p)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int cm_rm_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* rm -rf @dir (never crosses into other filesystems: FTW_MOUNT). */
+static inline void cm_rm_rf(const char *dir)
+{
+	if (dir)
+		nftw(dir, cm_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static inline char *cm_path(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* xorshift64*: the deterministic byte source of every pattern. */
+static inline uint64_t cm_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static inline void cm_fill(uint64_t seed, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (!(i & 7))
+			s = cm_rand(&s);
+		p[i] = (uint8_t)(s >> ((i & 7) * 8));
+	}
+}
+
+static inline int cm_write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+static inline int cm_read_all(int fd, void *buf, size_t len, off_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Create @path with @len bytes of @data; returns an O_RDWR fd or -1. */
+static inline int cm_create(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -1;
+	if (len && cm_write_all(fd, data, len, 0)) {
+		close(fd);
+		return -1;
+	}
+	if (fsync(fd)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Read a whole file into a malloc()ed buffer. */
+static inline uint8_t *cm_slurp(const char *path, size_t *lenp)
+{
+	struct stat st;
+	uint8_t *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return NULL;
+	}
+	buf = malloc(st.st_size + 1);
+	if (buf && st.st_size && cm_read_all(fd, buf, st.st_size, 0)) {
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	*lenp = st.st_size;
+	return buf;
+}
+
+static inline off_t cm_fsize(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) ? -1 : st.st_size;
+}
+
+/* ------------------------------------------------------------------------
+ * Sessions
+ */
+
+static inline int cm_open_dev(void)
+{
+	return open(COWMAP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+}
+
+/* ioctl returning 0 or -errno. */
+static inline int cm_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? -errno : 0;
+}
+
+static inline int cm_bind(int dev, int fd, int log_fd, uint32_t flags,
+			  uint32_t ring, struct cowmap_bind *out)
+{
+	struct cowmap_bind b = {
+		.fd = fd, .log_fd = log_fd, .flags = flags, .ring_size = ring,
+	};
+	int err = cm_ioctl(dev, COWMAP_IOC_BIND, &b);
+
+	if (!err && out)
+		*out = b;
+	return err;
+}
+
+/* A new session bound to @fd (optionally with a log); -errno on failure. */
+static inline int cm_session(int fd, int log_fd, uint32_t ring)
+{
+	int dev = cm_open_dev(), err;
+
+	if (dev < 0)
+		return -errno;
+	err = cm_bind(dev, fd, log_fd, log_fd >= 0 ? COWMAP_BIND_LOG : 0,
+		      ring, NULL);
+	if (err) {
+		close(dev);
+		return err;
+	}
+	return dev;
+}
+
+static inline int cm_info(int dev, struct cowmap_info *in)
+{
+	memset(in, 0, sizeof(*in));
+	return cm_ioctl(dev, COWMAP_IOC_INFO, in);
+}
+
+static inline void *cm_map(int dev, uint64_t off, size_t len, int prot)
+{
+	return mmap(NULL, len, prot, MAP_SHARED, dev, off);
+}
+
+static inline int cm_discard(int dev, uint64_t off, uint64_t len, uint32_t flags,
+			     uint64_t *pages)
+{
+	struct cowmap_range r = { .offset = off, .length = len, .flags = flags };
+	int err = cm_ioctl(dev, COWMAP_IOC_DISCARD, &r);
+
+	if (!err && pages)
+		*pages = r.pages;
+	return err;
+}
+
+static inline int cm_drain(int dev, int log_fd, struct cowmap_drain *out)
+{
+	struct cowmap_drain d = {
+		.log_fd = log_fd,
+		.flags = log_fd >= 0 ? COWMAP_DRAIN_FD : 0,
+	};
+	int err = cm_ioctl(dev, COWMAP_IOC_DRAIN, &d);
+
+	if (!err && out)
+		*out = d;
+	return err;
+}
+
+/*
+ * DIFF over [@off, @end) with a buffer of @buf_len, repeated until
+ * COWMAP_DIFF_END; every call's records are appended to *@bufp (grown as
+ * needed).  Returns the number of calls made, or -errno.
+ */
+static inline int cm_diff_all(int dev, uint64_t off, uint64_t end,
+			      size_t buf_len, uint8_t **bufp, size_t *usedp,
+			      uint32_t *recordsp)
+{
+	uint8_t *all = NULL, *chunk = malloc(buf_len);
+	size_t used = 0;
+	uint32_t records = 0;
+	int calls = 0;
+
+	if (!chunk)
+		return -ENOMEM;
+	do {
+		struct cowmap_diff d = {
+			.offset = off, .end = end,
+			.buf = (uintptr_t)chunk, .buf_len = buf_len,
+		};
+		uint8_t *n;
+		int err = cm_ioctl(dev, COWMAP_IOC_DIFF, &d);
+
+		if (err || (d.offset != COWMAP_DIFF_END && d.offset <= off &&
+			    calls) || ++calls > 100000) {
+			free(chunk);
+			free(all);
+			return err ? err : -ELOOP;
+		}
+		n = realloc(all, used + d.used + 1);
+		if (!n) {
+			free(chunk);
+			free(all);
+			return -ENOMEM;
+		}
+		all = n;
+		memcpy(all + used, chunk, d.used);
+		used += d.used;
+		records += d.records;
+		off = d.offset;
+	} while (off != COWMAP_DIFF_END);
+	free(chunk);
+	*bufp = all;
+	*usedp = used;
+	*recordsp = records;
+	return calls;
+}
+
+/* Read events; returns the count, or -errno. */
+static inline int cm_events(int dev, struct cowmap_event *ev, size_t max)
+{
+	ssize_t n = read(dev, ev, max * sizeof(*ev));
+
+	if (n < 0)
+		return -errno;
+	if (n % sizeof(*ev))
+		return -EPROTO;
+	return n / sizeof(*ev);
+}
+
+static inline int cm_set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	return fcntl(fd, F_SETFL, fl) ? -errno : 0;
+}
+
+static inline uint64_t cm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------
+ * CRC32C and log records, written independently of libcowmap
+ */
+
+static inline uint32_t cm_crc32c_raw(uint32_t crc, const void *buf, size_t len)
+{
+	static uint32_t tab[256];
+	const uint8_t *p = buf;
+	size_t i;
+
+	if (!tab[1]) {
+		for (uint32_t n = 0; n < 256; n++) {
+			uint32_t c = n;
+
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? (c >> 1) ^ 0x82F63B78U : c >> 1;
+			tab[n] = c;
+		}
+	}
+	for (i = 0; i < len; i++)
+		crc = tab[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+/* CRC32C of @len bytes at @buf whose 4 bytes at @crc_off count as zero. */
+static inline uint32_t cm_crc32c_skip(const void *buf, size_t len, size_t crc_off)
+{
+	static const uint8_t zero[4];
+	const uint8_t *p = buf;
+	uint32_t c = ~0U;
+
+	c = cm_crc32c_raw(c, p, crc_off);
+	c = cm_crc32c_raw(c, zero, 4);
+	c = cm_crc32c_raw(c, p + crc_off + 4, len - crc_off - 4);
+	return ~c;
+}
+
+struct cm_rec {
+	uint64_t seq;
+	uint64_t offset;
+	uint32_t length;
+	uint32_t flags;
+	const uint8_t *old;
+	const uint8_t *new;
+};
+
+/*
+ * The next record of a buffer of log records (a DIFF buffer or a log after
+ * its header).  Checks magic, CRC, zero padding and that it fits.  Returns
+ * 1, 0 at the end, or -1 with a reason in @why (64 bytes).
+ */
+static inline int cm_rec_next(const uint8_t *buf, size_t used, size_t *pos,
+			      struct cm_rec *r, char *why)
+{
+	const struct cowmap_log_record *h;
+	uint64_t size;
+	size_t i;
+
+	if (*pos == used)
+		return 0;
+	if (used - *pos < sizeof(*h)) {
+		snprintf(why, 64, "short record header at %zu", *pos);
+		return -1;
+	}
+	h = (const void *)(buf + *pos);
+	if (le32toh(h->magic) != COWMAP_LOG_REC_MAGIC) {
+		snprintf(why, 64, "bad magic %#x at %zu", le32toh(h->magic), *pos);
+		return -1;
+	}
+	r->length = le32toh(h->length);
+	size = COWMAP_LOG_REC_SIZE(r->length);
+	if (!r->length || size > used - *pos) {
+		snprintf(why, 64, "bad length %u at %zu", r->length, *pos);
+		return -1;
+	}
+	if (cm_crc32c_skip(h, size, offsetof(struct cowmap_log_record, crc)) !=
+	    le32toh(h->crc)) {
+		snprintf(why, 64, "bad CRC at %zu", *pos);
+		return -1;
+	}
+	for (i = sizeof(*h) + 2 * (size_t)r->length; i < size; i++) {
+		if (buf[*pos + i]) {
+			snprintf(why, 64, "nonzero padding at %zu", *pos + i);
+			return -1;
+		}
+	}
+	r->seq = le64toh(h->seq);
+	r->offset = le64toh(h->offset);
+	r->flags = le32toh(h->flags);
+	r->old = buf + *pos + sizeof(*h);
+	r->new = r->old + r->length;
+	*pos += size;
+	return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Module parameters
+ */
+
+static inline int cm_param_read(const char *name, char *buf, size_t len)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), MODPARAM_DIR "%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return 0;
+}
+
+static inline int cm_param_write(const char *name, const char *val)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), MODPARAM_DIR "%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+static inline int cm_param_write_u64(const char *name, uint64_t v)
+{
+	char s[32];
+
+	snprintf(s, sizeof(s), "%llu", (unsigned long long)v);
+	return cm_param_write(name, s);
+}
+
+/* ------------------------------------------------------------------------
+ * Generic netlink: COWMAP_CMD_GET_STATS -> one u64 of the STATS nest
+ */
+
+struct cm_nlmsg {
+	struct nlmsghdr nh;
+	struct genlmsghdr gh;
+	uint8_t attrs[256];
+};
+
+static inline int cm_nl_xfer(int sk, struct cm_nlmsg *req, uint8_t *resp,
+			     size_t resp_len)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	ssize_t n;
+
+	if (sendto(sk, req, req->nh.nlmsg_len, 0, (struct sockaddr *)&sa,
+		   sizeof(sa)) < 0)
+		return -errno;
+	n = recv(sk, resp, resp_len, 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < sizeof(struct nlmsghdr))
+		return -EPROTO;
+	if (((struct nlmsghdr *)resp)->nlmsg_type == NLMSG_ERROR) {
+		struct nlmsgerr *e = NLMSG_DATA(resp);
+
+		return e->error ? e->error : -EPROTO;
+	}
+	return n;
+}
+
+/* First attribute of type @type in [@p, @p + @len), or NULL. */
+static inline struct nlattr *cm_nla_find(uint8_t *p, size_t len, int type)
+{
+	while (len >= NLA_HDRLEN) {
+		struct nlattr *a = (struct nlattr *)p;
+
+		if (a->nla_len < NLA_HDRLEN || a->nla_len > len)
+			return NULL;
+		if ((a->nla_type & NLA_TYPE_MASK) == type)
+			return a;
+		if (NLA_ALIGN(a->nla_len) >= len)
+			return NULL;
+		len -= NLA_ALIGN(a->nla_len);
+		p += NLA_ALIGN(a->nla_len);
+	}
+	return NULL;
+}
+
+/* Reads COWMAP_STATS_A_@stat; returns 0 or -errno. */
+static inline int cm_nl_stat(int stat, uint64_t *val)
+{
+	uint8_t resp[8192];
+	struct cm_nlmsg req;
+	struct nlattr *a;
+	uint16_t family;
+	int sk, n, err = -EPROTO;
+	size_t name_len = strlen(COWMAP_GENL_NAME) + 1;
+
+	sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	if (sk < 0)
+		return -errno;
+
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_type = GENL_ID_CTRL;
+	req.nh.nlmsg_flags = NLM_F_REQUEST;
+	req.nh.nlmsg_seq = 1;
+	req.gh.cmd = CTRL_CMD_GETFAMILY;
+	req.gh.version = 1;
+	a = (struct nlattr *)req.attrs;
+	a->nla_type = CTRL_ATTR_FAMILY_NAME;
+	a->nla_len = NLA_HDRLEN + name_len;
+	memcpy((uint8_t *)a + NLA_HDRLEN, COWMAP_GENL_NAME, name_len);
+	req.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(a->nla_len);
+	n = cm_nl_xfer(sk, &req, resp, sizeof(resp));
+	if (n < 0) {
+		err = n;
+		goto out;
+	}
+	a = cm_nla_find(resp + NLMSG_LENGTH(GENL_HDRLEN),
+			n - NLMSG_LENGTH(GENL_HDRLEN), CTRL_ATTR_FAMILY_ID);
+	if (!a)
+		goto out;
+	memcpy(&family, (uint8_t *)a + NLA_HDRLEN, sizeof(family));
+
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_type = family;
+	req.nh.nlmsg_flags = NLM_F_REQUEST;
+	req.nh.nlmsg_seq = 2;
+	req.gh.cmd = COWMAP_CMD_GET_STATS;
+	req.gh.version = COWMAP_GENL_VERSION;
+	req.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+	n = cm_nl_xfer(sk, &req, resp, sizeof(resp));
+	if (n < 0) {
+		err = n;
+		goto out;
+	}
+	a = cm_nla_find(resp + NLMSG_LENGTH(GENL_HDRLEN),
+			n - NLMSG_LENGTH(GENL_HDRLEN), COWMAP_A_STATS);
+	if (!a)
+		goto out;
+	a = cm_nla_find((uint8_t *)a + NLA_HDRLEN, a->nla_len - NLA_HDRLEN, stat);
+	if (!a || a->nla_len != NLA_HDRLEN + 8)
+		goto out;
+	memcpy(val, (uint8_t *)a + NLA_HDRLEN, 8);
+	err = 0;
+out:
+	close(sk);
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Child processes
+ */
+
+/* Wait for @pid; returns its wait status, or -1. */
+static inline int cm_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return st;
+}
+
+#endif /* COWMAP_TEST_UTIL_H */
