@@ -38,7 +38,8 @@ BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 DESTDIR    ?=
 
-LIB_SRCS := $(wildcard lib/*.c)
+# lib/preload.c is the LD_PRELOAD shim of 'cowmap run', not part of libcowmap.
+LIB_SRCS := $(filter-out lib/preload.c,$(wildcard lib/*.c))
 LIB_OBJS := $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
 LIB_PIC  := $(patsubst lib/%.c,$(BUILD)/lib/%.pic.o,$(LIB_SRCS))
 CLI_SRCS := $(wildcard cli/*.c)
@@ -49,6 +50,7 @@ SHLIB  := $(BUILD)/libcowmap.so.$(VERSION)
 STLIB  := $(BUILD)/libcowmap.a
 PCFILE := $(BUILD)/cowmap.pc
 CLI    := $(BUILD)/cowmap
+PRELOAD := $(BUILD)/libcowmap-preload.so
 
 .PHONY: all module userspace lib cli deps check check-host check-vm demo \
 	vm-run style install dkms-install dkms-test bench clean help
@@ -56,7 +58,7 @@ CLI    := $(BUILD)/cowmap
 all: module userspace
 
 userspace: lib cli
-lib: $(SHLIB) $(STLIB) $(PCFILE)
+lib: $(SHLIB) $(STLIB) $(PCFILE) $(PRELOAD)
 cli: $(CLI)
 
 help:
@@ -88,9 +90,13 @@ $(STLIB): $(LIB_OBJS)
 $(PCFILE): lib/cowmap.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
 
+$(PRELOAD): lib/preload.c $(HDRS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) -fPIC -shared -fvisibility=hidden \
+		-o $@ $< -ldl -lpthread
+
 $(BUILD)/cli/%.o: cli/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -DCOWMAP_LIBDIR='"$(LIBDIR)"' $(CFLAGS) $(WFLAGS) -c -o $@ $<
 
 $(CLI): $(CLI_OBJS) $(STLIB)
 	$(CC) -o $@ $(CLI_OBJS) $(STLIB) $(MNL_LIBS) -ldl -lpthread
@@ -135,7 +141,7 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)/linux $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)/etc/udev/rules.d $(DESTDIR)/usr/share/bash-completion/completions
-	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(SHLIB) $(PRELOAD) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcowmap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcowmap.so.$(SOVERSION)
 	ln -sf libcowmap.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libcowmap.so
 	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * The cowmap command: the subcommand table, option handling, output helpers
+ * (human and JSON) shared by the cli/<subcommand>.c files.
+ */
+#ifndef COWMAP_CLI_H
+#define COWMAP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cowmap.h"
+
+#define EXIT_OK		0
+#define EXIT_FAIL	1
+#define EXIT_USAGE	2
+#define EXIT_CONFLICT	3
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+struct subcommand {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *synopsis;	/* arguments, after "cowmap NAME" */
+	const char *help;	/* one line */
+	const char *options;	/* option lines, or NULL */
+	bool hidden;
+};
+
+extern const struct subcommand subcommands[];
+extern const size_t n_subcommands;
+
+int status_main(int argc, char **argv);
+int sessions_main(int argc, char **argv);
+int config_main(int argc, char **argv);
+int monitor_main(int argc, char **argv);
+int drain_main(int argc, char **argv);
+int discard_main(int argc, char **argv);
+int log_main(int argc, char **argv);
+int merge_main(int argc, char **argv);
+int merge_all_main(int argc, char **argv);
+int recover_main(int argc, char **argv);
+int run_main(int argc, char **argv);
+int demo_main(int argc, char **argv);
+int help_main(int argc, char **argv);
+int complete_main(int argc, char **argv);
+int demo_writer_main(int argc, char **argv);
+
+const struct subcommand *find_subcommand(const char *name);
+/* Full usage of @name ("cowmap" for the whole tool) to @f. */
+void print_usage(FILE *f, const char *name);
+void print_version(void);
+
+/* Common options, to put in every subcommand's long option table. */
+#define COMMON_LONGOPTS \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, OPT_VERSION }
+enum { OPT_VERSION = 0x100, OPT_FIRST_PRIVATE };
+
+/*
+ * Handle what every subcommand's getopt loop shares: -h/--help (usage to
+ * stdout, exit 0), --version, and unknown options or missing arguments
+ * (usage to stderr, exit 2).  Returns -1 if @c is the subcommand's own.
+ * Option strings start with ':' (after '+' where used).
+ */
+int common_option(const char *cmd, int c, char **argv);
+
+/* "cowmap CMD: message", usage to stderr; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "cowmap CMD: message" to stderr; returns EXIT_FAIL. */
+int failf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "cowmap CMD: <libcowmap's message for @err>"; returns EXIT_FAIL. */
+int fail_lib(const char *cmd, int err);
+/* "cowmap CMD: warning: ..." to stderr. */
+void warnf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse a decimal u64 (no sign, no junk); false if malformed. */
+bool parse_u64(const char *s, uint64_t *v);
+/* A session id: decimal, > 0. */
+bool parse_session_id(const char *s, uint64_t *id);
+
+/* Human formats; each returns a static buffer (one of a few rotating). */
+const char *fmt_size(uint64_t bytes);		/* "12.0 KiB" */
+const char *fmt_time_ns(uint64_t ns);		/* "2024-05-05 00:39:32" local */
+const char *fmt_dev(uint64_t dev);		/* "254:0" */
+/* Print @len bytes escaped: printable ASCII as is, \\ \n \t \r \xHH. */
+void print_escaped(FILE *f, const uint8_t *p, size_t len);
+/* Like print_escaped, at most @max bytes, then "...(+N bytes)". */
+void print_escaped_max(FILE *f, const uint8_t *p, size_t len, size_t max);
+
+/* Open the netlink family; on failure print the reason, return NULL. */
+struct cowmap_nl *nl_open_or_fail(const char *cmd);
+/* 1 if /sys/module/cowmap exists. */
+bool module_loaded(void);
+
+/* ------------------------------------------------------------------------
+ * JSON output (json.c): one document, written as it goes, compact.
+ * Strings are escaped for JSON; bytes that are not valid UTF-8 are
+ * written as \u00XX.  @key is NULL inside arrays and at the top.
+ * ------------------------------------------------------------------------
+ */
+void json_begin_object(const char *key);
+void json_end_object(void);
+void json_begin_array(const char *key);
+void json_end_array(void);
+void json_string(const char *key, const char *s);
+void json_string_n(const char *key, const uint8_t *s, size_t len);
+void json_hex(const char *key, const uint8_t *p, size_t len);
+void json_u64(const char *key, uint64_t v);
+void json_i64(const char *key, int64_t v);
+void json_bool(const char *key, bool v);
+void json_null(const char *key);
+/* End the document: newline and flush. */
+void json_end_document(void);
+
+/* JSON of a session, shared by sessions and monitor. */
+void json_session(const char *key, const struct cowmap_nl_session *s);
+
+/* Merge and merge-all share this: runs @m, prints the report. */
+struct merge_opts {
+	const char *cmd;
+	const char *file;
+	const char *out;
+	const char *dir;	/* merge-all */
+	unsigned int flags;
+	bool json;
+};
+int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *o,
+		     int *first_arg);
+int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o);
+
+/* run.c, also used by demo.c: the absolute path of libcowmap-preload.so
+ * ($COWMAP_PRELOAD, beside the cowmap binary, ../lib of it, COWMAP_LIBDIR);
+ * 0 or -1. */
+int run_locate_preload(char *buf, size_t size);
+/* 0 if @path is on ext4, XFS or btrfs; else -1 (and a message unless @quiet). */
+int check_supported_fs(const char *cmd, const char *path, bool quiet);
+
+/* config.c: the keys, one per line (cowmap __complete config-keys). */
+void config_print_keys(void);
+
+#endif /* COWMAP_CLI_H */

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: GPL-2.0-or-later OR MIT
+/*
+ * cowmap merge [--dry-run] [--prefer first|last] [--force] [-o OUT] [--json]
+ * FILE LOG...: apply logs to FILE failure-atomically (libcowmap's merge),
+ * report what was written and every conflict.  Exit status 3 when
+ * unresolved conflicts left the file untouched.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* How libcowmap words the warning of a log of another file in merge-all. */
+#define SKIPPED_WARNING "skipped, recorded against another file"
+
+int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *o,
+		     int *first_arg)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "prefer", required_argument, NULL, 'p' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		COMMON_LONGOPTS, {}
+	};
+	int c, r;
+
+	memset(o, 0, sizeof(*o));
+	o->cmd = cmd;
+	while ((c = getopt_long(argc, argv, ":np:fo:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o->flags |= COWMAP_MERGE_DRY_RUN;
+			continue;
+		case 'p':
+			o->flags &= ~(COWMAP_MERGE_PREFER_FIRST | COWMAP_MERGE_PREFER_LAST);
+			if (!strcmp(optarg, "first"))
+				o->flags |= COWMAP_MERGE_PREFER_FIRST;
+			else if (!strcmp(optarg, "last"))
+				o->flags |= COWMAP_MERGE_PREFER_LAST;
+			else
+				return usage_error(cmd, "--prefer takes 'first' or 'last', not '%s'",
+						   optarg);
+			continue;
+		case 'f':
+			o->flags |= COWMAP_MERGE_FORCE;
+			continue;
+		case 'o':
+			o->out = optarg;
+			continue;
+		case 'j':
+			o->json = true;
+			continue;
+		}
+		if ((r = common_option(cmd, c, argv)) >= 0)
+			return r;
+	}
+	*first_arg = optind;
+	return -1;
+}
+
+static const char *kind_name(uint32_t kind)
+{
+	return kind == COWMAP_CONFLICT_LOGS ? "logs" :
+	       kind == COWMAP_CONFLICT_STALE ? "stale" : "unknown";
+}
+
+static void print_preview(const uint8_t *p, uint32_t n, uint64_t len)
+{
+	putchar('"');
+	print_escaped(stdout, p, n);
+	putchar('"');
+	if (len > n)
+		printf("...");
+}
+
+static void json_report(struct cowmap_merge *m, const struct merge_opts *o,
+			const struct cowmap_merge_stats *st, int ret)
+{
+	struct cowmap_conflict c;
+	const char *w;
+
+	json_begin_object(NULL);
+	json_string("file", o->file);
+	if (o->out)
+		json_string("output", o->out);
+	if (o->dir)
+		json_string("dir", o->dir);
+	json_bool("dry_run", o->flags & COWMAP_MERGE_DRY_RUN);
+	json_string("prefer", o->flags & COWMAP_MERGE_PREFER_FIRST ? "first" :
+		    o->flags & COWMAP_MERGE_PREFER_LAST ? "last" : "none");
+	json_string("result", ret == -COWMAP_ECONFLICT ? "conflicts" :
+		    ret ? "error" : (o->flags & COWMAP_MERGE_DRY_RUN) ? "planned" : "merged");
+	if (ret && ret != -COWMAP_ECONFLICT)
+		json_string("error", cowmap_errmsg());
+	json_begin_array("logs");
+	for (size_t i = 0; cowmap_merge_log_name(m, i); i++)
+		json_string(NULL, cowmap_merge_log_name(m, i));
+	json_end_array();
+	json_begin_object("stats");
+	json_u64("logs", st->logs);
+	json_u64("skipped_logs", st->skipped_logs);
+	json_u64("records", st->records);
+	json_u64("torn_logs", st->torn_logs);
+	json_u64("changed_bytes", st->changed_bytes);
+	json_u64("write_bytes", st->write_bytes);
+	json_u64("write_ranges", st->write_ranges);
+	json_u64("applied_bytes", st->applied_bytes);
+	json_u64("conflicts", st->conflicts);
+	json_u64("unresolved", st->unresolved);
+	json_u64("conflict_bytes", st->conflict_bytes);
+	json_u64("recovered", st->recovered);
+	json_end_object();
+	json_begin_array("conflicts");
+	for (size_t i = 0; cowmap_merge_conflict(m, i, &c) == 0; i++) {
+		json_begin_object(NULL);
+		json_string("kind", kind_name(c.kind));
+		json_bool("resolved", c.flags & COWMAP_CONFLICT_RESOLVED);
+		json_u64("offset", c.offset);
+		json_u64("length", c.length);
+		json_i64("log_a", c.log_a);
+		json_string("log_a_name", cowmap_merge_log_name(m, (size_t)c.log_a));
+		json_i64("log_b", c.log_b);
+		if (c.log_b >= 0)
+			json_string("log_b_name", cowmap_merge_log_name(m, (size_t)c.log_b));
+		json_hex("file", c.file, c.preview_len);
+		json_hex("a", c.a, c.preview_len);
+		json_hex("b", c.b, c.preview_len);
+		json_end_object();
+	}
+	json_end_array();
+	json_begin_array("warnings");
+	for (size_t i = 0; (w = cowmap_merge_warning(m, i)); i++)
+		json_string(NULL, w);
+	json_end_array();
+	json_end_object();
+	json_end_document();
+}
+
+static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
+			const struct cowmap_merge_stats *st, int ret)
+{
+	struct cowmap_conflict c;
+	const char *w;
+
+	/* Logs of other files in a merge-all directory are counted below,
+	 * not each warned about. */
+	for (size_t i = 0; (w = cowmap_merge_warning(m, i)); i++)
+		if (!strstr(w, SKIPPED_WARNING))
+			warnf(o->cmd, "%s", w);
+	if (st->recovered == COWMAP_RECOVER_REPLAYED)
+		printf("%s: an interrupted merge was completed first\n", o->file);
+	else if (st->recovered == COWMAP_RECOVER_DROPPED)
+		printf("%s: an incomplete merge journal was dropped first\n", o->file);
+	for (size_t i = 0; cowmap_merge_conflict(m, i, &c) == 0; i++) {
+		const char *a = cowmap_merge_log_name(m, (size_t)c.log_a);
+
+		printf("%s: bytes %llu-%llu (%llu): ",
+		       c.flags & COWMAP_CONFLICT_RESOLVED ? "resolved conflict" : "conflict",
+		       (unsigned long long)c.offset,
+		       (unsigned long long)(c.offset + c.length - 1),
+		       (unsigned long long)c.length);
+		if (c.kind == COWMAP_CONFLICT_LOGS) {
+			printf("%s writes ", a);
+			print_preview(c.a, c.preview_len, c.length);
+			printf(", %s writes ", cowmap_merge_log_name(m, (size_t)c.log_b));
+			print_preview(c.b, c.preview_len, c.length);
+			printf(" (file holds ");
+			print_preview(c.file, c.preview_len, c.length);
+			printf(")\n");
+		} else {
+			printf("%s expected ", a);
+			print_preview(c.a, c.preview_len, c.length);
+			printf(" but the file holds ");
+			print_preview(c.file, c.preview_len, c.length);
+			printf("; the log writes ");
+			print_preview(c.b, c.preview_len, c.length);
+			printf("\n");
+		}
+	}
+	if (ret == -COWMAP_ECONFLICT) {
+		printf("%llu conflict%s, nothing written", (unsigned long long)st->unresolved,
+		       st->unresolved == 1 ? "" : "s");
+		if (!(o->flags & COWMAP_MERGE_DRY_RUN))
+			printf(" (--prefer first|last resolves them by log order)");
+		printf("\n");
+		return;
+	}
+	if (ret)
+		return;
+	printf("%s %llu log%s (%llu records", (o->flags & COWMAP_MERGE_DRY_RUN) ?
+	       "Dry run:" : "Merged", (unsigned long long)st->logs,
+	       st->logs == 1 ? "" : "s", (unsigned long long)st->records);
+	if (st->skipped_logs == 1)
+		printf(", 1 log of another file skipped");
+	else if (st->skipped_logs)
+		printf(", %llu logs of other files skipped", (unsigned long long)st->skipped_logs);
+	printf("): %llu byte%s %s in %llu range%s", (unsigned long long)st->write_bytes,
+	       st->write_bytes == 1 ? "" : "s",
+	       (o->flags & COWMAP_MERGE_DRY_RUN) ? "would be written" : "written",
+	       (unsigned long long)st->write_ranges, st->write_ranges == 1 ? "" : "s");
+	if (st->applied_bytes)
+		printf(", %llu already in place", (unsigned long long)st->applied_bytes);
+	if (st->conflicts)
+		printf(", %llu conflict%s resolved", (unsigned long long)st->conflicts,
+		       st->conflicts == 1 ? "" : "s");
+	if (!(o->flags & COWMAP_MERGE_DRY_RUN))
+		printf(" -> %s", o->out ? o->out : o->file);
+	printf("\n");
+}
+
+int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o)
+{
+	struct cowmap_merge_stats st;
+	int ret = cowmap_merge_run(m);
+	char msg[1024];
+
+	snprintf(msg, sizeof(msg), "%s", cowmap_errmsg());
+	memset(&st, 0, sizeof(st));
+	cowmap_merge_stats(m, &st);
+	if (o->json)
+		json_report(m, o, &st, ret);
+	else
+		text_report(m, o, &st, ret);
+	if (ret == -COWMAP_ECONFLICT)
+		return EXIT_CONFLICT;
+	if (ret)
+		return failf(o->cmd, "%s", msg[0] ? msg : cowmap_strerror(ret));
+	return EXIT_OK;
+}
+
+int merge_main(int argc, char **argv)
+{
+	struct cowmap_merge *m;
+	struct merge_opts o;
+	int first, r;
+
+	r = merge_parse_args("merge", argc, argv, &o, &first);
+	if (r >= 0)
+		return r;
+	if (argc - first < 2)
+		return usage_error("merge", argc == first ? "a file and at least one log are needed" :
+				   "at least one log is needed");
+	o.file = argv[first];
+	r = cowmap_merge_new(o.file, o.flags, &m);
+	if (r)
+		return fail_lib("merge", r);
+	if (o.out && (r = cowmap_merge_set_output(m, o.out))) {
+		cowmap_merge_free(m);
+		return fail_lib("merge", r);
+	}
+	for (int i = first + 1; i < argc; i++) {
+		r = cowmap_merge_add_log(m, argv[i]);
+		if (r) {
+			cowmap_merge_free(m);
+			return fail_lib("merge", r);
+		}
+	}
+	r = merge_report_run(m, &o);
+	cowmap_merge_free(m);
+	return r;
+}

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0-or-later OR MIT
+/*
+ * cowmap merge-all [merge options] FILE DIR: merge every log in DIR that
+ * was recorded against FILE (same st_dev and st_ino), in time order: the
+ * prototype's merge_all.  Logs of other files are skipped and counted.
+ */
+#include <stdio.h>
+
+#include "cli.h"
+
+int merge_all_main(int argc, char **argv)
+{
+	struct cowmap_merge *m;
+	struct merge_opts o;
+	int first, r;
+
+	r = merge_parse_args("merge-all", argc, argv, &o, &first);
+	if (r >= 0)
+		return r;
+	if (argc - first != 2)
+		return usage_error("merge-all", argc - first < 2 ? "a file and a directory "
+				   "are needed" : "too many arguments");
+	o.file = argv[first];
+	o.dir = argv[first + 1];
+	r = cowmap_merge_new(o.file, o.flags, &m);
+	if (r)
+		return fail_lib("merge-all", r);
+	if (o.out && (r = cowmap_merge_set_output(m, o.out))) {
+		cowmap_merge_free(m);
+		return fail_lib("merge-all", r);
+	}
+	r = cowmap_merge_add_dir(m, o.dir);
+	if (r < 0) {
+		cowmap_merge_free(m);
+		return fail_lib("merge-all", r);
+	}
+	if (r == 0 && !o.json)
+		printf("%s: no logs of %s\n", o.dir, o.file);
+	r = merge_report_run(m, &o);
+	cowmap_merge_free(m);
+	return r;
+}

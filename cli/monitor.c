@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0-or-later OR MIT
+/*
+ * cowmap monitor [--json] [-t] [-c COUNT]: print the module's notifications
+ * as they arrive, one per line, like 'ip monitor'.  Ends on SIGINT/SIGTERM
+ * (status 0) or after COUNT notifications.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void print_stamp(bool json)
+{
+	struct timespec ts;
+	struct tm tm;
+	char b[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (json) {
+		json_u64("time_ns", (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+		return;
+	}
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(b, sizeof(b), "%H:%M:%S", &tm);
+	printf("[%s.%06ld] ", b, ts.tv_nsec / 1000);
+}
+
+static void print_event(const struct cowmap_nl_event *ev, bool json, bool stamp)
+{
+	const struct cowmap_nl_session *s = &ev->session;
+	const char *name = cowmap_nl_cmd_name(ev->cmd);
+
+	if (json) {
+		json_begin_object(NULL);
+		if (stamp)
+			print_stamp(true);
+		json_string("event", name);
+		json_u64("cmd", ev->cmd);
+		json_u64("session_id", ev->session_id);
+		if (ev->cmd == COWMAP_CMD_CAP_REACHED || ev->cmd == COWMAP_CMD_RING_OVERFLOW)
+			json_u64("offset", ev->offset);
+		if (s->present)
+			json_session("session", s);
+		json_end_object();
+		json_end_document();
+		return;
+	}
+	if (stamp)
+		print_stamp(false);
+	switch (ev->cmd) {
+	case COWMAP_CMD_SESSION_NEW:
+	case COWMAP_CMD_SESSION_DEL:
+		printf("%s session %llu pid %u (%s) uid %u ", name,
+		       (unsigned long long)ev->session_id, s->pid, s->comm, s->uid);
+		print_escaped(stdout, (const uint8_t *)s->path, strlen(s->path));
+		if (ev->cmd == COWMAP_CMD_SESSION_DEL)
+			printf(" private %llu pages, %llu events",
+			       (unsigned long long)s->private_pages,
+			       (unsigned long long)s->events);
+		break;
+	case COWMAP_CMD_CAP_REACHED:
+		printf("%s session %llu offset %llu: a write was refused (SIGBUS)", name,
+		       (unsigned long long)ev->session_id, (unsigned long long)ev->offset);
+		break;
+	case COWMAP_CMD_RING_OVERFLOW:
+		printf("%s session %llu offset %llu: events were overwritten", name,
+		       (unsigned long long)ev->session_id, (unsigned long long)ev->offset);
+		break;
+	default:
+		printf("unknown notification (command %u) session %llu", ev->cmd,
+		       (unsigned long long)ev->session_id);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+int monitor_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "timestamp", no_argument, NULL, 't' },
+		{ "count", required_argument, NULL, 'c' },
+		COMMON_LONGOPTS, {}
+	};
+	struct sigaction sa = { .sa_handler = on_signal };
+	bool json = false, stamp = false;
+	uint64_t count = 0, seen = 0;
+	struct cowmap_nl_event ev;
+	struct cowmap_nl *nl;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, ":jtc:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			continue;
+		case 't':
+			stamp = true;
+			continue;
+		case 'c':
+			if (!parse_u64(optarg, &count) || !count)
+				return usage_error("monitor", "'%s' is not a positive count", optarg);
+			continue;
+		}
+		if ((r = common_option("monitor", c, argv)) >= 0)
+			return r;
+	}
+	if (optind < argc)
+		return usage_error("monitor", "unexpected argument '%s'", argv[optind]);
+
+	nl = nl_open_or_fail("monitor");
+	if (!nl)
+		return EXIT_FAIL;
+	r = cowmap_nl_subscribe(nl);
+	if (r) {
+		cowmap_nl_close(nl);
+		return fail_lib("monitor", r);
+	}
+	/* No SA_RESTART: a signal ends the wait in poll(2). */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	r = EXIT_OK;
+	while (!stop && (!count || seen < count)) {
+		int n = cowmap_nl_next_event(nl, &ev, -1);
+
+		if (n == -EINTR)
+			continue;
+		if (n == -ENOBUFS) {
+			if (json) {
+				json_begin_object(NULL);
+				json_string("event", "lost");
+				json_end_object();
+				json_end_document();
+			} else {
+				printf("lost: %s\n", cowmap_errmsg());
+			}
+			continue;
+		}
+		if (n < 0) {
+			r = fail_lib("monitor", n);
+			break;
+		}
+		if (n == 0)
+			continue;
+		print_event(&ev, json, stamp);
+		seen++;
+	}
+	cowmap_nl_close(nl);
+	return r;
+}

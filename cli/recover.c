@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-or-later OR MIT
+/*
+ * cowmap recover [--rollback] FILE: finish an interrupted merge of FILE
+ * from its journal (or undo it with --rollback), or drop a journal that
+ * was never complete (the file was not touched then).
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+int recover_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rollback", no_argument, NULL, 'r' }, COMMON_LONGOPTS, {}
+	};
+	unsigned int flags = 0;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, ":rh", opts, NULL)) != -1) {
+		if (c == 'r') {
+			flags |= COWMAP_RECOVER_ROLLBACK;
+			continue;
+		}
+		if ((r = common_option("recover", c, argv)) >= 0)
+			return r;
+	}
+	if (argc - optind != 1)
+		return usage_error("recover", argc == optind ? "a file is needed" :
+				   "too many arguments");
+	r = cowmap_recover(argv[optind], flags);
+	switch (r) {
+	case COWMAP_RECOVER_NONE:
+		printf("%s: no interrupted merge\n", argv[optind]);
+		return EXIT_OK;
+	case COWMAP_RECOVER_REPLAYED:
+		printf("%s: the interrupted merge was completed\n", argv[optind]);
+		return EXIT_OK;
+	case COWMAP_RECOVER_DROPPED:
+		printf("%s: an incomplete merge journal was removed (the file had not "
+		       "been touched)\n", argv[optind]);
+		return EXIT_OK;
+	case COWMAP_RECOVER_ROLLED_BACK:
+		printf("%s: the interrupted merge was rolled back\n", argv[optind]);
+		return EXIT_OK;
+	default:
+		return fail_lib("recover", r);
+	}
+}
