@@ -10,7 +10,8 @@
 # Contents: busybox-static and its applets, /init (guest/init), the guest
 # scripts (/opt/cowmap/guest), cowmap.ko (/opt/cowmap/cowmap.ko), the
 # kselftest binaries of $BUILD/selftests (/opt/cowmap/selftests), the CLI
-# ($BUILD/cowmap -> /usr/local/bin) and libcowmap ($BUILD/libcowmap.so* ->
+# ($BUILD/cowmap -> /usr/local/bin) and libcowmap ($BUILD/libcowmap.so* and
+# the 'cowmap run' shim libcowmap-preload.so ->
 # /usr/local/lib) when they are built, every shared library those need
 # (ldd closure, plus libgcc_s for pthread_cancel), /etc/passwd and
 # /etc/group (root, tester 1000, nobody), and with --moddir the Debian
@@ -91,7 +92,7 @@ if [ -x "$BUILD/cowmap" ]; then
 	install -m 0755 "$BUILD/cowmap" "$root/usr/local/bin/cowmap"
 	elves+=("$BUILD/cowmap")
 fi
-for so in "$BUILD"/libcowmap.so*; do
+for so in "$BUILD"/libcowmap.so* "$BUILD"/libcowmap-preload.so; do
 	[ -e "$so" ] || continue
 	cp -P "$so" "$root/usr/local/lib/"
 	[ -L "$so" ] || elves+=("$so")
