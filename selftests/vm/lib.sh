@@ -93,6 +93,9 @@ build_module() {
 	dir=$BUILD/kmod-$kver
 	log=$dir.log
 	mkdir -p "$dir"
+	# One build per tree at a time (vm-run and run-selftests may overlap).
+	exec 9>"$dir.lock"
+	flock 9
 	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
 		--exclude='*.mod' --exclude='*.mod.c' --exclude='Module.symvers' \
 		--exclude='modules.order' "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$dir/" ||
@@ -106,6 +109,7 @@ build_module() {
 	fi
 	KO=$dir/cowmap.ko
 	[ -f "$KO" ] || die "no $KO after the build"
+	exec 9>&-
 }
 
 # Build libcowmap, the CLI (when their sources exist) and the selftests.
@@ -139,7 +143,10 @@ vm_boot() {
 
 	mem=2G
 	timeout=${COWMAP_VM_TIMEOUT:-1200}
-	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1 rdinit=/init"
+	# The RCU stall timeout is raised: TCG on a busy host is slow, and a
+	# real stall (a loop with preemption off) lasts longer anyway.
+	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1"
+	cmdline="$cmdline rcupdate.rcu_cpu_stall_timeout=120 rdinit=/init"
 	if [ "$kver" = debug ]; then
 		mem=4G
 		timeout=${COWMAP_VM_TIMEOUT:-2400}
@@ -169,12 +176,13 @@ vm_boot() {
 	if [ "${COWMAP_VM_QUIET:-0}" = 1 ]; then
 		tailpid=
 	else
-		tail -n +1 -F --pid="$qpid" "$dir/output.log" 2>/dev/null | tr -d '\r' &
+		tail -n +1 -F --pid="$qpid" "$dir/output.log" 2>/dev/null | tr -d '\r' |
+			grep -av --line-buffered '^COWMAP-RESULT: ' &
 		tailpid=$!
 	fi
 	rc=0
 	wait "$qpid" || rc=$?
-	[ -n "$tailpid" ] && wait "$tailpid"
+	[ -z "$tailpid" ] || wait "$tailpid" || true
 	rm -f "$dir"/*.img
 	tr -d '\r' <"$dir/console.log" >"$dir/console.log.tmp" && mv "$dir/console.log.tmp" "$dir/console.log"
 	tr -d '\r' <"$dir/output.log" >"$dir/output.log.tmp" && mv "$dir/output.log.tmp" "$dir/output.log"

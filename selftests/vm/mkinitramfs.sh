@@ -97,9 +97,15 @@ for so in "$BUILD"/libcowmap.so* "$BUILD"/libcowmap-preload.so; do
 	cp -P "$so" "$root/usr/local/lib/"
 	[ -L "$so" ] || elves+=("$so")
 done
-# bash, so that payload scripts starting with #!/bin/bash run.
+# bash, so that payload scripts starting with #!/bin/bash run, and
+# util-linux's setpriv (busybox's cannot change uids) to drop privileges.
 install -m 0755 /bin/bash "$root/bin/bash"
 elves+=(/bin/bash)
+if [ -x /usr/bin/setpriv ]; then
+	rm -f "$root/usr/bin/setpriv" "$root/bin/setpriv"
+	install -m 0755 /usr/bin/setpriv "$root/usr/bin/setpriv"
+	elves+=(/usr/bin/setpriv)
+fi
 for e in "${elves[@]}"; do
 	add_libs "$e"
 done

@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The whole test suite ('make check', .ci/run).  Runs, in order:
+#   build   the module for the host's KDIR (W=1) and the userspace (make all);
+#           any compiler warning fails
+#   host    libcowmap's host tests (make check-host), if selftests/host exists
+#   style   scripts/style.sh (checkpatch, sparse, shellcheck)
+#   dkms    selftests/dkms-test.sh (private DKMS tree, 6.1 and 6.12 headers)
+#   vm      selftests/vm/run-selftests.sh 6.1 6.12 debug (QEMU; the debug
+#           kernel is built and cached on first use, ~15+ min)
+# Every phase runs even if an earlier one failed.  Prints each phase's
+# result and time, and as the very last line the sum:
+#   N passed, N failed[, N skipped]
+# Exit status 1 if anything failed.  Works without a terminal (CI=true).
+# Phase logs: $BUILD/check/<phase>.log.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+export BUILD
+cd "$TOP"
+logdir=$BUILD/check
+mkdir -p "$logdir"
+
+total_pass=0 total_fail=0 total_skip=0
+times=()
+results=()
+
+# phase NAME COMMAND...: run COMMAND, show and log its output, take the
+# counts from its last "N passed, N failed[, N skipped]" line (a phase
+# without one counts as one test).  A non-zero exit with no failure counted
+# adds one failure.
+phase() {
+	local name=$1 start rc=0 line pass fail skip log=$logdir/$1.log
+	shift
+	echo
+	echo "==== $name: $*"
+	start=$SECONDS
+	"$@" 2>&1 | tee "$log" || rc=$?
+	line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1 || true)
+	if [ -n "$line" ]; then
+		pass=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+		fail=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+		skip=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
+		skip=${skip:-0}
+	elif [ "$rc" = 0 ]; then
+		pass=1 fail=0 skip=0
+	else
+		pass=0 fail=0 skip=0
+	fi
+	if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then
+		echo "$name: exited with status $rc"
+		fail=1
+	fi
+	total_pass=$((total_pass + pass))
+	total_fail=$((total_fail + fail))
+	total_skip=$((total_skip + skip))
+	times+=("$(printf '%-6s %5d s' "$name" $((SECONDS - start)))")
+	results+=("$(printf '%-6s %d passed, %d failed, %d skipped' "$name" "$pass" "$fail" "$skip")")
+	return 0
+}
+
+# The same KDIR the Makefile picks.
+kdir=${KDIR:-}
+if [ -z "$kdir" ]; then
+	if [ -d "/lib/modules/$(uname -r)/build" ]; then
+		kdir=/lib/modules/$(uname -r)/build
+	else
+		kdir=$(find /usr/src -maxdepth 1 -name 'linux-headers-*-amd64' | sort -V | tail -n1)
+	fi
+fi
+
+build() {
+	local log=$logdir/build.make.log rc=0
+	if [ -n "$kdir" ] && [ -d "$kdir" ]; then
+		echo "building the module against $kdir and the userspace"
+		make -C "$TOP" KDIR="$kdir" all >"$log" 2>&1 || rc=$?
+	else
+		echo "no kernel build tree on this host: building the userspace only" \
+			"(the VM phase builds the module for each kernel)"
+		make -C "$TOP" userspace >"$log" 2>&1 || rc=$?
+	fi
+	if [ "$rc" != 0 ]; then
+		cat "$log"
+		echo "build failed"
+		return 1
+	fi
+	if grep -E '(warning|error):' "$log"; then
+		echo "build has compiler warnings (above)"
+		return 1
+	fi
+	echo "build ok"
+}
+
+host_tests() {
+	make -s -C "$TOP" BUILD="$BUILD" check-host
+}
+
+start_all=$SECONDS
+phase build build
+if [ -f "$TOP/selftests/host/Makefile" ]; then
+	phase host host_tests
+else
+	echo "==== host: selftests/host/Makefile does not exist, no host tests"
+fi
+phase style "$TOP/scripts/style.sh"
+phase dkms "$TOP/selftests/dkms-test.sh"
+phase vm "$TOP/selftests/vm/run-selftests.sh" 6.1 6.12 debug
+
+echo
+echo "==== check summary"
+printf '%s\n' "${results[@]}"
+echo "---- times"
+printf '%s\n' "${times[@]}"
+printf '%-6s %5d s\n' total $((SECONDS - start_all))
+line="$total_pass passed, $total_fail failed"
+[ "$total_skip" = 0 ] || line="$line, $total_skip skipped"
+echo "$line"
+[ "$total_fail" = 0 ]
