@@ -205,6 +205,16 @@ static int copy_out(void __user *arg, unsigned int cmd, const void *k,
 	return 0;
 }
 
+/*
+ * Fail with -EFAULT before acting if the result could not be returned:
+ * bad input changes nothing.  Writes back what the caller passed.
+ */
+static int probe_out(void __user *arg, unsigned int cmd, const void *k,
+		     size_t ksize)
+{
+	return copy_out(arg, cmd, k, ksize);
+}
+
 static bool zeroed(const void *p, size_t len)
 {
 	return !memchr_inv(p, 0, len);
@@ -264,6 +274,9 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	int err;
 
 	err = copy_in(&b, sizeof(b), cmd, arg);
+	if (err)
+		return err;
+	err = probe_out(arg, cmd, &b, sizeof(b));
 	if (err)
 		return err;
 	if (b.flags & ~COWMAP_BIND_FLAGS || !zeroed(b.reserved, sizeof(b.reserved)))
@@ -393,6 +406,9 @@ static long do_diff(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	err = copy_in(&d, sizeof(d), cmd, arg);
 	if (err)
 		return err;
+	err = probe_out(arg, cmd, &d, sizeof(d));
+	if (err)
+		return err;
 	if (!bound(s))
 		return -ENODEV;
 	if (d.flags & ~COWMAP_DIFF_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
@@ -436,6 +452,9 @@ static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *ar
 	long err;
 
 	err = copy_in(&d, sizeof(d), cmd, arg);
+	if (err)
+		return err;
+	err = probe_out(arg, cmd, &d, sizeof(d));
 	if (err)
 		return err;
 	if (!bound(s))
@@ -493,6 +512,9 @@ static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *
 	long err;
 
 	err = copy_in(&r, sizeof(r), cmd, arg);
+	if (err)
+		return err;
+	err = probe_out(arg, cmd, &r, sizeof(r));
 	if (err)
 		return err;
 	if (!bound(s))
