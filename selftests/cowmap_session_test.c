@@ -837,6 +837,18 @@ static void restore_params(FIXTURE_DATA(sess) *self)
 	self->params_changed = false;
 }
 
+/* The parameters read back as they were before the test. */
+static void check_params(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(sess) *self)
+{
+	char now[32];
+
+	ASSERT_EQ(0, cm_param_read("max_session_pages", now, sizeof(now)));
+	EXPECT_STREQ(self->saved_session, now);
+	ASSERT_EQ(0, cm_param_read("max_total_pages", now, sizeof(now)));
+	EXPECT_STREQ(self->saved_total, now);
+}
+
 FIXTURE_TEARDOWN(sess)
 {
 	restore_params(self);
@@ -1405,15 +1417,25 @@ TEST_F(sess, drain_fd_new_files)
 
 	/* New changes go to a third log, numbered from 0, old = drained. */
 	do {
-		struct xrec x[] = { { PGS(50) + 1, 2 } };
+		/*
+		 * Two bytes at the first byte the drain moved to the log: its
+		 * old value must be the drained one, not the original.
+		 */
+		long at = first_diff(final, self->orig, S_SIZE);
+		struct xrec x[1];
 		uint8_t *old_img = malloc(S_SIZE);
 
+		ASSERT_LE(0, at);
+		if ((at & (PG - 1)) == PG - 1)
+			at--;	/* records never span pages */
+		x[0] = (struct xrec){ at, 2 };
+		ASSERT_GT(PGS(20) - 2, at);
 		ASSERT_NE(NULL, old_img);
 		memcpy(old_img, final, S_SIZE);
-		m[PGS(50) + 1] ^= 1;
-		m[PGS(50) + 2] ^= 1;
-		final[PGS(50) + 1] ^= 1;
-		final[PGS(50) + 2] ^= 1;
+		m[at] = final[at] ^ 0x40;
+		m[at + 1] = final[at + 1] ^ 0x40;
+		final[at] ^= 0x40;
+		final[at + 1] ^= 0x40;
 		ASSERT_EQ(0, cm_drain(dev, c, &dr));
 		EXPECT_EQ(1, dr.records);
 		recs = log_records(pc, &rlen, &hlen);
@@ -1958,6 +1980,7 @@ TEST_F(sess, cap_session)
 		close(dev);
 	}
 	restore_params(self);
+	check_params(_metadata, self);
 	munmap((void *)done, PG);
 }
 
@@ -2020,6 +2043,7 @@ TEST_F(sess, cap_total)
 	EXPECT_EQ(N - A + 2, in.private_pages);
 
 	restore_params(self);
+	check_params(_metadata, self);
 	munmap((void *)ma, S_SIZE);
 	close(devb);
 	close(deva);
