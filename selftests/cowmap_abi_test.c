@@ -755,7 +755,7 @@ TEST_F(abi, efault_on_output_changes_nothing)
 	struct cowmap_info in;
 	volatile uint8_t *m;
 	uint8_t *ro;
-	int dev;
+	int dev, log_fd;
 
 	ASSERT_EQ(0, ptrs_init(&p));
 	ro = p.area + PG;
@@ -782,6 +782,21 @@ TEST_F(abi, efault_on_output_changes_nothing)
 	EXPECT_EQ(1, in.private_pages)
 		TH_LOG("DISCARD returned EFAULT but dropped the pages");
 	EXPECT_EQ(self->data[0] ^ 1, m[0]);
+
+	/* DRAIN (DRAIN_FD into a new log): nothing drained, nothing written. */
+	log_fd = new_file(self, "efault-drain-log", 0, O_WRONLY);
+	ASSERT_LE(0, log_fd);
+	ASSERT_EQ(0, mprotect(ro, PG, PROT_READ | PROT_WRITE));
+	*(struct cowmap_drain *)ro = (struct cowmap_drain){
+		.log_fd = log_fd, .flags = COWMAP_DRAIN_FD,
+	};
+	ASSERT_EQ(0, mprotect(ro, PG, PROT_READ));
+	EXPECT_EQ(-EFAULT, cm_ioctl(dev, COWMAP_IOC_DRAIN, ro));
+	ASSERT_EQ(0, cm_info(dev, &in));
+	EXPECT_EQ(1, in.undrained_pages)
+		TH_LOG("DRAIN returned EFAULT but drained");
+	EXPECT_EQ(0, cm_fsize(log_fd));
+	close(log_fd);
 	munmap((void *)m, FILE_SIZE);
 	close(dev);
 	munmap(p.area, 2 * PG);

@@ -294,6 +294,7 @@ TEST_F(fs, reads_share_the_file)
 {
 	struct cowmap_event ev;
 	struct cowmap_info in;
+	struct stat st;
 	uint8_t *diff = NULL;
 	size_t used = 0;
 	uint32_t records = 0;
@@ -318,6 +319,12 @@ TEST_F(fs, reads_share_the_file)
 	EXPECT_EQ(0, in.undrained_pages);
 	EXPECT_EQ(0, in.cow_faults);
 	EXPECT_EQ(0, in.events);
+	/* The file's identity as stat(2) gives it (btrfs: the subvolume's dev). */
+	ASSERT_EQ(0, fstat(self->fd, &st));
+	EXPECT_EQ((uint64_t)st.st_dev, in.dev);
+	EXPECT_EQ((uint64_t)st.st_ino, in.ino);
+	EXPECT_EQ(FS_SIZE, in.size);
+	EXPECT_EQ(PGS(FS_PAGES + 3), in.mapped_bytes);
 	ASSERT_EQ(0, cm_set_nonblock(dev, true));
 	EXPECT_EQ(-EAGAIN, cm_events(dev, &ev, 1));
 	ASSERT_EQ(1, cm_diff_all(dev, 0, 0, COWMAP_DIFF_MIN_BUF, &diff, &used,
