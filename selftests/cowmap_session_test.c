@@ -1575,6 +1575,81 @@ TEST_F(sess, drain_enospc_loses_nothing)
 	self->mnt = NULL;
 }
 
+struct busy_writer {
+	uint8_t *m;
+	int npages;
+	volatile int stop;
+	unsigned long stores;
+};
+
+static void *busy_writer_fn(void *p)
+{
+	struct busy_writer *w = p;
+	uint64_t s = 77;
+
+	while (!w->stop) {
+		uint64_t r = cm_rand(&s);
+		uint64_t off = PGS(r % w->npages) + ((r >> 20) % (PG / 8)) * 8;
+
+		/* Whole aligned 8-byte stores, and single bytes. */
+		if (r & (1ULL << 63))
+			*(volatile uint64_t *)(w->m + off) = cm_rand(&s);
+		else
+			*(volatile uint8_t *)(w->m + off + (r >> 40) % 8) = (uint8_t)r;
+		w->stores++;
+	}
+	return NULL;
+}
+
+/*
+ * Drains racing with a writer thread: every store lands in exactly one
+ * drain, so the log, replayed, is the final view (each record's old bytes
+ * are checked against the replay so far).
+ */
+TEST_F_TIMEOUT(sess, drain_while_writing, 120)
+{
+	struct busy_writer w = { .npages = 24 };
+	struct cowmap_log_info li;
+	struct cowmap_drain dr;
+	uint8_t *view, *img;
+	pthread_t t;
+	int dev, lfd, drains = 0;
+	char *logp = new_log(self, "busy.log", &lfd);
+	uint64_t t0;
+
+	ASSERT_LE(0, lfd);
+	dev = cm_session(self->fd, lfd, 0);
+	ASSERT_LE(0, dev);
+	w.m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, w.m);
+	ASSERT_EQ(0, pthread_create(&t, NULL, busy_writer_fn, &w));
+	t0 = cm_now_ns();
+	while (cm_now_ns() - t0 < 2000000000ULL) {
+		ASSERT_EQ(0, cm_drain(dev, -1, &dr));
+		drains++;
+		usleep(drains % 5 * 1000);
+	}
+	w.stop = 1;
+	pthread_join(t, NULL);
+	TH_LOG("%d drains, %lu stores", drains, w.stores);
+	view = view_of(dev, S_SIZE);
+	ASSERT_NE(NULL, view);
+	munmap(w.m, S_SIZE);
+	close(dev);	/* the final drain takes the rest */
+	close(lfd);
+
+	img = malloc(S_SIZE);
+	ASSERT_NE(NULL, img);
+	memcpy(img, self->orig, S_SIZE);
+	EXPECT_LT(0, apply_log(_metadata, logp, img, S_SIZE, &li));
+	EXPECT_EQ(-1, first_diff(img, view, S_SIZE))
+		TH_LOG("replay differs from the view at byte %ld",
+		       first_diff(img, view, S_SIZE));
+	free(img);
+	free(view);
+	free(logp);
+}
+
 /* Header fields, checked by hand and through libcowmap. */
 TEST_F(sess, log_header)
 {
