@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -319,6 +320,9 @@ static int demo(const char *exe)
 	heading("4. The writers exit: the kernel has written their changes to logs");
 	if (stop_writers())
 		return EXIT_FAIL;
+	say("One log per session, named FILE.PID.SESSION.cowlog.  Changes close to each\n"
+	    "other are recorded as one range; bytes with the same Old and Data value in\n"
+	    "it are unchanged.\n");
 	for (size_t i = 0; i < ARRAY_SIZE(writers); i++) {
 		find_log(&writers[i], "hello.txt", logs[i][0], sizeof(logs[i][0]));
 		find_log(&writers[i], "fox.txt", logs[i][1], sizeof(logs[i][1]));
@@ -424,14 +428,17 @@ int demo_main(int argc, char **argv)
  */
 int demo_writer_main(int argc, char **argv)
 {
-	struct { const char *path; char *map; size_t len; } maps[4];
+	struct { const char *path; char label[64]; char *map; size_t len; } maps[4];
 	int nmaps = 0, ready, go;
-	char c;
+	char c, comm[16];
 
 	if (argc < 4 || (argc - 4) % 3)
 		return EXIT_USAGE;
 	ready = atoi(argv[2]);
 	go = atoi(argv[3]);
+	/* The command name sessions and logs show. */
+	snprintf(comm, sizeof(comm), "writer-%s", argv[1]);
+	prctl(PR_SET_NAME, comm);
 	for (int i = 4; i < argc; i += 3) {
 		const char *path = argv[i], *old = argv[i + 1], *new = argv[i + 2];
 		char *at;
@@ -446,6 +453,7 @@ int demo_writer_main(int argc, char **argv)
 
 			if (fd < 0 || fstat(fd, &st) < 0 || nmaps == 4)
 				return failf("__demo-writer", "%s: %s", path, strerror(errno));
+			snprintf(maps[m].label, sizeof(maps[m].label), "%s:", path);
 			maps[m].path = path;
 			maps[m].len = (size_t)st.st_size;
 			maps[m].map = mmap(NULL, maps[m].len, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -461,7 +469,7 @@ int demo_writer_main(int argc, char **argv)
 		memcpy(at, new, strlen(new));	/* a plain store into the mapping */
 	}
 	for (int m = 0; m < nmaps; m++) {
-		printf("  writer %s (pid %d) sees %-9s ", argv[1], (int)getpid(), maps[m].path);
+		printf("  writer %s (pid %d) sees %-11s ", argv[1], (int)getpid(), maps[m].label);
 		fwrite(maps[m].map, 1, maps[m].len, stdout);
 	}
 	fflush(stdout);

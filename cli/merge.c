@@ -78,7 +78,7 @@ static void print_preview(const uint8_t *p, uint32_t n, uint64_t len)
 }
 
 static void json_report(struct cowmap_merge *m, const struct merge_opts *o,
-			const struct cowmap_merge_stats *st, int ret)
+			const struct cowmap_merge_stats *st, int ret, const char *msg)
 {
 	struct cowmap_conflict c;
 	const char *w;
@@ -95,7 +95,7 @@ static void json_report(struct cowmap_merge *m, const struct merge_opts *o,
 	json_string("result", ret == -COWMAP_ECONFLICT ? "conflicts" :
 		    ret ? "error" : (o->flags & COWMAP_MERGE_DRY_RUN) ? "planned" : "merged");
 	if (ret && ret != -COWMAP_ECONFLICT)
-		json_string("error", cowmap_errmsg());
+		json_string("error", msg[0] ? msg : cowmap_strerror(ret));
 	json_begin_array("logs");
 	for (size_t i = 0; cowmap_merge_log_name(m, i); i++)
 		json_string(NULL, cowmap_merge_log_name(m, i));
@@ -191,9 +191,10 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 	}
 	if (ret)
 		return;
-	printf("%s %llu log%s (%llu records", (o->flags & COWMAP_MERGE_DRY_RUN) ?
+	printf("%s %llu log%s (%llu record%s", (o->flags & COWMAP_MERGE_DRY_RUN) ?
 	       "Dry run:" : "Merged", (unsigned long long)st->logs,
-	       st->logs == 1 ? "" : "s", (unsigned long long)st->records);
+	       st->logs == 1 ? "" : "s", (unsigned long long)st->records,
+	       st->records == 1 ? "" : "s");
 	if (st->skipped_logs == 1)
 		printf(", 1 log of another file skipped");
 	else if (st->skipped_logs)
@@ -222,7 +223,7 @@ int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o)
 	memset(&st, 0, sizeof(st));
 	cowmap_merge_stats(m, &st);
 	if (o->json)
-		json_report(m, o, &st, ret);
+		json_report(m, o, &st, ret, msg);
 	else
 		text_report(m, o, &st, ret);
 	if (ret == -COWMAP_ECONFLICT)
