@@ -43,6 +43,7 @@ struct cowmap_session {
 	u64 dev_nr, ino, size;
 	u64 bind_time_ns;
 	u32 flags;
+	const char *path;		/* backing path at bind, for logs and listings */
 
 	kuid_t owner;
 	pid_t pid;
@@ -62,6 +63,7 @@ struct cowmap_session {
 	struct mutex lock;
 	struct file *log;		/* bound log, or NULL */
 	u64 log_seq;			/* next record number in @log */
+	bool log_broken;		/* a failed append could not be undone */
 	bool dead;			/* released: no more drains */
 
 	atomic_long_t npriv;		/* private pages */
@@ -134,8 +136,7 @@ __poll_t cowmap_ring_poll(struct cowmap_ring *r, struct file *file,
 			  poll_table *wait);
 
 /* diff.c */
-int cowmap_log_write_header(struct cowmap_session *s, struct file *ro,
-			    struct file *log);
+int cowmap_log_write_header(struct cowmap_session *s, struct file *log);
 long cowmap_diff_ioctl(struct cowmap_session *s, struct cowmap_diff *d);
 int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 		 struct cowmap_drain *out);

@@ -18,6 +18,7 @@
 #include <linux/uaccess.h>
 #include <linux/sched.h>
 #include <linux/cred.h>
+#include <linux/namei.h>
 
 #include "cowmap.h"
 
@@ -201,28 +202,18 @@ static int write_all(struct file *log, const void *buf, size_t len, loff_t *pos)
 	return 0;
 }
 
-int cowmap_log_write_header(struct cowmap_session *s, struct file *ro,
-			    struct file *log)
+int cowmap_log_write_header(struct cowmap_session *s, struct file *log)
 {
 	struct cowmap_log_header *h;
-	char *pathbuf, *path;
 	size_t plen, hlen;
 	loff_t pos = 0;
 	int err;
 
-	pathbuf = kmalloc(PATH_MAX, GFP_KERNEL);
-	if (!pathbuf)
-		return -ENOMEM;
-	path = d_path(&ro->f_path, pathbuf, PATH_MAX);
-	if (IS_ERR(path))
-		path = "";
-	plen = min_t(size_t, strlen(path), COWMAP_LOG_PATH_MAX - 1);
+	plen = min_t(size_t, strlen(s->path), COWMAP_LOG_PATH_MAX - 1);
 	hlen = sizeof(*h) + ALIGN(plen, 8);
 	h = kzalloc(hlen, GFP_KERNEL);
-	if (!h) {
-		kfree(pathbuf);
+	if (!h)
 		return -ENOMEM;
-	}
 	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
 	h->version = cpu_to_le32(COWMAP_LOG_VERSION);
 	h->header_len = cpu_to_le32(hlen);
@@ -235,12 +226,34 @@ int cowmap_log_write_header(struct cowmap_session *s, struct file *ro,
 	h->uid = cpu_to_le32(from_kuid_munged(&init_user_ns, s->owner));
 	memcpy(h->comm, s->comm, min(sizeof(h->comm), sizeof(s->comm)));
 	h->path_len = cpu_to_le32(plen);
-	memcpy(h + 1, path, plen);
+	memcpy(h + 1, s->path, plen);
 	h->crc = cpu_to_le32(~crc32c_buf(~0U, h, hlen));
-	kfree(pathbuf);
 
 	err = write_all(log, h, hlen, &pos);
 	kfree(h);
+	return err;
+}
+
+/*
+ * Append @len bytes at the end of @log.  A failed append is cut off again,
+ * so the log never holds a torn record before later ones.
+ */
+static int append(struct cowmap_session *s, struct file *log, const void *buf,
+		  size_t len)
+{
+	loff_t start = i_size_read(file_inode(log)), pos = start;
+	int err, terr;
+
+	err = write_all(log, buf, len, &pos);
+	if (!err || i_size_read(file_inode(log)) <= start)
+		return err;
+	terr = vfs_truncate(&log->f_path, start);
+	if (terr) {
+		pr_warn_ratelimited("session %llu: cannot cut a failed append off the log (%d); no more appends to it\n",
+				    s->id, terr);
+		if (log == s->log)
+			s->log_broken = true;
+	}
 	return err;
 }
 
@@ -260,12 +273,11 @@ struct drain_batch {
 static int flush_batch(struct cowmap_session *s, struct file *log,
 		       struct drain_batch *b, u64 *seq, struct cowmap_drain *st)
 {
-	loff_t pos = i_size_read(file_inode(log));
 	unsigned int i;
 	int err = 0;
 
 	if (b->used)
-		err = write_all(log, b->out, b->used, &pos);
+		err = append(s, log, b->out, b->used);
 	for (i = 0; i < b->n; i++) {
 		if (err) {
 			/* Keep the changes for the next drain. */
@@ -303,6 +315,8 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	int err = 0;
 
 	lockdep_assert_held(&s->lock);
+	if (log == s->log && s->log_broken)
+		return -EIO;
 
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)

@@ -158,18 +158,10 @@ static bool may_see(struct sk_buff *skb, struct cowmap_session *s)
 static int fill_session(struct sk_buff *skb, struct cowmap_session *s)
 {
 	struct nlattr *nest = nla_nest_start(skb, COWMAP_A_SESSION);
-	char *buf, *path;
 	u64 events, lost;
-	int err = -EMSGSIZE;
 
 	if (!nest)
 		return -EMSGSIZE;
-	buf = kmalloc(PATH_MAX, GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
-	path = d_path(&s->ro->f_path, buf, PATH_MAX);
-	if (IS_ERR(path))
-		path = "";
 	spin_lock(&s->ring.lock);
 	events = s->ring.head;
 	lost = s->ring.total_lost;
@@ -183,21 +175,36 @@ static int fill_session(struct sk_buff *skb, struct cowmap_session *s)
 	    nla_put_string(skb, COWMAP_SESSION_A_COMM, s->comm) ||
 	    PUT64(COWMAP_SESSION_A_DEV, s->dev_nr) ||
 	    PUT64(COWMAP_SESSION_A_INO, s->ino) ||
-	    nla_put_string(skb, COWMAP_SESSION_A_PATH, path) ||
+	    nla_put_string(skb, COWMAP_SESSION_A_PATH, s->path) ||
 	    PUT64(COWMAP_SESSION_A_MAPPED_BYTES, cowmap_session_mapped_bytes(s)) ||
 	    PUT64(COWMAP_SESSION_A_PRIVATE_PAGES, atomic_long_read(&s->npriv)) ||
 	    PUT64(COWMAP_SESSION_A_EVENTS, events) ||
 	    PUT64(COWMAP_SESSION_A_EVENTS_LOST, lost) ||
-	    PUT64(COWMAP_SESSION_A_BIND_TIME, s->bind_time_ns))
-		goto out;
+	    PUT64(COWMAP_SESSION_A_BIND_TIME, s->bind_time_ns)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
 #undef PUT64
 	nla_nest_end(skb, nest);
-	err = 0;
-out:
-	kfree(buf);
-	if (err)
-		nla_nest_cancel(skb, nest);
-	return err;
+	return 0;
+}
+
+/*
+ * Notifications go to every listener of the group, whoever owns the
+ * session: they name it (id and owner uid) and nothing more.  Details come
+ * from COWMAP_CMD_GET_SESSION, which applies the permission rules.
+ */
+static int fill_session_brief(struct sk_buff *skb, struct cowmap_session *s)
+{
+	struct nlattr *nest = nla_nest_start(skb, COWMAP_A_SESSION);
+
+	if (!nest ||
+	    nla_put_u64_64bit(skb, COWMAP_SESSION_A_ID, s->id, COWMAP_SESSION_A_PAD) ||
+	    nla_put_u32(skb, COWMAP_SESSION_A_UID,
+			from_kuid_munged(&init_user_ns, s->owner)))
+		return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
 }
 
 /* Finds session @id for the sender; sets extack and returns NULL if not. */
@@ -407,11 +414,11 @@ void cowmap_netlink_notify_session(struct cowmap_session *s, u8 cmd)
 
 	if (!genl_has_listeners(&cowmap_family, &init_net, MCGRP_EVENTS))
 		return;
-	msg = genlmsg_new(NLMSG_DEFAULT_SIZE + PATH_MAX, GFP_KERNEL);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return;
 	hdr = genlmsg_put(msg, 0, 0, &cowmap_family, 0, cmd);
-	if (!hdr || fill_session(msg, s)) {
+	if (!hdr || fill_session_brief(msg, s)) {
 		nlmsg_free(msg);
 		return;
 	}
@@ -432,7 +439,8 @@ void cowmap_netlink_notify_offset(struct cowmap_session *s, u8 cmd, u64 offset)
 	hdr = genlmsg_put(msg, 0, 0, &cowmap_family, 0, cmd);
 	if (!hdr ||
 	    nla_put_u64_64bit(msg, COWMAP_A_SESSION_ID, s->id, COWMAP_A_PAD) ||
-	    nla_put_u64_64bit(msg, COWMAP_A_OFFSET, offset, COWMAP_A_PAD)) {
+	    nla_put_u64_64bit(msg, COWMAP_A_OFFSET, offset, COWMAP_A_PAD) ||
+	    fill_session_brief(msg, s)) {
 		nlmsg_free(msg);
 		return;
 	}

@@ -63,6 +63,7 @@ static void session_free(struct kref *ref)
 	cowmap_ring_free(&s->ring);
 	if (s->ro)
 		fput(s->ro);
+	kfree(s->path);
 	kfree(s);
 }
 
@@ -265,6 +266,20 @@ static struct file *get_log(int fd, struct file *backing)
 	return lf;
 }
 
+/* The path as the binding process sees it, kept for logs and listings. */
+static char *path_of(struct file *f)
+{
+	char *buf, *path, *dup;
+
+	buf = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!buf)
+		return NULL;
+	path = d_path(&f->f_path, buf, PATH_MAX);
+	dup = kstrdup(IS_ERR(path) ? "" : path, GFP_KERNEL_ACCOUNT);
+	kfree(buf);
+	return dup;
+}
+
 static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg)
 {
 	struct file *f, *ro, *lf = NULL;
@@ -316,6 +331,10 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	err = cowmap_ring_init(&s->ring, ring);
 	if (err)
 		goto err_put_ro;
+	err = -ENOMEM;
+	s->path = path_of(ro);
+	if (!s->path)
+		goto err_free_ring;
 
 	s->id = atomic64_inc_return(&next_id);
 	s->mapping = ro->f_mapping;
@@ -327,7 +346,7 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	s->pid = task_tgid_nr(current);
 	get_task_comm(s->comm, current);
 	if (lf) {
-		err = cowmap_log_write_header(s, ro, lf);
+		err = cowmap_log_write_header(s, lf);
 		if (err)
 			goto err_free_ring;
 		s->log = lf;
@@ -350,6 +369,8 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	return copy_out(arg, cmd, &b, sizeof(b));
 
 err_free_ring:
+	kfree(s->path);
+	s->path = NULL;
 	s->mapping = NULL;
 	cowmap_ring_free(&s->ring);
 err_put_ro:
@@ -438,7 +459,7 @@ long cowmap_session_drain(struct cowmap_session *s, int log_fd,
 	else if (!lf)
 		err = s->log ? cowmap_drain(s, s->log, &s->log_seq, d) : -EBADFD;
 	else
-		err = cowmap_log_write_header(s, s->ro, lf) ?:
+		err = cowmap_log_write_header(s, lf) ?:
 		      cowmap_drain(s, lf, &seq, d);
 	mutex_unlock(&s->lock);
 	if (lf)

@@ -418,9 +418,13 @@ struct cowmap_log_record {
  * COWMAP_CMD_DRAIN		(do) COWMAP_A_SESSION_ID, COWMAP_A_LOG_FD
  *				(a file open for writing in the caller):
  *				drain into it (owner or CAP_SYS_ADMIN).
- * Notifications (group COWMAP_MCGRP_EVENTS): COWMAP_CMD_SESSION_NEW,
- *	COWMAP_CMD_SESSION_DEL (SESSION nest), COWMAP_CMD_CAP_REACHED and
- *	COWMAP_CMD_RING_OVERFLOW (COWMAP_A_SESSION_ID, COWMAP_A_OFFSET).
+ * Notifications (group COWMAP_MCGRP_EVENTS, open to every listener):
+ *	COWMAP_CMD_SESSION_NEW and COWMAP_CMD_SESSION_DEL carry a SESSION
+ *	nest with only COWMAP_SESSION_A_ID and COWMAP_SESSION_A_UID (the
+ *	owner); COWMAP_CMD_CAP_REACHED and COWMAP_CMD_RING_OVERFLOW carry
+ *	COWMAP_A_SESSION_ID, COWMAP_A_OFFSET and the same SESSION nest.
+ *	Details come from COWMAP_CMD_GET_SESSION, which applies the
+ *	permission rules above.
  * ------------------------------------------------------------------------
  */
 #define COWMAP_GENL_NAME	"cowmap"
