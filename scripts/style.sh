@@ -66,7 +66,7 @@ mkdir -p "$sdir"
 rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' --exclude='*.mod' \
 	--exclude='*.mod.c' "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$sdir/"
 rc=0
-make -s -C "$kdir" M="$sdir" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
+make -s -j"$(nproc)" -C "$kdir" M="$sdir" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
 	cat "$sdir.log"
 elif grep -E '(warning|error):' "$sdir.log"; then

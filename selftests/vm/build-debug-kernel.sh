@@ -16,6 +16,11 @@
 # stdout line is the build tree's path.
 set -euo pipefail
 
+# --config-only: configure and check the config in a temporary directory,
+# print its .config and stop (for editing debug.config).
+config_only=0
+[ "${1:-}" = --config-only ] && config_only=1
+
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -32,7 +37,7 @@ complete() {
 		[ -f "$1/Module.symvers" ] && [ -L "$1/source" ] && [ -d "$(readlink "$1/source")" ]
 }
 
-if complete "$out"; then
+if [ "$config_only" = 0 ] && complete "$out"; then
 	echo "$out"
 	exit 0
 fi
@@ -43,7 +48,7 @@ if ! flock -n 9; then
 	note "waiting for another debug kernel build to finish"
 	flock 9
 fi
-if complete "$out"; then
+if [ "$config_only" = 0 ] && complete "$out"; then
 	echo "$out"
 	exit 0
 fi
@@ -66,6 +71,7 @@ fi
 tmp=$(mktemp -d "$out.tmp.XXXXXX")
 log=$tmp.log
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 note "building the debug kernel in $tmp (log: $log), this takes a while"
 
 kmake() {
@@ -105,6 +111,11 @@ while IFS= read -r line; do
 	esac
 done <"$FRAGMENT"
 [ "$bad" = 0 ] || die "the debug kernel config does not honour $FRAGMENT (see above)"
+if [ "$config_only" = 1 ]; then
+	cat "$tmp/.config"
+	rm -f "$log"
+	exit 0
+fi
 
 kmake -j"$JOBS" all
 
