@@ -2148,6 +2148,27 @@ TEST_F(sess, cap_session)
 	munmap((void *)done, PG);
 }
 
+/* Defaults: no per-session cap, a global cap of half of RAM. */
+TEST_F(sess, cap_defaults)
+{
+	unsigned long long total_kb = 0;
+	char line[256], v[32];
+	FILE *f;
+
+	ASSERT_EQ(0, cm_param_read("max_session_pages", v, sizeof(v)));
+	EXPECT_STREQ("0", v);
+	f = fopen("/proc/meminfo", "re");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &total_kb) == 1)
+			break;
+	fclose(f);
+	ASSERT_LT(0, total_kb);
+	ASSERT_EQ(0, cm_param_read("max_total_pages", v, sizeof(v)));
+	EXPECT_EQ(total_kb / (PG / 1024) / 2, strtoull(v, NULL, 10))
+		TH_LOG("max_total_pages %s, MemTotal %llu kB", v, total_kb);
+}
+
 TEST_F(sess, cap_total)
 {
 	const int N = 8, A = 5;
