@@ -385,8 +385,10 @@ struct cowmap_conflict {
  * @records: valid records read.
  * @torn_logs: logs with a torn tail (warnings).
  * @changed_bytes: bytes changed by at least one log.
- * @write_bytes: bytes written (or, dry run, to be written) to the file.
- * @write_ranges: ranges written.
+ * @write_bytes: bytes whose value the merge changes (or, dry run, would
+ *	change) in the file.
+ * @write_ranges: writes issued (or to be issued); ranges closer than 64
+ *	bytes are joined, rewriting the bytes between with their value.
  * @applied_bytes: changed bytes the file already held (no write needed).
  * @conflicts: conflict ranges, resolved ones included.
  * @unresolved: conflict ranges not resolved.
@@ -842,8 +844,10 @@ struct cowmap_nl_session {
  * @reserved0: zero.
  * @session_id: the session concerned (all notifications).
  * @offset: file offset of the page (CAP_REACHED, RING_OVERFLOW).
- * @session: the session (SESSION_NEW, SESSION_DEL); @session.present is 0
- *	for the other notifications.
+ * @session: the session as the notification names it.  Notifications go
+ *	to every listener, so the module sends only its id and owner
+ *	(COWMAP_SESSION_A_ID, _UID; see @session.present); the rest comes from
+ *	cowmap_nl_get_session(), which applies the permission rules.
  * @reserved: zero.
  */
 struct cowmap_nl_event {

@@ -52,6 +52,8 @@ int open_tmpfile_in(const char *dir, const char *hint, char **namep);
 void crash_point(const char *what);
 bool mem_is_zero(const void *p, size_t len);
 char *xstrdup(const char *s);
+/* Grow *buf (doubling from 64 KiB) to hold @need bytes; keeps contents. */
+int buf_reserve(uint8_t **buf, size_t *cap, size_t need);
 void *xrealloc_array(void *p, size_t n, size_t size);
 
 /* Test hooks: the environment variable COWMAP_TEST_CRASH_AT=N makes the
@@ -121,8 +123,11 @@ int journal_lock_and_recover(const char *path, int fd, bool can_write,
 /* Begin a journal at @jpath (which must not exist). */
 int journal_begin(struct journal **jp, const char *jpath,
 		  const struct journal_target *t);
+/* Add an entry; @newb and @oldb must stay valid until journal_flush(). */
 int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
 		const uint8_t *oldb, uint32_t len);
+/* Write the pending entries. */
+int journal_flush(struct journal *j);
 /* Make the journal complete and durable (entries, fsync, trailer, fsync,
  * directory fsync). */
 int journal_commit(struct journal *j);

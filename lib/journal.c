@@ -31,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -43,7 +44,9 @@
 #define J_ENT_SIZE	32
 #define J_END_SIZE	32
 #define J_ENT_MAX	(1U << 20)	/* bytes of range per entry */
-#define J_BUF_SIZE	(4U << 20)
+#define J_IOV_MAX	1024		/* iovecs per writev */
+#define J_SLOTS		256		/* entry headers per writev */
+#define J_FLUSH_BYTES	(8U << 20)	/* bytes per writev */
 
 /* header fields */
 #define JH_VERSION	8
@@ -65,20 +68,27 @@
 #define JT_BYTES	16
 #define JT_ECRC		24
 
+/*
+ * Entries are written with writev(2) straight from the caller's buffers
+ * (the logs' mappings, the file window), which stay valid until
+ * journal_flush(): no copy of the data in userspace.
+ */
 struct journal {
 	int fd;
-	char *path;		/* NULL: anonymous */
+	char *path;
 	char *dirpath;
 	struct journal_target t;
-	uint8_t *buf;
-	size_t buf_used;
+	uint8_t head[J_HDR_SIZE];	/* header or trailer, written first */
+	size_t head_len;
+	struct iovec iov[J_IOV_MAX];
+	int n_iov;
+	size_t iov_bytes;
+	uint8_t hdrs[J_SLOTS][J_ENT_SIZE];
+	int n_hdrs;
 	uint64_t entries;
 	uint64_t bytes;
 	uint32_t ecrc;		/* chained entry CRCs */
 	bool committed;
-	/* for apply */
-	const uint8_t *map;
-	uint64_t map_len;
 };
 
 static const uint8_t zero8[8];
@@ -93,17 +103,42 @@ static uint32_t crc_skip4(const uint8_t *p, uint64_t len, size_t crc_at)
 	return ~c;
 }
 
-static int jflush(struct journal *j)
+int journal_flush(struct journal *j)
 {
-	int ret;
+	struct iovec *iov = j->iov;
+	int n = j->n_iov, ret;
 
-	if (!j->buf_used)
+	if (j->head_len) {
+		ret = write_full(j->fd, j->head, j->head_len);
+		if (ret < 0)
+			return err_set(-ret, "%s: write: %s", j->path, strerror(-ret));
+		j->head_len = 0;
+	}
+	if (!n)
 		return 0;
-	ret = write_full(j->fd, j->buf, j->buf_used);
-	if (ret < 0)
-		return err_set(-ret, "%s: write: %s", j->path ? j->path : "journal",
-			       strerror(-ret));
-	j->buf_used = 0;
+	while (n) {
+		ssize_t w = writev(j->fd, iov, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return err_set(errno, "%s: write: %s", j->path, strerror(errno));
+		}
+		if (w == 0)
+			return err_set(EIO, "%s: write returned 0", j->path);
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	j->n_iov = 0;
+	j->n_hdrs = 0;
+	j->iov_bytes = 0;
 	crash_point("journal write");
 	return 0;
 }
@@ -120,11 +155,6 @@ int journal_begin(struct journal **jp, const char *jpath,
 		return err_set(ENOMEM, "out of memory");
 	j->t = *t;
 	j->fd = -1;
-	j->buf = malloc(J_BUF_SIZE);
-	if (!j->buf) {
-		ret = err_set(ENOMEM, "out of memory");
-		goto err_free;
-	}
 	j->path = xstrdup(jpath);
 	j->dirpath = path_dirname(jpath);
 	if (!j->path || !j->dirpath) {
@@ -138,7 +168,7 @@ int journal_begin(struct journal **jp, const char *jpath,
 		goto err_free;
 	}
 	crash_point("journal created");
-	h = j->buf;
+	h = j->head;
 	memset(h, 0, J_HDR_SIZE);
 	memcpy(h, J_MAGIC, 8);
 	put_le32(h + JH_VERSION, J_VERSION);
@@ -147,7 +177,7 @@ int journal_begin(struct journal **jp, const char *jpath,
 	put_le64(h + JH_INO, t->ino);
 	put_le64(h + JH_SIZE, t->size);
 	put_le32(h + JH_CRC, crc_skip4(h, J_HDR_SIZE, JH_CRC));
-	j->buf_used = J_HDR_SIZE;
+	j->head_len = J_HDR_SIZE;
 	*jp = j;
 	return 0;
 
@@ -157,7 +187,6 @@ err_free:
 		if (j->path)
 			unlink(j->path);
 	}
-	free(j->buf);
 	free(j->path);
 	free(j->dirpath);
 	free(j);
@@ -170,28 +199,34 @@ static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 	uint64_t total = J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
 	uint64_t pad = total - J_ENT_SIZE - 2 * (uint64_t)len;
 	uint8_t *e;
-	uint32_t crc;
+	uint32_t c;
 	int ret;
 
-	if (total > J_BUF_SIZE - j->buf_used) {
-		ret = jflush(j);
+	if (j->n_iov + 4 > J_IOV_MAX || j->n_hdrs == J_SLOTS ||
+	    j->iov_bytes >= J_FLUSH_BYTES) {
+		ret = journal_flush(j);
 		if (ret)
 			return ret;
 	}
-	e = j->buf + j->buf_used;
+	e = j->hdrs[j->n_hdrs++];
 	put_le32(e, J_ENT_MAGIC);
 	put_le32(e + JE_CRC, 0);
 	put_le64(e + JE_OFFSET, off);
 	put_le32(e + JE_LENGTH, len);
 	put_le32(e + JE_FLAGS, 0);
 	put_le64(e + JE_SEQ, j->entries);
-	memcpy(e + J_ENT_SIZE, newb, len);
-	memcpy(e + J_ENT_SIZE + len, oldb, len);
-	memset(e + J_ENT_SIZE + 2 * (uint64_t)len, 0, pad);
-	crc = crc_skip4(e, total, JE_CRC);
-	put_le32(e + JE_CRC, crc);
+	c = crc32c_update(~0U, e, J_ENT_SIZE);
+	c = crc32c_update(c, newb, len);
+	c = crc32c_update(c, oldb, len);
+	c = crc32c_update(c, zero8, pad);
+	put_le32(e + JE_CRC, ~c);
 	j->ecrc = crc32c_update(j->ecrc, e + JE_CRC, 4);
-	j->buf_used += total;
+	j->iov[j->n_iov++] = (struct iovec){ e, J_ENT_SIZE };
+	j->iov[j->n_iov++] = (struct iovec){ (void *)newb, len };
+	j->iov[j->n_iov++] = (struct iovec){ (void *)oldb, len };
+	if (pad)
+		j->iov[j->n_iov++] = (struct iovec){ (void *)zero8, pad };
+	j->iov_bytes += total;
 	j->entries++;
 	j->bytes += len;
 	return 0;
@@ -219,34 +254,31 @@ int journal_commit(struct journal *j)
 	uint8_t *tr;
 	int ret;
 
-	ret = jflush(j);
+	ret = journal_flush(j);
 	if (ret)
 		return ret;
-	if (j->path) {
-		if (fsync(j->fd) < 0)
-			return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
-		crash_point("journal entries synced");
-	}
-	tr = j->buf;
+	if (fsync(j->fd) < 0)
+		return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
+	crash_point("journal entries synced");
+	tr = j->head;
 	memset(tr, 0, J_END_SIZE);
 	put_le32(tr, J_END_MAGIC);
 	put_le64(tr + JT_ENTRIES, j->entries);
 	put_le64(tr + JT_BYTES, j->bytes);
 	put_le32(tr + JT_ECRC, j->ecrc);
 	put_le32(tr + JT_CRC, crc_skip4(tr, J_END_SIZE, JT_CRC));
-	j->buf_used = J_END_SIZE;
-	ret = jflush(j);
+	j->head_len = J_END_SIZE;
+	ret = journal_flush(j);
 	if (ret)
 		return ret;
-	if (j->path) {
-		if (fsync(j->fd) < 0)
-			return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
-		crash_point("journal trailer synced");
-		ret = fsync_dir_of(j->path);
-		if (ret)
-			return ret;
-		crash_point("journal directory synced");
-	}
+	crash_point("journal trailer written");
+	if (fsync(j->fd) < 0)
+		return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
+	crash_point("journal trailer synced");
+	ret = fsync_dir_of(j->path);
+	if (ret)
+		return ret;
+	crash_point("journal directory synced");
 	j->committed = true;
 	return 0;
 }
@@ -386,11 +418,14 @@ int journal_apply(struct journal *j)
 
 	if (!j->committed)
 		return err_set(EINVAL, "journal not committed");
-	ret = map_journal(j->fd, j->path ? j->path : "journal", &v);
+	ret = map_journal(j->fd, j->path, &v);
 	if (ret)
 		return ret;
-	ret = jview_validate(&v);	/* cheap: it is in the page cache */
-	if (!ret)
+	/* Written by this process just now: its CRCs are for recovery. */
+	v.size = j->t.size;
+	if (v.len < J_HDR_SIZE + J_END_SIZE)
+		ret = err_set(EIO, "%s: journal shorter than written", j->path);
+	else
 		ret = jview_apply(&v, j->t.fd, j->t.path, false);
 	if (v.m)
 		munmap((void *)v.m, v.len);
@@ -401,17 +436,12 @@ int journal_finish(struct journal *j)
 {
 	int ret = 0;
 
-	if (j->path) {
-		if (unlink(j->path) < 0)
-			ret = err_set(errno, "%s: unlink: %s", j->path, strerror(errno));
-		crash_point("journal unlinked");
-		if (!ret) {
-			ret = fsync_dir_of(j->path);
-			crash_point("directory synced");
-		}
-	}
+	/* No directory fsync: should the unlink be lost in a crash, the
+	 * journal is replayed once more, which is idempotent. */
+	if (unlink(j->path) < 0)
+		ret = err_set(errno, "%s: unlink: %s", j->path, strerror(errno));
+	crash_point("journal unlinked");
 	close(j->fd);
-	free(j->buf);
 	free(j->path);
 	free(j->dirpath);
 	free(j);
@@ -421,7 +451,6 @@ int journal_finish(struct journal *j)
 void journal_release(struct journal *j)
 {
 	close(j->fd);
-	free(j->buf);
 	free(j->path);
 	free(j->dirpath);
 	free(j);
@@ -431,10 +460,8 @@ void journal_abort(struct journal *j)
 {
 	if (!j)
 		return;
-	if (j->path)
-		unlink(j->path);
+	unlink(j->path);
 	close(j->fd);
-	free(j->buf);
 	free(j->path);
 	free(j->dirpath);
 	free(j);

@@ -424,7 +424,7 @@ struct cowmap_log_writer {
 	uint64_t seq;
 	uint64_t end;		/* file size: header + whole records written */
 	uint8_t *buf;
-	size_t buf_used;
+	size_t buf_used, buf_cap;
 	char *name;
 };
 
@@ -523,9 +523,8 @@ COWMAP_EXPORT int cowmap_log_create_fd(int log_fd, const struct cowmap_log_info 
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return err_set(ENOMEM, "out of memory");
-	w->buf = malloc(WBUF_SIZE);
 	w->name = xstrdup("log");
-	if (!w->buf || !w->name) {
+	if (buf_reserve(&w->buf, &w->buf_cap, 64 << 10) || !w->name) {
 		ret = err_set(ENOMEM, "out of memory");
 		goto err_free;
 	}
@@ -656,8 +655,12 @@ COWMAP_EXPORT int cowmap_log_append(struct cowmap_log_writer *w, uint64_t offset
 	put_le32(rec + R_CRC, ~c);
 
 	if (total <= WBUF_SIZE - w->buf_used) {
-		uint8_t *p = w->buf + w->buf_used;
+		uint8_t *p;
 
+		ret = buf_reserve(&w->buf, &w->buf_cap, w->buf_used + total);
+		if (ret)
+			return ret;
+		p = w->buf + w->buf_used;
 		memcpy(p, rec, LOG_REC_SIZE);
 		memcpy(p + LOG_REC_SIZE, old_data, length);
 		memcpy(p + LOG_REC_SIZE + length, new_data, length);

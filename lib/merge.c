@@ -30,7 +30,8 @@
 
 #define TRIM_GAP	64		/* unchanged bytes that split an extent */
 #define CHUNK		(1U << 20)	/* bytes decided at a time */
-#define WINDOW		(256U << 10)	/* file read-ahead for small segments */
+#define WINDOW		(64U << 10)	/* file read-ahead for small segments */
+#define JOIN_GAP	64		/* unchanged bytes rewritten to join writes */
 
 struct ext {
 	uint64_t off;
@@ -82,9 +83,12 @@ struct cowmap_merge {
 	int fd;
 	uint64_t fsize;
 	uint8_t *win;
+	size_t win_cap;
 	uint64_t win_off, win_len, win_valid;
-	uint8_t *out;
-	uint8_t *wmask;
+	uint64_t hole_from, hole_to;	/* a known hole of the file */
+	bool no_seek;			/* SEEK_DATA unsupported */
+	uint8_t *out, *wmask;
+	size_t out_cap, wmask_cap;
 	enum sink_mode sink;
 	bool sink_stopped;
 	struct journal *j;
@@ -138,9 +142,45 @@ static int add_warning(struct cowmap_merge *m, const char *msg)
 	return 0;
 }
 
-#define HASZERO(v) (((v) - 0x0101010101010101ULL) & ~(v) & 0x8080808080808080ULL)
+#ifdef __SSE2__
+#include <emmintrin.h>
 
 /* First index >= k where a and b differ, or len. */
+static uint64_t first_diff(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len)
+{
+	while (k + 16 <= len) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(a + k));
+		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(b + k));
+		unsigned int eq = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+
+		if (eq != 0xffff)
+			return k + (uint64_t)__builtin_ctz(~eq & 0xffff);
+		k += 16;
+	}
+	while (k < len && a[k] == b[k])
+		k++;
+	return k;
+}
+
+/* First index >= k where a and b are equal, or len. */
+static uint64_t first_same(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len)
+{
+	while (k + 16 <= len) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(a + k));
+		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(b + k));
+		unsigned int eq = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+
+		if (eq)
+			return k + (uint64_t)__builtin_ctz(eq);
+		k += 16;
+	}
+	while (k < len && a[k] != b[k])
+		k++;
+	return k;
+}
+#else
+#define HASZERO(v) (((v) - 0x0101010101010101ULL) & ~(v) & 0x8080808080808080ULL)
+
 static uint64_t first_diff(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len)
 {
 	while (k + 8 <= len) {
@@ -157,7 +197,6 @@ static uint64_t first_diff(const uint8_t *a, const uint8_t *b, uint64_t k, uint6
 	return k;
 }
 
-/* First index >= k where a and b are equal, or len. */
 static uint64_t first_same(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len)
 {
 	while (k + 8 <= len) {
@@ -174,6 +213,7 @@ static uint64_t first_same(const uint8_t *a, const uint8_t *b, uint64_t k, uint6
 		k++;
 	return k;
 }
+#endif
 
 /* ------------------------------------------------------------------------
  * Per-log net changes
@@ -603,6 +643,29 @@ COWMAP_EXPORT int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir)
  * Planning
  */
 
+/* First offset >= @pos that may hold data; holes read as zeros without
+ * the kernel allocating and zeroing page cache for them. */
+static uint64_t data_from(struct cowmap_merge *m, uint64_t pos)
+{
+	off_t d;
+
+	if (pos >= m->hole_from && pos < m->hole_to)
+		return m->hole_to;
+	if (m->no_seek)
+		return pos;
+	d = lseek(m->fd, (off_t)pos, SEEK_DATA);
+	if (d < 0) {
+		if (errno != ENXIO) {
+			m->no_seek = true;
+			return pos;
+		}
+		d = (off_t)m->fsize;
+	}
+	m->hole_from = pos;
+	m->hole_to = (uint64_t)d;
+	return (uint64_t)d;
+}
+
 /* Make [pos, pos+n) of the file available; returns a pointer to it and
  * the number of bytes the file has there (the rest reads as 0). */
 static const uint8_t *file_view(struct cowmap_merge *m, uint64_t pos, uint64_t n,
@@ -612,10 +675,22 @@ static const uint8_t *file_view(struct cowmap_merge *m, uint64_t pos, uint64_t n
 	int ret;
 
 	if (!(pos >= m->win_off && pos + n <= m->win_off + m->win_len)) {
-		want = n < WINDOW ? WINDOW : n;
-		have = pos < m->fsize ? MIN(want, m->fsize - pos) : 0;
+		/* the journal may point into the window */
+		if (m->sink == SINK_JOURNAL && !m->sink_stopped && journal_flush(m->j))
+			return NULL;
+		/* small segments: read ahead up to WINDOW (segments cluster);
+		 * never past the end of the file */
+		uint64_t ra = n < 4096 ? WINDOW : n;
+
+		have = pos < m->fsize ? MIN(ra, m->fsize - pos) : 0;
+		want = MAX(n, have);
+		if (buf_reserve(&m->win, &m->win_cap, want))
+			return NULL;
 		if (have) {
-			ret = pread_full(m->fd, m->win, have, pos);
+			uint64_t d = MIN(data_from(m, pos) - pos, have);
+
+			memset(m->win, 0, d);
+			ret = d < have ? pread_full(m->fd, m->win + d, have - d, pos + d) : 0;
 			if (ret == -ENODATA) {
 				/* The file shrank under us; a lock holder would not. */
 				err_set(EAGAIN, "%s: file changed size during the merge",
@@ -643,7 +718,6 @@ static int emit(struct cowmap_merge *m, uint64_t off, const uint8_t *newb,
 {
 	int ret;
 
-	m->st.write_bytes += len;
 	m->st.write_ranges++;
 	if (m->sink_stopped)
 		return 0;
@@ -662,21 +736,33 @@ static int emit(struct cowmap_merge *m, uint64_t off, const uint8_t *newb,
 	return 0;
 }
 
-/* Emit the runs of bytes where @newb differs from @cur. */
+/*
+ * Emit the runs of bytes where @newb differs from @cur (the file).  Runs
+ * closer than JOIN_GAP are written as one: the bytes between them get
+ * the value the file already has, and random data has equal bytes every
+ * 256 bytes or so, which would otherwise cut writes into tiny pieces.
+ */
 static int emit_diff_runs(struct cowmap_merge *m, uint64_t pos, const uint8_t *newb,
 			  const uint8_t *cur, uint64_t n)
 {
 	uint64_t k = first_diff(newb, cur, 0, n);
 
 	while (k < n) {
-		uint64_t e = first_same(newb, cur, k, n);
+		uint64_t e = first_same(newb, cur, k, n), g;
 		int ret;
 
-		m->st.changed_bytes += e - k;
+		m->st.write_bytes += e - k;
+		for (;;) {
+			g = first_diff(newb, cur, e, n);
+			if (g == n || g - e >= JOIN_GAP)
+				break;
+			e = first_same(newb, cur, g, n);
+			m->st.write_bytes += e - g;
+		}
 		ret = emit(m, pos + k, newb + k, cur + k, e - k);
 		if (ret)
 			return ret;
-		k = first_diff(newb, cur, e, n);
+		k = g;
 	}
 	return 0;
 }
@@ -766,10 +852,24 @@ static int decide(struct cowmap_merge *m, uint64_t pos, uint64_t n,
 		const uint8_t *o = e->old + (pos - e->off);
 		const uint8_t *nw = e->new + (pos - e->off);
 
-		if (!memcmp(f, o, n))	/* every change applies */
-			return emit_diff_runs(m, pos, nw, f, n);
+		if (!memcmp(f, o, n)) {	/* every change applies */
+			uint64_t before = m->st.write_bytes;
+
+			ret = emit_diff_runs(m, pos, nw, f, n);
+			m->st.changed_bytes += m->st.write_bytes - before;
+			return ret;
+		}
 	}
 
+	/* the journal may point into the output buffer */
+	if (m->sink == SINK_JOURNAL && !m->sink_stopped) {
+		ret = journal_flush(m->j);
+		if (ret)
+			return ret;
+	}
+	if (buf_reserve(&m->out, &m->out_cap, n) || buf_reserve(&m->wmask, &m->wmask_cap, n))
+		return -ENOMEM;
+	memcpy(m->out, f, n);	/* bytes not written keep the file's value */
 	for (k = 0; k < n; k++) {
 		bool present = k < valid, conflict = false;
 		uint8_t fb = f[k], v;
@@ -813,10 +913,11 @@ static int decide(struct cowmap_merge *m, uint64_t pos, uint64_t n,
 		}
 		m->out[k] = v;
 		m->wmask[k] = 1;
+		m->st.write_bytes++;
 	}
-	/* Emit runs of bytes to write. */
+	/* Emit runs of bytes to write, joined across gaps < JOIN_GAP. */
 	for (k = 0; k < n;) {
-		uint64_t e;
+		uint64_t e, g;
 
 		if (!m->wmask[k]) {
 			k++;
@@ -824,6 +925,14 @@ static int decide(struct cowmap_merge *m, uint64_t pos, uint64_t n,
 		}
 		for (e = k; e < n && m->wmask[e]; e++)
 			;
+		for (;;) {
+			for (g = e; g < n && !m->wmask[g] && g - e < JOIN_GAP; g++)
+				;
+			if (g == n || !m->wmask[g])
+				break;
+			for (e = g; e < n && m->wmask[e]; e++)
+				;
+		}
 		ret = emit(m, pos + k, m->out + k, f + k, e - k);
 		if (ret)
 			return ret;
@@ -909,16 +1018,13 @@ static int plan(struct cowmap_merge *m)
 	ch = calloc(nl ? nl : 1, sizeof(*ch));
 	m->touched_prev = calloc(2 * nl + 2, sizeof(size_t));
 	m->touched_cur = calloc(2 * nl + 2, sizeof(size_t));
-	m->win = malloc(MAX(WINDOW, CHUNK));
-	m->out = malloc(CHUNK);
-	m->wmask = malloc(CHUNK);
-	if (!h.v || !act || !ch || !m->touched_prev || !m->touched_cur || !m->win ||
-	    !m->out || !m->wmask) {
+	if (!h.v || !act || !ch || !m->touched_prev || !m->touched_cur) {
 		ret = err_set(ENOMEM, "out of memory");
 		goto out;
 	}
 	m->touched_at = UINT64_MAX;
 	m->win_len = 0;
+	m->hole_from = m->hole_to = 0;
 	for (uint32_t i = 0; i < nl; i++) {
 		m->logs[i].cur = 0;
 		if (m->logs[i].net.n)

@@ -98,6 +98,23 @@ bool mem_is_zero(const void *p, size_t len)
 	return true;
 }
 
+int buf_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap : 64 << 10;
+	uint8_t *p;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	p = realloc(*buf, c);
+	if (!p)
+		return err_set(ENOMEM, "out of memory");
+	*buf = p;
+	*cap = c;
+	return 0;
+}
+
 char *xstrdup(const char *s)
 {
 	char *d = strdup(s ? s : "");

@@ -71,6 +71,10 @@ extern char test_skip_reason[256];
 /* helpers (util.c of the tests) */
 const char *tmpdir(void);
 char *tpath(const char *name);
+/* tmpfs (/dev/shm) when available: for tests whose many fsyncs would
+ * only measure the disk (crash points, model checks). */
+const char *fastdir(void);
+char *fpath(const char *name);
 void fill_random(void *buf, size_t len);
 uint64_t rnd64(void);
 uint32_t rnd(uint32_t n);		/* 0..n-1 */

@@ -20,6 +20,7 @@ bool test_failed, test_skipped;
 char test_skip_reason[256];
 
 static char tmp_root[4096];
+static char fast_root[4096];
 
 void test_register(struct test_case *t)
 {
@@ -30,6 +31,20 @@ void test_register(struct test_case *t)
 const char *tmpdir(void)
 {
 	return tmp_root;
+}
+
+const char *fastdir(void)
+{
+	return fast_root;
+}
+
+char *fpath(const char *name)
+{
+	size_t len = strlen(fast_root) + strlen(name) + 2;
+	char *p = malloc(len);
+
+	snprintf(p, len, "%s/%s", fast_root, name);
+	return p;
 }
 
 /* A path in the test directory; never freed (tests are short-lived). */
@@ -162,6 +177,9 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
+	snprintf(fast_root, sizeof(fast_root), "/dev/shm/cowmap-host-XXXXXX");
+	if (!mkdtemp(fast_root))
+		snprintf(fast_root, sizeof(fast_root), "%s", tmp_root);
 	for (size_t i = 0; i < n_tests; i++)
 		if (selected(tests[i]->name, argc, argv))
 			planned++;
@@ -194,8 +212,11 @@ int main(int argc, char **argv)
 			pass++;
 		}
 	}
-	if (!getenv("COWMAP_TEST_KEEP"))
+	if (!getenv("COWMAP_TEST_KEEP")) {
 		nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		if (strcmp(fast_root, tmp_root))
+			nftw(fast_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	}
 	printf("%d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
 }
