@@ -292,7 +292,7 @@ TEST_F(mm, read_pages_are_page_cache)
 	const uint64_t pages = 16;
 	uint64_t pfn_plain[16], pfn_cm, pfn_priv, e;
 	struct cowmap_info in;
-	char *c, *p, *c2;
+	char *c, *cc, *p, *c2;
 	int cfd2;
 
 	BEGIN(self);
@@ -318,7 +318,18 @@ TEST_F(mm, read_pages_are_page_cache)
 	ASSERT_EQ(0, in.private_pages);
 	ASSERT_EQ(pages * PS, in.mapped_bytes);
 
-	/* The first write: a new page for the session only. */
+	/* A second mapping of the session, page 3 mapped there too. */
+	cc = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->cfd, 0);
+	ASSERT_NE(MAP_FAILED, cc);
+	ASSERT_FILE_PAGE(cc, 3, 1, 3);
+	ASSERT_EQ(pfn_plain[3], pfn_of(PAGE(cc, 3)));
+
+	/*
+	 * The first write: a new page for the session only.  Page 3 is not
+	 * mapped in @c (a write fault without a read), but is in @cc and @p:
+	 * the copy must zap those.
+	 */
+	ASSERT_EQ(0, madvise(c + 3 * PS, PS, MADV_DONTNEED));
 	((volatile uint64_t *)PAGE(c, 3))[1] = 0xabcdef;
 	pfn_priv = pfn_of(PAGE(c, 3));
 	ASSERT_NE(0, pfn_priv);
@@ -329,6 +340,11 @@ TEST_F(mm, read_pages_are_page_cache)
 		ASSERT_EQ(pat_word(1, 3, j), ((volatile uint64_t *)PAGE(c, 3))[j]);
 	}
 	ASSERT_COWS(1);
+
+	/* The session's other mapping shows the copy, not the file. */
+	ASSERT_EQ(0xabcdef, ((volatile uint64_t *)PAGE(cc, 3))[1]);
+	ASSERT_EQ(pfn_priv, pfn_of(PAGE(cc, 3)));
+	munmap(cc, pages * PS);
 
 	/* The plain mapping keeps the same page-cache page and contents. */
 	ASSERT_FILE_PAGE(p, 3, 1, 3);
@@ -357,6 +373,14 @@ TEST_F(mm, read_pages_are_page_cache)
 	ASSERT_FILE_INTACT(1, pages);
 	munmap(p, pages * PS);
 	munmap(c, pages * PS);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------------------
@@ -423,15 +447,18 @@ static void *rf_thread_fn(void *arg)
 	for (uint32_t op = 1; op <= RF_OPS; op++) {
 		uint64_t r = rf_next(&s);
 		uint64_t pg = r % RF_PAGES;
-		unsigned int kind = (r >> 16) & 0xff;
+		unsigned int kind = (r >> 16) & 0x3ff;
 		volatile uint64_t *w = map + pg * MM_WORDS;
 
 		if (kind == 0) {
-			/* Zap 16 pages: private ones refault from the session. */
+			/*
+			 * Now and then zap 16 pages, so that faults go on
+			 * happening: private pages refault from the session.
+			 */
 			madvise((void *)(map + (pg & ~15ULL) * MM_WORDS),
 				16 * PS, MADV_DONTNEED);
 			rt->zaps++;
-		} else if (kind < 128 && pg % 4 != 3) {
+		} else if (kind < 512 && pg % 4 != 3) {
 			uint64_t v = rf_value(rt->t, pg, op), got;
 
 			w[rt->t] = v;
@@ -474,6 +501,7 @@ TEST_F_TIMEOUT(mm, threads_random_faults, 240)
 	uint64_t written = 0;
 	struct cowmap_info in;
 	long n, cows = 0;
+	double t0;
 	void *c;
 
 	BEGIN(self);
@@ -481,6 +509,7 @@ TEST_F_TIMEOUT(mm, threads_random_faults, 240)
 	MAP(c, RF_PAGES, 0);
 	sh.map = c;
 	ASSERT_EQ(0, pthread_barrier_init(&sh.start, NULL, RF_THREADS));
+	t0 = now_s();
 	for (unsigned int t = 0; t < RF_THREADS; t++) {
 		memset(&rt[t], 0, sizeof(rt[t]));
 		rt[t].sh = &sh;
@@ -491,12 +520,12 @@ TEST_F_TIMEOUT(mm, threads_random_faults, 240)
 		ASSERT_EQ(0, pthread_join(rt[t].thr, NULL));
 	}
 	pthread_barrier_destroy(&sh.start);
+	TH_LOG("%s: %d threads x %d operations in %.1f s", m->fs, RF_THREADS,
+	       RF_OPS, now_s() - t0);
 
 	for (unsigned int t = 0; t < RF_THREADS; t++) {
 		EXPECT_EQ(0, rt[t].errors) TH_LOG("%ld errors, first: %s",
 						  rt[t].errors, rt[t].err);
-		TH_LOG("thread %u: %ld writes, %ld reads, %ld zaps", t,
-		       rt[t].writes, rt[t].reads, rt[t].zaps);
 		errors += rt[t].errors;
 	}
 	ASSERT_EQ(0, errors);
@@ -593,6 +622,10 @@ TEST_F(ext4, fork_shares_session)
 	MAP(c, pages, 0);
 	w = c;
 	w[1 * MM_WORDS + 0] = 0xA1;		/* parent copies page 1 */
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	ASSERT_TRUE(pte_present(PAGE(c, 1)));
+	ASSERT_TRUE(pte_present(PAGE(c, 0)));
 	ASSERT_COWS(1);
 	ASSERT_EQ(0, pipe(p2c));
 	ASSERT_EQ(0, pipe(c2p));
@@ -600,17 +633,27 @@ TEST_F(ext4, fork_shares_session)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
+		/* No anon_vma, no PFNMAP: fork copies no page table. */
+		for (uint64_t i = 0; i < pages; i++)
+			if (pte_present(PAGE(c, i)))
+				_exit(9);
 		if (w[1 * MM_WORDS + 0] != 0xA1)
 			_exit(10);
 		if (w[1 * MM_WORDS + 5] != pat_word(2, 1, 5))
 			_exit(11);
 		w[1 * MM_WORDS + 1] = 0xB1;	/* already private: no copy */
 		w[2 * MM_WORDS + 0] = 0xC2;	/* child copies page 2 */
+		/* Map page 3's backing page here before the parent copies it. */
+		if (w[3 * MM_WORDS + 0] != pat_word(2, 3, 0))
+			_exit(16);
 		send_byte(c2p[1], 'w');
 		if (wait_byte(p2c[0]) != 'w')
 			_exit(12);
-		if (w[3 * MM_WORDS + 0] != 0xD3)	/* parent's new copy */
+		/* The parent's copy zapped our backing PTE of page 3. */
+		if (w[3 * MM_WORDS + 0] != 0xD3)
 			_exit(13);
+		if (w[3 * MM_WORDS + 1] != pat_word(2, 3, 1))
+			_exit(17);
 		if (w[1 * MM_WORDS + 2] != 0xE1)	/* parent's write */
 			_exit(14);
 		if (w[4 * MM_WORDS + 0] != pat_word(2, 4, 0))
@@ -627,6 +670,8 @@ TEST_F(ext4, fork_shares_session)
 	ASSERT_EQ(2, in.private_pages);
 	ASSERT_EQ(2 * pages * PS, in.mapped_bytes);	/* both processes' VMAs */
 
+	/* Not mapped here, mapped in the child: the copy must zap it there. */
+	ASSERT_EQ(0, madvise(c + 3 * PS, PS, MADV_DONTNEED));
 	w[3 * MM_WORDS + 0] = 0xD3;
 	w[1 * MM_WORDS + 2] = 0xE1;
 	send_byte(p2c[1], 'w');
@@ -716,13 +761,6 @@ static int recv_fd(int sock)
 #define PP_REQ_PAGE	5	/* the client's request */
 #define PP_RESP_PAGE	6	/* the server's answer */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Spin until *@a == @want; false after @deadline. */
 static bool pp_wait(_Atomic uint32_t *a, uint32_t want, double deadline)
@@ -972,6 +1010,11 @@ TEST_F(ext4, mremap_move)
 	ASSERT_FALSE(congruent(dst, 0));
 	r = mremap(c, pages * PS, pages * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	ASSERT_EQ(dst, r) TH_LOG("mremap: %s", strerror(errno));
+	/* The page tables moved with the VMA: nothing refaults. */
+	for (uint64_t i = 0; i < pages; i++) {
+		ASSERT_TRUE(pte_present(PAGE(dst, i))) TH_LOG("page %lu",
+							  (unsigned long)i);
+	}
 	ASSERT_EQ(SIGSEGV, probe_read(c, NULL));
 	for (uint64_t i = 0; i < pages; i++) {
 		if (i == 1 || i == 7)
@@ -1297,8 +1340,20 @@ TEST_F_TIMEOUT(mm, hugepage_neighbours, 120)
 	TH_LOG("%s: plain MADV_HUGEPAGE mapping: FilePmdMapped %ld kB",
 	       m->fs, r[1]);
 
-	/* cowmap asks for huge pages too (clears VM_NOHUGEPAGE). */
+	/*
+	 * A fresh mapping (no page table yet, so a fault could install a PMD)
+	 * that asks for huge pages too (clearing VM_NOHUGEPAGE).  The first
+	 * faults are next to the private pages: fault-around or the fault
+	 * itself would map the whole folio by PMD if the VMA allowed it.
+	 */
+	ASSERT_EQ(0, munmap(c, pages * PS));
+	MAP(c, pages, 0);
+	ASSERT_FALSE(congruent(c, 0));
 	madvise(c, pages * PS, MADV_HUGEPAGE);
+	ASSERT_FILE_PAGE(c, 4, 13, 4);
+	ASSERT_PRIV_PAGE(c, 5, 13, 5);
+	ASSERT_FILE_PAGE(c, 601, 13, 601);
+	ASSERT_PRIV_PAGE(c, 600, 13, 600);
 	for (uint64_t i = 0; i < pages; i++) {
 		if (i == 5 || i == 600)
 			ASSERT_PRIV_PAGE(c, i, 13, i);
@@ -1571,6 +1626,8 @@ TEST_F(ext4, drop_caches_reread)
 		(void)*PAGE(c, i);
 	fill_priv(PAGE(c, 5), 21, 5);
 	fill_priv(PAGE(c, 40), 21, 40);
+	/* msync writes back the file, never the private pages. */
+	ASSERT_EQ(0, msync(c, pages * PS, MS_SYNC));
 	/* Unmap the second half: those cache pages can go. */
 	ASSERT_EQ(0, madvise(c + 32 * PS, 32 * PS, MADV_DONTNEED));
 	ASSERT_EQ(0, fsync(m->bfd));
@@ -1945,6 +2002,328 @@ TEST_F(ext4, rmmod_refused_while_mapped)
 	m->bfd = open(m->path, O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, m->bfd);
 	ASSERT_FILE_INTACT(24, pages);
+}
+
+/* ------------------------------------------------------------------------
+ * Populate, mlock, access through GUP, migration, memcg, large offsets.
+ */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#define MADV_POPULATE_WRITE	23
+#endif
+#ifndef MADV_SOFT_OFFLINE
+#define MADV_SOFT_OFFLINE	101
+#endif
+
+TEST_F(ext4, populate_and_mlock)
+{
+	const uint64_t pages = 16;
+	char *c, *c2;
+
+	BEGIN(self);
+	MAKE(pages, 25);
+
+	/* MAP_POPULATE prefaults for reading only: no copies. */
+	c = mmap(NULL, pages * PS, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_POPULATE, m->cfd, 0);
+	ASSERT_NE(MAP_FAILED, c);
+	for (uint64_t i = 0; i < pages; i++) {
+		ASSERT_TRUE(pte_present(PAGE(c, i))) TH_LOG("page %lu",
+							(unsigned long)i);
+	}
+	ASSERT_COWS(0);
+
+	/* mlock: VM_SPECIAL VMAs are never locked; it populates, no copies. */
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_DONTNEED));
+	ASSERT_EQ(0, mlock(c, pages * PS));
+	ASSERT_EQ(0, smaps_field(c, "Locked:"));
+	ASSERT_TRUE(pte_present(PAGE(c, 7)));
+	ASSERT_COWS(0);
+	ASSERT_EQ(0, munlock(c, pages * PS));
+
+	/* MADV_POPULATE_READ: no copies either. */
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_DONTNEED));
+	if (madvise(c, pages * PS, MADV_POPULATE_READ) && errno == EINVAL)
+		SKIP(return, "no MADV_POPULATE_READ");
+	ASSERT_TRUE(pte_present(PAGE(c, 7)));
+	ASSERT_COWS(0);
+
+	/* MADV_POPULATE_WRITE is a write to every page: one copy each. */
+	ASSERT_EQ(0, madvise(c + 4 * PS, 4 * PS, MADV_POPULATE_WRITE));
+	ASSERT_COWS(4);
+	for (uint64_t i = 0; i < pages; i++)
+		ASSERT_FILE_PAGE(c, i, 25, i);
+	ASSERT_EQ(0, madvise(c, pages * PS, MADV_POPULATE_WRITE));
+	ASSERT_COWS(pages);
+	ASSERT_FILE_PAGE(c, 0, 25, 0);
+
+	/* mlockall(MCL_FUTURE): a new mapping is neither locked nor copied. */
+	ASSERT_EQ(0, mlockall(MCL_CURRENT | MCL_FUTURE));
+	c2 = mmap(NULL, pages * PS, PROT_READ | PROT_WRITE, MAP_SHARED, m->cfd, 0);
+	munlockall();
+	ASSERT_NE(MAP_FAILED, c2);
+	ASSERT_EQ(0, smaps_field(c2, "Locked:"));
+	ASSERT_EQ(0, memcmp(c, c2, pages * PS));
+	ASSERT_COWS(pages);
+	ASSERT_FILE_INTACT(25, pages);
+	munmap(c2, pages * PS);
+	munmap(c, pages * PS);
+}
+
+TEST_F(ext4, remote_access)
+{
+	const uint64_t pages = 8;
+	struct cowmap_event ev[8];
+	const struct cowmap_event *e;
+	uint64_t v = 0x1122334455667788ULL, got = 0;
+	struct iovec local, remote;
+	int mem, status;
+	char *c, *ro;
+	pid_t pid;
+	long n;
+
+	BEGIN(self);
+	MAKE(pages, 26);
+	MAP(c, pages, 0);
+	ro = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->cfd, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+
+	/* /proc/self/mem (GUP with FOLL_FORCE) writes like a store. */
+	mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, mem);
+	ASSERT_EQ(8, pwrite(mem, &v, 8, (uintptr_t)PAGE(c, 2) + 16));
+	ASSERT_EQ(v, ((volatile uint64_t *)PAGE(c, 2))[2]);
+	ASSERT_EQ(v, ((volatile uint64_t *)PAGE(ro, 2))[2]);
+	ASSERT_COWS(1);
+	ASSERT_EQ(8, pread(mem, &got, 8, (uintptr_t)PAGE(ro, 2) + 16));
+	ASSERT_EQ(v, got);
+	/* ...but cannot force a write into a read-only shared mapping. */
+	errno = 0;
+	ASSERT_EQ(-1, pwrite(mem, &v, 8, (uintptr_t)PAGE(ro, 3)));
+	ASSERT_EQ(EIO, errno);
+	ASSERT_FILE_PAGE(ro, 3, 26, 3);
+	ASSERT_COWS(1);
+	close(mem);
+
+	/* process_vm_writev from another process: that process copies. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		pid_t parent = getppid();
+
+		local.iov_base = &v;
+		local.iov_len = 8;
+		remote.iov_base = (void *)PAGE(c, 5);
+		remote.iov_len = 8;
+		if (process_vm_writev(parent, &local, 1, &remote, 1, 0) != 8)
+			_exit(1);
+		local.iov_base = &got;
+		remote.iov_base = (void *)PAGE(c, 2);
+		remote.iov_len = 8;
+		if (process_vm_readv(parent, &local, 1, &remote, 1, 0) != 8 ||
+		    got != pat_word(26, 2, 0))
+			_exit(2);
+		_exit(0);
+	}
+	kid_add(m, pid);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(v, *(volatile uint64_t *)PAGE(c, 5));
+	ASSERT_EQ(pat_word(26, 5, 1), ((volatile uint64_t *)PAGE(c, 5))[1]);
+	ASSERT_COWS(2);
+	n = cm_events(m->cfd, ev, 8);
+	ASSERT_EQ(2, n);
+	e = find_cow(ev, n, 2 * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	e = find_cow(ev, n, 5 * PS);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ((uint32_t)pid, e->tgid);
+	ASSERT_FILE_INTACT(26, pages);
+	munmap(ro, pages * PS);
+	munmap(c, pages * PS);
+}
+
+/*
+ * Soft-offlining a page-cache page migrates it: rmap must find the cowmap
+ * VMA, and the mapping then shows the new page.  A private page is not
+ * migratable and must come out of it untouched.
+ */
+TEST_F(ext4, soft_offline_migrates)
+{
+	const uint64_t pages = 8;
+	uint64_t old_pfn, new_pfn, priv_pfn;
+	char *c, *p;
+	int ret;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "MADV_SOFT_OFFLINE needs CAP_SYS_ADMIN");
+	MAKE(pages, 27);
+	MAP(c, pages, 0);
+	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (uint64_t i = 0; i < pages; i++) {
+		(void)*PAGE(c, i);
+		(void)*PAGE(p, i);
+	}
+	fill_priv(PAGE(c, 6), 27, 6);
+	priv_pfn = pfn_of(PAGE(c, 6));
+	old_pfn = pfn_of(PAGE(c, 3));
+	ASSERT_NE(0, old_pfn);
+	ASSERT_EQ(old_pfn, pfn_of(PAGE(p, 3)));
+
+	ret = madvise((void *)PAGE(c, 3), PS, MADV_SOFT_OFFLINE);
+	if (ret && (errno == EINVAL || errno == EOPNOTSUPP))
+		SKIP(return, "no MADV_SOFT_OFFLINE (CONFIG_MEMORY_FAILURE)");
+	ASSERT_EQ(0, ret) TH_LOG("MADV_SOFT_OFFLINE: %s", strerror(errno));
+	ASSERT_FILE_PAGE(c, 3, 27, 3);
+	new_pfn = pfn_of(PAGE(c, 3));
+	ASSERT_NE(0, new_pfn);
+	ASSERT_NE(old_pfn, new_pfn);
+	ASSERT_EQ(new_pfn, pfn_of(PAGE(p, 3)));
+	ASSERT_FILE_PAGE(p, 3, 27, 3);
+
+	/* A private page: refused, kept. */
+	errno = 0;
+	ret = madvise((void *)PAGE(c, 6), PS, MADV_SOFT_OFFLINE);
+	TH_LOG("soft offline of a private page: %d (%s)", ret,
+	       ret ? strerror(errno) : "ok");
+	ASSERT_EQ(-1, ret);
+	ASSERT_EQ(EIO, errno);
+	ASSERT_EQ(priv_pfn, pfn_of(PAGE(c, 6)));
+	ASSERT_PRIV_PAGE(c, 6, 27, 6);
+	((volatile uint64_t *)PAGE(c, 6))[0] = 6;
+	ASSERT_COWS(1);
+	ASSERT_FILE_INTACT(27, pages);
+	munmap(p, pages * PS);
+	munmap(c, pages * PS);
+}
+
+/* Private pages (a copy and a base snapshot each) are charged to the memcg. */
+static long long cg_current(struct mm_ctx *m)
+{
+	char file[512], buf[64];
+
+	snprintf(file, sizeof(file), "%s/memory.current", m->cgroup);
+	if (read_text(file, buf, sizeof(buf)) < 0)
+		return -1;
+	return atoll(buf);
+}
+
+static int memcg_worker(struct mm_ctx *m, uint64_t pages, int out)
+{
+	long long cur[3];
+	char procs[512];
+	char *c;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", m->cgroup);
+	if (write_text(procs, "0"))
+		return 1;
+	cur[0] = cg_current(m);
+	c = mmap(NULL, pages * PS, PROT_READ | PROT_WRITE, MAP_SHARED, m->cfd, 0);
+	if (c == MAP_FAILED)
+		return 2;
+	for (uint64_t i = 0; i < pages; i++)
+		((volatile uint64_t *)PAGE(c, i))[0] = i;
+	cur[1] = cg_current(m);
+	/* The last user goes away: the session frees its pages. */
+	munmap(c, pages * PS);
+	close(m->cfd);
+	cur[2] = cg_current(m);
+	if (write(out, cur, sizeof(cur)) != sizeof(cur))
+		return 3;
+	return 0;
+}
+
+TEST_F(ext4, memcg_charges_private_pages)
+{
+	const uint64_t pages = 2048;	/* 8 MiB */
+	long long cur[3], charged, want = 2 * pages * PS;
+	char why[256];
+	int pfd[2], status;
+	pid_t pid;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "needs root (memory cgroup)");
+	if (cg_setup(_metadata, m, 512LL << 20, why, sizeof(why)))
+		SKIP(return, "memory cgroup: %s", why);
+	MAKE(pages, 28);
+	/* The page cache stays charged to our cgroup, not the worker's. */
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 28, 0, pages));
+
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(memcg_worker(m, pages, pfd[1]));
+	kid_add(m, pid);
+	close(m->cfd);		/* the worker holds the only reference */
+	m->cfd = -1;
+	ASSERT_EQ(sizeof(cur), read(pfd[0], cur, sizeof(cur)));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+
+	charged = cur[1] - cur[0];
+	TH_LOG("memory.current: %lld before, +%lld KiB after %lu copies, "
+	       "%+lld KiB after release", cur[0], charged >> 10,
+	       (unsigned long)pages, (cur[2] - cur[0]) / 1024);
+	/* Two pages per copy; per-CPU charge batches and page tables aside. */
+	ASSERT_LE(want - (1LL << 20), charged);
+	ASSERT_GE(want + (4LL << 20), charged);
+	ASSERT_GE(1LL << 20, cur[2] - cur[0]);
+	ASSERT_FILE_INTACT(28, pages);
+}
+
+/* File offsets beyond 4 GiB (and 2^32 pages of bytes). */
+TEST_F(ext4, high_offset)
+{
+	const uint64_t base = 1ULL << 40;	/* 1 TiB, sparse */
+	const uint64_t pages = 16;
+	struct cowmap_event ev[4];
+	struct cowmap_info in;
+	char *c;
+	long n;
+
+	BEGIN(self);
+	ASSERT_EQ(0, mm_make_file(m, 1, 29));
+	ASSERT_EQ(0, ftruncate(m->bfd, base + pages * PS));
+	ASSERT_EQ(0, write_pat(m->bfd, 29, base / PS + 8, 4));
+	m->cfd = cm_session(m->bfd, 0);
+	ASSERT_LE(0, m->cfd);
+	INFO(in);
+	ASSERT_EQ(base + pages * PS, in.size);
+
+	/* Four pages more than the file has. */
+	c = mmap(NULL, (pages + 4) * PS, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 m->cfd, base);
+	ASSERT_NE(MAP_FAILED, c) TH_LOG("mmap at 1 TiB: %s", strerror(errno));
+	ASSERT_FALSE(congruent(c, base));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i >= 8 && i < 12)
+			ASSERT_FILE_PAGE(c, i, 29, base / PS + i);
+		else
+			ASSERT_ZERO_PAGE(c, i);
+	}
+	((volatile uint64_t *)PAGE(c, 9))[0] = 9;
+	((volatile uint64_t *)PAGE(c, 14))[0] = 14;
+	ASSERT_COWS(2);
+	n = cm_events(m->cfd, ev, 4);
+	ASSERT_EQ(2, n);
+	ASSERT_NE(NULL, find_cow(ev, n, base + 9 * PS));
+	ASSERT_NE(NULL, find_cow(ev, n, base + 14 * PS));
+	/* Beyond EOF, far out. */
+	ASSERT_EQ(SIGBUS, probe_read(PAGE(c, pages + 1), NULL));
+	ASSERT_EQ(SIGBUS, probe_write(PAGE(c, pages), 1));
+	ASSERT_COWS(2);
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 29, base / PS + 8, 4));
+	ASSERT_EQ(-1, file_bad_zero(m->bfd, base / PS + 12, 4));
+	munmap(c, (pages + 4) * PS);
 }
 
 TEST_HARNESS_MAIN
