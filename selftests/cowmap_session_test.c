@@ -1505,71 +1505,142 @@ TEST_F(sess, drain_fd_new_files)
 }
 
 /*
+ * The writer's part of drain_enospc_loses_nothing, as whoever runs it (no
+ * ASSERT: it may run in a child).  A filler file leaves the log ~64 KiB;
+ * the first drain fails with ENOSPC, the filler goes, the second drain
+ * must complete the log.  The session's view is copied to @view.  Returns
+ * 0, or the step that failed.
+ */
+static int enospc_writer(struct __test_metadata *_metadata, int fd,
+			 const uint8_t *orig, const char *mnt, int lfd,
+			 uint8_t *view, int npages)
+{
+	char *filler = cm_path(mnt, "filler");
+	struct cowmap_info in;
+	uint8_t *m, *buf;
+	int dev, ffd, err, ret = 0;
+
+	buf = calloc(1, 448 << 10);
+	ffd = open(filler, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (!buf || ffd < 0 || cm_write_all(ffd, buf, 448 << 10, 0)) {
+		TH_LOG("filler: %s", strerror(errno));
+		return 1;
+	}
+	close(ffd);
+	dev = cm_session(fd, lfd, 0);
+	if (dev < 0) {
+		TH_LOG("bind: %s", strerror(-dev));
+		return 2;
+	}
+	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
+	if (m == MAP_FAILED)
+		return 3;
+	for (int i = 0; i < npages; i++)
+		for (uint64_t b = 0; b < PG; b++)
+			m[PGS(i) + b] = ~orig[PGS(i) + b];
+	memcpy(view, m, S_SIZE);
+
+	err = cm_drain(dev, -1, NULL);
+	EXPECT_EQ(-ENOSPC, err) TH_LOG("drain into a full log: %s", strerror(-err));
+	EXPECT_EQ(0, cm_info(dev, &in));
+	/* At most 64 KiB of whole-page records got out: 7 pages. */
+	EXPECT_LE(npages - 7, in.undrained_pages);
+	EXPECT_EQ(npages, in.private_pages);
+
+	/* Room again: the next drain completes the log. */
+	EXPECT_EQ(0, unlink(filler));
+	err = cm_drain(dev, -1, NULL);
+	EXPECT_EQ(0, err) TH_LOG("drain after making room: %s", strerror(-err));
+	EXPECT_EQ(0, cm_info(dev, &in));
+	EXPECT_EQ(0, in.undrained_pages);
+	munmap(m, S_SIZE);
+	close(dev);
+	free(buf);
+	free(filler);
+	if (!_metadata->passed)
+		ret = 4;
+	return ret;
+}
+
+/*
  * A drain that fails for lack of space loses nothing: the pages whose
  * records were not written keep their changes, and once there is room the
  * next drain appends them to a log that is still valid (a torn append must
- * not stay in the middle of the log).
+ * not stay in the middle of the log).  Also when the session belongs to a
+ * user who was given the log's fd but could not open its path.
  */
 TEST_F(sess, drain_enospc_loses_nothing)
 {
-	const int npages = 40;	/* ~330 KB of records for a 64 KiB log fs */
-	struct cowmap_log_info li;
-	struct cowmap_drain dr;
-	struct cowmap_info in;
-	uint8_t *m, *view, *img;
-	char *logp;
-	long n;
-	int dev, lfd, err;
+	static const struct {
+		const char *name;
+		uid_t uid;
+	} cases[] = {
+		{ "log opened by the writer", 0 },
+		{ "log fd given to uid 1000 (file mode 0600, root's)", 1000 },
+	};
+	const int npages = 40;	/* ~330 KB of records */
 
+	/* uid 1000 must reach the small filesystem (to make room on it). */
+	ASSERT_EQ(0, chmod(self->dir, 0711));
 	self->mnt = cm_path(self->dir, "small");
 	ASSERT_EQ(0, mkdir(self->mnt, 0755));
-	if (mount("cowmap-test", self->mnt, "tmpfs", 0, "size=64k")) {
+	if (mount("cowmap-test", self->mnt, "tmpfs", 0, "size=512k,mode=0777")) {
 		free(self->mnt);
 		self->mnt = NULL;
 		SKIP(return, "cannot mount a small tmpfs: %s", strerror(errno));
 	}
-	logp = cm_path(self->mnt, "log");
-	lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	ASSERT_LE(0, lfd);
-	dev = cm_session(self->fd, lfd, 0);
-	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
-	for (int i = 0; i < npages; i++)
-		for (uint64_t b = 0; b < PG; b++)
-			m[PGS(i) + b] = ~self->orig[PGS(i) + b];
-	view = view_of(dev, S_SIZE);
-	ASSERT_NE(NULL, view);
 
-	err = cm_drain(dev, -1, &dr);
-	EXPECT_EQ(-ENOSPC, err) TH_LOG("drain into a full log: %s", strerror(-err));
-	ASSERT_EQ(0, cm_info(dev, &in));
-	/* At most 64 KiB of whole-page records got out: 7 pages. */
-	EXPECT_LE(npages - 7, in.undrained_pages);
-	EXPECT_EQ(npages, in.private_pages);
-	EXPECT_EQ(-1, first_diff(m, view, S_SIZE));
+	for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
+		struct cowmap_log_info li;
+		uint8_t *view, *img;
+		char name[32], *logp;
+		long n;
+		int lfd, st, ret;
+		pid_t pid;
 
-	/* Room again: the next drain completes the log. */
-	ASSERT_EQ(0, mount(NULL, self->mnt, NULL, MS_REMOUNT, "size=4m"));
-	ASSERT_EQ(0, cm_drain(dev, -1, &dr));
-	ASSERT_EQ(0, cm_info(dev, &in));
-	EXPECT_EQ(0, in.undrained_pages);
-	munmap(m, S_SIZE);
-	close(dev);
-	close(lfd);
+		snprintf(name, sizeof(name), "log-%zu", c);
+		logp = cm_path(self->mnt, name);
+		lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		ASSERT_LE(0, lfd);
+		view = mmap(NULL, S_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(MAP_FAILED, view);
 
-	img = malloc(S_SIZE);
-	ASSERT_NE(NULL, img);
-	memcpy(img, self->orig, S_SIZE);
-	n = apply_log(_metadata, logp, img, S_SIZE, &li);
-	EXPECT_EQ(npages, n) TH_LOG("the log after a failed drain is not valid");
-	EXPECT_EQ(0, li.torn);
-	EXPECT_EQ(-1, first_diff(img, view, S_SIZE))
-		TH_LOG("changes lost: first difference at byte %ld",
-		       first_diff(img, view, S_SIZE));
-	free(img);
-	free(view);
-	free(logp);
+		if (!cases[c].uid) {
+			ret = enospc_writer(_metadata, self->fd, self->orig,
+					    self->mnt, lfd, view, npages);
+		} else {
+			pid = fork();
+			ASSERT_LE(0, pid);
+			if (!pid) {
+				if (setresgid(cases[c].uid, cases[c].uid, cases[c].uid) ||
+				    setresuid(cases[c].uid, cases[c].uid, cases[c].uid))
+					_exit(100);
+				_exit(enospc_writer(_metadata, self->fd, self->orig,
+						    self->mnt, lfd, view, npages));
+			}
+			st = cm_wait(pid);
+			ret = WIFEXITED(st) ? WEXITSTATUS(st) : 200;
+		}
+		EXPECT_EQ(0, ret) TH_LOG("%s: writer failed at step %d",
+					 cases[c].name, ret);
+		close(lfd);
+
+		img = malloc(S_SIZE);
+		ASSERT_NE(NULL, img);
+		memcpy(img, self->orig, S_SIZE);
+		n = apply_log(_metadata, logp, img, S_SIZE, &li);
+		EXPECT_EQ(npages, n) TH_LOG("%s: the log is not complete and valid",
+					    cases[c].name);
+		EXPECT_EQ(0, li.torn) TH_LOG("%s", cases[c].name);
+		EXPECT_EQ(-1, first_diff(img, view, S_SIZE))
+			TH_LOG("%s: changes lost: first difference at byte %ld",
+			       cases[c].name, first_diff(img, view, S_SIZE));
+		unlink(logp);
+		free(img);
+		munmap(view, S_SIZE);
+		free(logp);
+	}
 	umount2(self->mnt, MNT_DETACH);
 	free(self->mnt);
 	self->mnt = NULL;
