@@ -3,15 +3,28 @@
  * cowmap monitor [--json] [-t] [-c COUNT]: print the module's notifications
  * as they arrive, one per line, like 'ip monitor'.  Ends on SIGINT/SIGTERM
  * (status 0) or after COUNT notifications.
+ *
+ * A notification names the session and its owner only (anyone may listen).
+ * For a new session, monitor asks the module for the rest
+ * (COWMAP_CMD_GET_SESSION, on a second socket), which the module answers
+ * only for sessions the caller may see; what it learnt is remembered and
+ * shown again with the session's later notifications.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+
+/* Sessions whose details we know, by id; bounded, oldest dropped first. */
+#define KNOWN_MAX 256
+
+static struct cowmap_nl_session *known;
+static size_t n_known;
 
 static volatile sig_atomic_t stop;
 
@@ -19,6 +32,70 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static struct cowmap_nl_session *find_known(uint64_t id)
+{
+	for (size_t i = 0; i < n_known; i++)
+		if (known[i].id == id)
+			return &known[i];
+	return NULL;
+}
+
+static void forget(uint64_t id)
+{
+	struct cowmap_nl_session *s = find_known(id);
+
+	if (!s)
+		return;
+	memmove(s, s + 1, (size_t)(known + n_known - (s + 1)) * sizeof(*s));
+	n_known--;
+}
+
+static void remember(const struct cowmap_nl_session *s)
+{
+	if (!known) {
+		known = calloc(KNOWN_MAX, sizeof(*known));
+		if (!known)
+			return;
+	}
+	forget(s->id);
+	if (n_known == KNOWN_MAX) {
+		memmove(known, known + 1, (KNOWN_MAX - 1) * sizeof(*known));
+		n_known--;
+	}
+	known[n_known++] = *s;
+}
+
+/* Complete @ev->session with what the module tells us, or we remember. */
+static void add_details(struct cowmap_nl *q, struct cowmap_nl_event *ev)
+{
+	struct cowmap_nl_session *k, full;
+
+	if (!ev->session_id)
+		return;
+	if (ev->cmd == COWMAP_CMD_SESSION_NEW && q &&
+	    cowmap_nl_get_session(q, ev->session_id, &full) == 0) {
+		/* The notification's own attributes stand. */
+		full.present |= ev->session.present;
+		if (COWMAP_NL_HAS(&ev->session, COWMAP_SESSION_A_UID))
+			full.uid = ev->session.uid;
+		ev->session = full;
+		remember(&full);
+		return;
+	}
+	k = find_known(ev->session_id);
+	if (k) {
+		uint64_t present = ev->session.present;
+		uint32_t uid = ev->session.uid;
+
+		ev->session = *k;
+		ev->session.present |= present;
+		if (present & (1ULL << COWMAP_SESSION_A_UID))
+			ev->session.uid = uid;
+	}
+	if (ev->cmd == COWMAP_CMD_SESSION_DEL)
+		forget(ev->session_id);
 }
 
 static void print_stamp(bool json)
@@ -35,6 +112,21 @@ static void print_stamp(bool json)
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(b, sizeof(b), "%H:%M:%S", &tm);
 	printf("[%s.%06ld] ", b, ts.tv_nsec / 1000);
+}
+
+/* " pid 42 (comm) uid 0 /path", each part only if known. */
+static void print_session_brief(const struct cowmap_nl_session *s)
+{
+	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_PID))
+		printf(" pid %u", s->pid);
+	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_COMM))
+		printf(" (%s)", s->comm);
+	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_UID))
+		printf(" uid %u", s->uid);
+	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_PATH)) {
+		putchar(' ');
+		print_escaped(stdout, (const uint8_t *)s->path, strlen(s->path));
+	}
 }
 
 static void print_event(const struct cowmap_nl_event *ev, bool json, bool stamp)
@@ -62,21 +154,18 @@ static void print_event(const struct cowmap_nl_event *ev, bool json, bool stamp)
 	switch (ev->cmd) {
 	case COWMAP_CMD_SESSION_NEW:
 	case COWMAP_CMD_SESSION_DEL:
-		printf("%s session %llu pid %u (%s) uid %u ", name,
-		       (unsigned long long)ev->session_id, s->pid, s->comm, s->uid);
-		print_escaped(stdout, (const uint8_t *)s->path, strlen(s->path));
-		if (ev->cmd == COWMAP_CMD_SESSION_DEL)
-			printf(" private %llu pages, %llu events",
-			       (unsigned long long)s->private_pages,
-			       (unsigned long long)s->events);
+		printf("%s session %llu", name, (unsigned long long)ev->session_id);
+		print_session_brief(s);
 		break;
 	case COWMAP_CMD_CAP_REACHED:
 		printf("%s session %llu offset %llu: a write was refused (SIGBUS)", name,
 		       (unsigned long long)ev->session_id, (unsigned long long)ev->offset);
+		print_session_brief(s);
 		break;
 	case COWMAP_CMD_RING_OVERFLOW:
 		printf("%s session %llu offset %llu: events were overwritten", name,
 		       (unsigned long long)ev->session_id, (unsigned long long)ev->offset);
+		print_session_brief(s);
 		break;
 	default:
 		printf("unknown notification (command %u) session %llu", ev->cmd,
@@ -98,7 +187,7 @@ int monitor_main(int argc, char **argv)
 	bool json = false, stamp = false;
 	uint64_t count = 0, seen = 0;
 	struct cowmap_nl_event ev;
-	struct cowmap_nl *nl;
+	struct cowmap_nl *nl, *q = NULL;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, ":jtc:h", opts, NULL)) != -1) {
@@ -128,6 +217,9 @@ int monitor_main(int argc, char **argv)
 		cowmap_nl_close(nl);
 		return fail_lib("monitor", r);
 	}
+	/* Requests go on their own socket; without it, notifications stay brief. */
+	if (cowmap_nl_open(0, &q))
+		q = NULL;
 	/* No SA_RESTART: a signal ends the wait in poll(2). */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -156,9 +248,12 @@ int monitor_main(int argc, char **argv)
 		}
 		if (n == 0)
 			continue;
+		add_details(q, &ev);
 		print_event(&ev, json, stamp);
 		seen++;
 	}
+	cowmap_nl_close(q);
 	cowmap_nl_close(nl);
+	free(known);
 	return r;
 }

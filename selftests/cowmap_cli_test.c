@@ -1099,7 +1099,6 @@ static pid_t spawn_cli(const char *out_path, const char *const *args)
 enum poke {
 	POKE_CLOSE,		/* open and close a session here */
 	POKE_EXIT,		/* a child opens one and exits without closing it */
-	POKE_ROOT_THEN_TESTER,	/* root's sessions for 2 s, then the tester's */
 };
 
 /* Make sessions come and go until @pid exits (at most @secs seconds). */
@@ -1113,21 +1112,17 @@ static int poke_until_exit(pid_t pid, const char *file, int secs, enum poke how)
 
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		if (how == POKE_CLOSE || (how == POKE_ROOT_THEN_TESTER && i < 20)) {
-			if (cowmap_session_open(file, 0, NULL, 0, &s) == 0)
+		if (how == POKE_CLOSE) {
+			/* Long enough for monitor to ask for its details. */
+			if (cowmap_session_open(file, 0, NULL, 0, &s) == 0) {
+				usleep(300000);
 				cowmap_session_close(s);
+			}
 		} else {
 			fflush(NULL);
 			c = fork();
-			if (c == 0) {
-				if (how == POKE_EXIT)	/* exit(2) ends it, in the exit path */
-					_exit(cowmap_session_open(file, 0, NULL, 0, &s) ? 1 : 0);
-				drop_to_tester();
-				if (cowmap_session_open(file, 0, NULL, 0, &s))
-					_exit(1);
-				cowmap_session_close(s);
-				_exit(0);
-			}
+			if (c == 0)	/* exit(2) ends it, in the exit path */
+				_exit(cowmap_session_open(file, 0, NULL, 0, &s) ? 1 : 0);
 			waitpid(c, &status, 0);
 		}
 		usleep(100000);
@@ -1636,52 +1631,10 @@ TEST_F_TIMEOUT(cli, demo, 180)
 	res_free(&r);
 }
 
-/* ------------------------------------------------------------------------
- * Known kernel bugs (reported against kmod/netlink.c).  These tests run
- * only with COWMAP_TEST_KNOWN_BUGS=1: the last one oopses the kernel (and
- * so panics the test VM) until the module is fixed.  Drop the gate with
- * the fix.
- * ------------------------------------------------------------------------
- */
-static bool known_bugs(void)
-{
-	const char *e = getenv("COWMAP_TEST_KNOWN_BUGS");
-
-	return e && !strcmp(e, "1");
-}
-
-/*
- * Sessions of other users are shown only to CAP_SYS_ADMIN (design,
- * Permissions), in notifications too.  Bug: the "events" group has no
- * permission flag and the module multicasts every session to every
- * listener, so an unprivileged monitor sees root's pid, command and path.
- */
-TEST_F_TIMEOUT(cli, monitor_hides_other_users_sessions, 120)
-{
-	char *out = path_in(self->dir, "monitor-user.out");
-	size_t len;
-	char *text;
-
-	if (!known_bugs())
-		SKIP(return, "kmod bug: the events group shows every user's sessions to "
-		     "everyone (COWMAP_TEST_KNOWN_BUGS=1 runs it)");
-	ASSERT_EQ(0, poke_until_exit(spawn_cli_as(TESTER_UID, out,
-						  ARGS("monitor", "--json", "-c", "1")),
-				     self->file, 20, POKE_ROOT_THEN_TESTER));
-	text = read_file(out, &len);
-	ASSERT_NE(NULL, text);
-	EXPECT_NE(NULL, strstr(text, "\"uid\":1000")) TH_LOG("%s", text);
-	EXPECT_EQ(NULL, strstr(text, "\"uid\":0")) TH_LOG("%s", text);
-	free(text);
-}
-
 /*
  * A session whose owner exits without closing it ends in the exit path
- * (after exit_fs()); its SESSION_DEL notification must still be sent.
- * Bug: fill_session() calls d_path(), which dereferences current->fs, NULL
- * there: "BUG: kernel NULL pointer dereference" in d_path from
- * cowmap_netlink_notify_session() <- cowmap_session_release() <- __fput()
- * <- task_work_run() <- do_exit(), whenever anyone listens to "events".
+ * (after exit_fs()); its SESSION_DEL notification still comes.  (This
+ * oopsed in d_path() before kmod 042b3be.)
  */
 TEST_F_TIMEOUT(cli, monitor_sees_owner_exit, 120)
 {
@@ -1690,15 +1643,77 @@ TEST_F_TIMEOUT(cli, monitor_sees_owner_exit, 120)
 	char *text;
 	int lines;
 
-	if (!known_bugs())
-		SKIP(return, "kmod bug: SESSION_DEL of a session ended by exit(2) oopses in "
-		     "d_path() (COWMAP_TEST_KNOWN_BUGS=1 runs it)");
 	ASSERT_EQ(0, poke_until_exit(spawn_cli(out, ARGS("monitor", "--json", "-c", "2")),
 				     self->file, 20, POKE_EXIT));
 	text = read_file(out, &len);
 	ASSERT_NE(NULL, text);
 	EXPECT_TRUE(json_lines_valid(text, &lines)) TH_LOG("%s", text);
 	EXPECT_NE(NULL, strstr(text, "\"event\":\"session-del\"")) TH_LOG("%s", text);
+	free(text);
+}
+
+/* A session of @uid that lives @ms milliseconds, in a child. */
+static void hold_session(uid_t uid, const char *file, int ms)
+{
+	pid_t c;
+	int status;
+
+	fflush(NULL);
+	c = fork();
+	if (c == 0) {
+		struct cowmap_session *s;
+
+		if (uid)
+			drop_to_tester();
+		if (cowmap_session_open(file, 0, NULL, 0, &s))
+			_exit(1);
+		usleep((useconds_t)ms * 1000);
+		cowmap_session_close(s);
+		_exit(0);
+	}
+	waitpid(c, &status, 0);
+}
+
+/*
+ * Notifications go to every listener, so they name a session and its
+ * owner only; monitor shows more only where the module lets the caller
+ * see the session (GET_SESSION).  A user's monitor shows its own
+ * sessions in full and root's by id and owner alone.
+ */
+TEST_F_TIMEOUT(cli, monitor_hides_other_users_sessions, 120)
+{
+	char *out = path_in(self->dir, "monitor-user.out");
+	bool saw_root = false, saw_mine = false;
+	int status, lines;
+	size_t len;
+	char *text, *line;
+	pid_t mon;
+
+	mon = spawn_cli_as(TESTER_UID, out, ARGS("monitor", "--json"));
+	usleep(1500000);
+	hold_session(0, self->file, 500);
+	hold_session(0, self->file, 500);
+	hold_session(TESTER_UID, self->file, 500);
+	hold_session(TESTER_UID, self->file, 500);
+	usleep(500000);
+	kill(mon, SIGTERM);
+	waitpid(mon, &status, 0);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	text = read_file(out, &len);
+	ASSERT_NE(NULL, text);
+	EXPECT_TRUE(json_lines_valid(text, &lines)) TH_LOG("%s", text);
+	for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strstr(line, "\"uid\":0")) {
+			saw_root = true;
+			EXPECT_EQ(NULL, strstr(line, "\"path\"")) TH_LOG("%s", line);
+			EXPECT_EQ(NULL, strstr(line, "\"pid\"")) TH_LOG("%s", line);
+			EXPECT_EQ(NULL, strstr(line, "\"comm\"")) TH_LOG("%s", line);
+		}
+		if (strstr(line, "\"uid\":1000") && strstr(line, "\"path\""))
+			saw_mine = true;
+	}
+	EXPECT_TRUE(saw_root);
+	EXPECT_TRUE(saw_mine);
 	free(text);
 }
 
