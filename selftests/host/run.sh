@@ -12,8 +12,14 @@ pass=0
 fail=0
 summary=
 
+nfuzz=0
+[ -n "$fuzz" ] && [ "${COWMAP_SKIP_FUZZ:-0}" != 1 ] && nfuzz=1
+total=0
 "$bin" | while IFS= read -r line; do
-	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+	if [[ $line =~ ^1\.\.([0-9]+)$ ]]; then
+		total=$((BASH_REMATCH[1] + nfuzz))
+		echo "1..$total"
+	elif [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
 		summary=$line
 		pass=${BASH_REMATCH[1]}
 		fail=${BASH_REMATCH[2]}
@@ -30,19 +36,19 @@ elif [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
 	fail=$((fail + 1))
 fi
 
-if [ -n "$fuzz" ] && [ "${COWMAP_SKIP_FUZZ:-0}" != 1 ]; then
+if [ "$nfuzz" = 1 ]; then
 	log=$(mktemp)
 	if $fuzz run >"$log" 2>&1; then
 		grep '^# ' "$log" || true
 		if grep -q '^SKIP' "$log"; then
-			echo "ok - fuzz # SKIP $(grep '^SKIP' "$log" | head -n1)"
+			echo "ok $total - fuzz # SKIP $(grep '^SKIP' "$log" | head -n1)"
 		else
-			echo "ok - fuzz (log reader and merge planner)"
+			echo "ok $total - fuzz (log reader and merge planner)"
 		fi
 		pass=$((pass + 1))
 	else
 		tail -n 40 "$log" | sed 's/^/# /'
-		echo "not ok - fuzz (log reader and merge planner)"
+		echo "not ok $total - fuzz (log reader and merge planner)"
 		fail=$((fail + 1))
 	fi
 	rm -f "$log"
