@@ -162,21 +162,49 @@ static uint64_t first_diff(const uint8_t *a, const uint8_t *b, uint64_t k, uint6
 	return k;
 }
 
-/* First index >= k where a and b are equal, or len. */
-static uint64_t first_same(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len)
+/*
+ * The end of a changed region starting at @k: the start of the first run
+ * of equal bytes that is at least @gap long or reaches @len.  Adds the
+ * bytes that differ in between to *@ndiff.  Random data has an equal byte
+ * every 256 or so; this looks only for whole equal 16-byte blocks, which
+ * any run of 31 or more equal bytes contains.
+ */
+static uint64_t changed_end(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len,
+			    uint64_t gap, uint64_t *ndiff)
 {
-	while (k + 16 <= len) {
-		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(a + k));
-		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(b + k));
-		unsigned int eq = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+	uint64_t i = k, nd = 0, s;
 
-		if (eq)
-			return k + (uint64_t)__builtin_ctz(eq);
-		k += 16;
+	while (i + 16 <= len) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+		unsigned int eq = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+		uint64_t e;
+
+		if (eq != 0xffff) {
+			unsigned int ne = ~eq & 0xffff;	/* popcount without -mpopcnt */
+
+			ne = ne - ((ne >> 1) & 0x5555);
+			ne = (ne & 0x3333) + ((ne >> 2) & 0x3333);
+			ne = (ne + (ne >> 4)) & 0x0f0f;
+			nd += (ne + (ne >> 8)) & 0x1f;
+			i += 16;
+			continue;
+		}
+		for (s = i; s > k && a[s - 1] == b[s - 1]; s--)
+			;
+		e = first_diff(a, b, i + 16, len);
+		if (e - s >= gap || e == len) {
+			*ndiff += nd;	/* [s, i) is equal: nd counts [k, s) */
+			return s;
+		}
+		i = e;
 	}
-	while (k < len && a[k] != b[k])
-		k++;
-	return k;
+	for (; i < len; i++)
+		nd += a[i] != b[i];
+	for (s = len; s > k && a[s - 1] == b[s - 1]; s--)
+		;
+	*ndiff += nd;
+	return s;
 }
 #else
 #define HASZERO(v) (((v) - 0x0101010101010101ULL) & ~(v) & 0x8080808080808080ULL)
@@ -212,6 +240,24 @@ static uint64_t first_same(const uint8_t *a, const uint8_t *b, uint64_t k, uint6
 	while (k < len && a[k] != b[k])
 		k++;
 	return k;
+}
+
+static uint64_t changed_end(const uint8_t *a, const uint8_t *b, uint64_t k, uint64_t len,
+			    uint64_t gap, uint64_t *ndiff)
+{
+	uint64_t nd = 0;
+
+	for (;;) {
+		uint64_t e = first_same(a, b, k, len), g;
+
+		nd += e - k;
+		g = first_diff(a, b, e, len);
+		if (g == len || g - e >= gap) {
+			*ndiff += nd;
+			return e;
+		}
+		k = g;
+	}
 }
 #endif
 
@@ -299,25 +345,14 @@ static int trim(const struct extv *in, struct extv *out)
 {
 	for (size_t i = 0; i < in->n; i++) {
 		const struct ext *e = &in->v[i];
-		uint64_t k = first_diff(e->old, e->new, 0, e->len);
+		uint64_t k = first_diff(e->old, e->new, 0, e->len), nd = 0;
 
 		while (k < e->len) {
-			uint64_t start = k, end;
+			uint64_t end = changed_end(e->old, e->new, k, e->len, TRIM_GAP, &nd);
 
-			for (;;) {
-				uint64_t g;
-
-				end = first_same(e->old, e->new, k, e->len);
-				g = first_diff(e->old, e->new, end, e->len);
-				if (g == e->len || g - end >= TRIM_GAP) {
-					k = g;
-					break;
-				}
-				k = g;
-			}
-			if (extv_push(out, e->off + start, end - start,
-				      e->old + start, e->new + start))
+			if (extv_push(out, e->off + k, end - k, e->old + k, e->new + k))
 				return -ENOMEM;
+			k = first_diff(e->old, e->new, end, e->len);
 		}
 	}
 	return 0;
@@ -748,21 +783,12 @@ static int emit_diff_runs(struct cowmap_merge *m, uint64_t pos, const uint8_t *n
 	uint64_t k = first_diff(newb, cur, 0, n);
 
 	while (k < n) {
-		uint64_t e = first_same(newb, cur, k, n), g;
-		int ret;
+		uint64_t e = changed_end(newb, cur, k, n, JOIN_GAP, &m->st.write_bytes);
+		int ret = emit(m, pos + k, newb + k, cur + k, e - k);
 
-		m->st.write_bytes += e - k;
-		for (;;) {
-			g = first_diff(newb, cur, e, n);
-			if (g == n || g - e >= JOIN_GAP)
-				break;
-			e = first_same(newb, cur, g, n);
-			m->st.write_bytes += e - g;
-		}
-		ret = emit(m, pos + k, newb + k, cur + k, e - k);
 		if (ret)
 			return ret;
-		k = g;
+		k = first_diff(newb, cur, e, n);
 	}
 	return 0;
 }

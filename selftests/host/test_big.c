@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,15 @@ static int cmp_ext(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+static double cpu_sec(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 TEST_SLOW(merge_64_logs_256mib_into_1gib_sparse)
 {
 	const char *f = tpath("big.file"), *ref = tpath("big.ref");
@@ -46,7 +56,7 @@ TEST_SLOW(merge_64_logs_256mib_into_1gib_sparse)
 	struct cowmap_merge *m;
 	struct cowmap_log_writer *w[BIG_LOGS];
 	uint8_t *model, *buf;
-	double t0, t_gen, t_merge, t_ref, t_check;
+	double t0, t_gen, t_merge, t_ref, t_check, c0, c_merge, c_ref;
 	int fd, ret, bad = 0;
 
 	model = calloc(1, BIG_FILE);
@@ -120,6 +130,7 @@ TEST_SLOW(merge_64_logs_256mib_into_1gib_sparse)
 	/* merge */
 	sync();
 	t0 = now_sec();
+	c0 = cpu_sec();
 	ASSERT(!cowmap_merge_new(f, 0, &m), "new");
 	for (int l = 0; l < BIG_LOGS; l++) {
 		char name[64];
@@ -130,6 +141,7 @@ TEST_SLOW(merge_64_logs_256mib_into_1gib_sparse)
 	}
 	ret = cowmap_merge_run(m);
 	t_merge = now_sec() - t0;
+	c_merge = cpu_sec() - c0;
 	cowmap_merge_stats(m, &st);
 	cowmap_merge_free(m);
 	EXPECT(ret == 0, "merge: %d %s", ret, cowmap_errmsg());
@@ -151,6 +163,7 @@ TEST_SLOW(merge_64_logs_256mib_into_1gib_sparse)
 	/* reference: pwrite the changed bytes into a sparse file, fsync */
 	sync();
 	t0 = now_sec();
+	c0 = cpu_sec();
 	fd = open(ref, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	ftruncate(fd, (off_t)BIG_FILE);
 	for (size_t i = 0; i < n_ext; i++)
@@ -158,14 +171,15 @@ TEST_SLOW(merge_64_logs_256mib_into_1gib_sparse)
 	fsync(fd);
 	close(fd);
 	t_ref = now_sec() - t0;
+	c_ref = cpu_sec() - c0;
 	unlink(ref);
 
 	DIAG("%zu extents, %llu records, %.1f MiB changed in %d logs (%.1f MiB written); "
 	     "logs made in %.2fs, checked in %.2fs", n_ext, (unsigned long long)records,
 	     (double)total / (1 << 20), BIG_LOGS, (double)st.write_bytes / (1 << 20),
 	     t_gen, t_check);
-	DIAG("INFO merge %.2fs vs pwrite+fsync of the same bytes %.2fs (ratio %.2f)",
-	     t_merge, t_ref, t_merge / t_ref);
+	DIAG("INFO merge %.2fs (cpu %.2fs) vs pwrite+fsync of the same bytes %.2fs "
+	     "(cpu %.2fs): ratio %.2f", t_merge, c_merge, t_ref, c_ref, t_merge / t_ref);
 	EXPECT(st.conflicts == 0 && st.records == records, "stats");
 	for (int l = 0; l < BIG_LOGS; l++) {
 		char name[64];
