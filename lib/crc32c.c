@@ -2,7 +2,7 @@
 /*
  * CRC32C (Castagnoli): reflected polynomial 0x82F63B78, initial value ~0,
  * final xor ~0.  Slicing-by-8 tables, and the SSE4.2 crc32 instruction
- * when the CPU has it (checked at run time).
+ * (three streams in parallel) when the CPU has it (checked at run time).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -60,6 +60,85 @@ static uint32_t sw_update(uint32_t c, const uint8_t *p, size_t len)
 }
 
 #ifdef HAVE_X86_CRC
+/*
+ * Three-way parallel crc32 instructions (the instruction has a latency of
+ * three cycles and a throughput of one), combined with "zeros operator"
+ * tables that shift a CRC over LONG or SHORT zero bytes; after Mark
+ * Adler's crc32c.c.
+ */
+#define LONG	8192
+#define SHORT	256
+
+static uint32_t zeros_long[4][256], zeros_short[4][256];
+static pthread_once_t zeros_once = PTHREAD_ONCE_INIT;
+
+static uint32_t gf2_times(const uint32_t *mat, uint32_t vec)
+{
+	uint32_t sum = 0;
+
+	while (vec) {
+		if (vec & 1)
+			sum ^= *mat;
+		vec >>= 1;
+		mat++;
+	}
+	return sum;
+}
+
+static void gf2_square(uint32_t *square, const uint32_t *mat)
+{
+	for (int n = 0; n < 32; n++)
+		square[n] = gf2_times(mat, mat[n]);
+}
+
+/* The operator that appends @len (a power of two) zero bytes. */
+static void zeros_op(uint32_t *even, size_t len)
+{
+	uint32_t odd[32], row = 1;
+
+	odd[0] = POLY;
+	for (int n = 1; n < 32; n++) {
+		odd[n] = row;
+		row <<= 1;
+	}
+	gf2_square(even, odd);		/* 2 zero bits */
+	gf2_square(odd, even);		/* 4 zero bits */
+	do {
+		gf2_square(even, odd);
+		len >>= 1;
+		if (!len)
+			return;
+		gf2_square(odd, even);
+		len >>= 1;
+	} while (len);
+	memcpy(even, odd, sizeof(odd));
+}
+
+static void zeros_table(uint32_t zeros[][256], size_t len)
+{
+	uint32_t op[32];
+
+	zeros_op(op, len);
+	for (uint32_t n = 0; n < 256; n++) {
+		zeros[0][n] = gf2_times(op, n);
+		zeros[1][n] = gf2_times(op, n << 8);
+		zeros[2][n] = gf2_times(op, n << 16);
+		zeros[3][n] = gf2_times(op, n << 24);
+	}
+}
+
+static void zeros_init(void)
+{
+	zeros_table(zeros_long, LONG);
+	zeros_table(zeros_short, SHORT);
+}
+
+static uint32_t shift(uint32_t zeros[][256], uint32_t crc)
+{
+	return zeros[0][crc & 0xff] ^ zeros[1][(crc >> 8) & 0xff] ^
+	       zeros[2][(crc >> 16) & 0xff] ^ zeros[3][crc >> 24];
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t hw_update(uint32_t c, const uint8_t *p, size_t len)
 {
@@ -69,31 +148,59 @@ static uint32_t hw_update(uint32_t c, const uint8_t *p, size_t len)
 	}
 #ifdef __x86_64__
 	{
-		uint64_t c64 = c;
+		uint64_t c0 = c;
 
-		while (len >= 32) {
-			uint64_t a, b, d, e;
+		if (len >= 3 * SHORT)
+			pthread_once(&zeros_once, zeros_init);
+		while (len >= 3 * LONG) {
+			uint64_t c1 = 0, c2 = 0;
+			const uint8_t *end = p + LONG;
 
-			memcpy(&a, p, 8);
-			memcpy(&b, p + 8, 8);
-			memcpy(&d, p + 16, 8);
-			memcpy(&e, p + 24, 8);
-			c64 = _mm_crc32_u64(c64, a);
-			c64 = _mm_crc32_u64(c64, b);
-			c64 = _mm_crc32_u64(c64, d);
-			c64 = _mm_crc32_u64(c64, e);
-			p += 32;
-			len -= 32;
+			do {
+				uint64_t a, b, d;
+
+				memcpy(&a, p, 8);
+				memcpy(&b, p + LONG, 8);
+				memcpy(&d, p + 2 * LONG, 8);
+				c0 = _mm_crc32_u64(c0, a);
+				c1 = _mm_crc32_u64(c1, b);
+				c2 = _mm_crc32_u64(c2, d);
+				p += 8;
+			} while (p < end);
+			c0 = shift(zeros_long, (uint32_t)c0) ^ (uint32_t)c1;
+			c0 = shift(zeros_long, (uint32_t)c0) ^ (uint32_t)c2;
+			p += 2 * LONG;
+			len -= 3 * LONG;
+		}
+		while (len >= 3 * SHORT) {
+			uint64_t c1 = 0, c2 = 0;
+			const uint8_t *end = p + SHORT;
+
+			do {
+				uint64_t a, b, d;
+
+				memcpy(&a, p, 8);
+				memcpy(&b, p + SHORT, 8);
+				memcpy(&d, p + 2 * SHORT, 8);
+				c0 = _mm_crc32_u64(c0, a);
+				c1 = _mm_crc32_u64(c1, b);
+				c2 = _mm_crc32_u64(c2, d);
+				p += 8;
+			} while (p < end);
+			c0 = shift(zeros_short, (uint32_t)c0) ^ (uint32_t)c1;
+			c0 = shift(zeros_short, (uint32_t)c0) ^ (uint32_t)c2;
+			p += 2 * SHORT;
+			len -= 3 * SHORT;
 		}
 		while (len >= 8) {
 			uint64_t a;
 
 			memcpy(&a, p, 8);
-			c64 = _mm_crc32_u64(c64, a);
+			c0 = _mm_crc32_u64(c0, a);
 			p += 8;
 			len -= 8;
 		}
-		c = (uint32_t)c64;
+		c = (uint32_t)c0;
 	}
 #endif
 	while (len >= 4) {
