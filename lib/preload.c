@@ -262,6 +262,12 @@ static void *cowmap_mmap(void *addr, size_t len, int prot, int flags, int fd, of
 	t = find_target(fd, &st);
 	if (!t)
 		return sys_mmap(addr, len, prot, flags, fd, off);
+	/* As mmap(2) of the file would: a writable shared mapping needs a
+	 * file open for writing (the device is). */
+	if ((prot & PROT_WRITE) && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
+		errno = EACCES;
+		return MAP_FAILED;
+	}
 
 	pthread_mutex_lock(&lock);
 	if (!session_alive(t)) {

@@ -1450,8 +1450,8 @@ static int run_exec_child(char **argv)
 static int run_parent(char **argv)
 {
 	/* argv: --run-parent FILE LINK READY_FD */
-	int fd = open(argv[2], O_RDWR), fd2 = open(argv[3], O_RDWR), ready = atoi(argv[4]);
-	char *m1, *m2, rfd[16];
+	int fd = open(argv[2], O_RDWR), fd2 = open(argv[3], O_RDWR), ready = atoi(argv[4]), fd3;
+	char *m1, *m2, *m3, rfd[16];
 	pid_t c1, c2;
 
 	if (fd < 0 || fd2 < 0)
@@ -1462,6 +1462,17 @@ static int run_parent(char **argv)
 		return 1;
 	memcpy(m1 + RUN_P1_OFF, "parent-map1", 11);
 	memcpy(m2 + 100, "parent-map2", 11);
+	/* A third mapping, read-only, from an O_RDONLY fd: the same session,
+	 * so it shows what this process wrote.  Writable from that fd: EACCES,
+	 * as for the file itself. */
+	fd3 = open(argv[2], O_RDONLY);
+	if (fd3 < 0 || mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd3, 0) != MAP_FAILED ||
+	    errno != EACCES)
+		return 2;
+	m3 = mmap(NULL, 2 * PG, PROT_READ, MAP_SHARED, fd3, 0);
+	if (m3 == MAP_FAILED || memcmp(m3, "parent-map1", 11) || memcmp(m3 + PG + 100,
+									 "parent-map2", 11))
+		return 3;
 	c1 = fork();
 	if (c1 == 0) {
 		memcpy(m1 + RUN_FORK_OFF, "child-fork", 10);
