@@ -249,7 +249,7 @@ static int append(struct cowmap_session *s, struct file *log, const void *buf,
 		return err;
 	terr = vfs_truncate(&log->f_path, start);
 	if (terr) {
-		pr_warn_ratelimited("session %llu: cannot cut a failed append off the log (%d); no more appends to it\n",
+		pr_warn_ratelimited("session %llu: cannot cut a failed write off the log (%d); no more appends to it\n",
 				    s->id, terr);
 		if (log == s->log)
 			s->log_broken = true;

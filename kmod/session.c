@@ -207,13 +207,13 @@ static int copy_out(void __user *arg, unsigned int cmd, const void *k,
 }
 
 /*
- * Fail with -EFAULT before acting if the result could not be returned:
- * bad input changes nothing.  Writes back what the caller passed.
+ * Read the caller's structure, and fail with -EFAULT before acting if the
+ * result could not be returned (bad input changes nothing): the probe writes
+ * back what the caller passed.
  */
-static int probe_out(void __user *arg, unsigned int cmd, const void *k,
-		     size_t ksize)
+static int fetch(void *k, size_t ksize, unsigned int cmd, void __user *arg)
 {
-	return copy_out(arg, cmd, k, ksize);
+	return copy_in(k, ksize, cmd, arg) ?: copy_out(arg, cmd, k, ksize);
 }
 
 static bool zeroed(const void *p, size_t len)
@@ -288,10 +288,7 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	u32 ring;
 	int err;
 
-	err = copy_in(&b, sizeof(b), cmd, arg);
-	if (err)
-		return err;
-	err = probe_out(arg, cmd, &b, sizeof(b));
+	err = fetch(&b, sizeof(b), cmd, arg);
 	if (err)
 		return err;
 	if (b.flags & ~COWMAP_BIND_FLAGS || !zeroed(b.reserved, sizeof(b.reserved)))
@@ -424,14 +421,9 @@ static long do_diff(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	struct cowmap_diff d;
 	long err;
 
-	err = copy_in(&d, sizeof(d), cmd, arg);
+	err = fetch(&d, sizeof(d), cmd, arg) ?: (bound(s) ? 0 : -ENODEV);
 	if (err)
 		return err;
-	err = probe_out(arg, cmd, &d, sizeof(d));
-	if (err)
-		return err;
-	if (!bound(s))
-		return -ENODEV;
 	if (d.flags & ~COWMAP_DIFF_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
 		return -EINVAL;
 	err = cowmap_diff_ioctl(s, &d);
@@ -472,14 +464,9 @@ static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *ar
 	struct cowmap_drain d;
 	long err;
 
-	err = copy_in(&d, sizeof(d), cmd, arg);
+	err = fetch(&d, sizeof(d), cmd, arg) ?: (bound(s) ? 0 : -ENODEV);
 	if (err)
 		return err;
-	err = probe_out(arg, cmd, &d, sizeof(d));
-	if (err)
-		return err;
-	if (!bound(s))
-		return -ENODEV;
 	if (d.flags & ~COWMAP_DRAIN_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
 		return -EINVAL;
 	if ((d.flags & COWMAP_DRAIN_FD) && d.log_fd < 0)
@@ -532,14 +519,9 @@ static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *
 	pgoff_t first = 0, last = ULONG_MAX;
 	long err;
 
-	err = copy_in(&r, sizeof(r), cmd, arg);
+	err = fetch(&r, sizeof(r), cmd, arg) ?: (bound(s) ? 0 : -ENODEV);
 	if (err)
 		return err;
-	err = probe_out(arg, cmd, &r, sizeof(r));
-	if (err)
-		return err;
-	if (!bound(s))
-		return -ENODEV;
 	if (r.flags & ~COWMAP_RANGE_FLAGS || r.reserved0 ||
 	    !zeroed(r.reserved, sizeof(r.reserved)))
 		return -EINVAL;
