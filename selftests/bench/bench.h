@@ -32,6 +32,7 @@ struct opts {
 	int merge_reps;
 	const char *mem_n;	/* comma-separated session counts */
 	size_t usercow_mb;	/* file size of the userspace COW cases */
+	size_t read_mb;		/* file size of the read cases */
 	int priv_max_n;		/* largest N with private buffers run */
 	const char *cases;	/* '|'-separated case names to run, or NULL */
 	bool have_cowmap;	/* /dev/cowmap usable */

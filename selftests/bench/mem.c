@@ -261,7 +261,8 @@ void bench_mem(void)
 			char name[64], note_[240];
 			struct result r;
 			long avail = meminfo_kb("MemAvailable");
-			double v, vi;
+			double v, vi, secs;
+			uint64_t t0;
 
 			snprintf(name, sizeof(name), "%s x%d extra", mode_name[m], ns[i]);
 			if (m == M_COWMAP && !opt.have_cowmap) {
@@ -284,7 +285,9 @@ void bench_mem(void)
 				}
 				continue;
 			}
+			t0 = now_ns();
 			r = run(m, ns[i], path, len, have_cg);
+			secs = (now_ns() - t0) / 1e9;
 			if (!r.ok) {
 				row_skip("mem", name, "a process failed");
 				continue;
@@ -295,9 +298,9 @@ void bench_mem(void)
 				idle[i] = r;
 			vi = have_cg ? idle[i].memcg : idle[i].extra;
 			snprintf(note_, sizeof(note_),
-				 "%s; meminfo used-minus-cache %+.1f MiB, PageTables %+.1f MiB, Cached %+.1f MiB",
+				 "%s; meminfo used-minus-cache %+.1f MiB, PageTables %+.1f MiB, Cached %+.1f MiB; %.0f s",
 				 have_cg ? "memcg memory.current" : "meminfo",
-				 r.extra, r.pt, r.cached);
+				 r.extra, r.pt, r.cached, secs);
 			row_value("mem", name, "MiB", v, note_);
 			if (m != M_IDLE && idle[i].ok) {
 				double net = v - vi;

@@ -78,7 +78,7 @@ void bench_read(void)
 		"MAP_SHARED read random", "cowmap read seq, no fault-around",
 		"MAP_SHARED read seq, no fault-around",
 	};
-	size_t n = opt.fault_mb * MIB / PAGE, len = n * PAGE;
+	size_t n = opt.read_mb * MIB / PAGE, len = n * PAGE;
 	size_t *seq = malloc(n * sizeof(*seq)), *rnd_ = malloc(n * sizeof(*rnd_));
 	struct series ser[NC];
 	uint64_t seed = 7;
@@ -124,7 +124,7 @@ void bench_read(void)
 				   "one byte per page, fresh mapping");
 	}
 	if (fab > 0)
-		note("read cases: %zu MiB file, fault_around_bytes %ld", opt.fault_mb, fab);
+		note("read cases: %zu MiB file, fault_around_bytes %ld", opt.read_mb, fab);
 	close(fd);
 	unlink(path);
 	free(seq);

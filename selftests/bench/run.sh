@@ -22,8 +22,9 @@
 #                         private copies of a 256 MiB file need 4.3 GiB)
 #   COWMAP_BENCH_ARGS     extra arguments of cowmap-bench in the VM
 #                         (e.g. "-r 9 -f 64"; see cowmap-bench -h)
-#   COWMAP_BENCH_PROFILE  1 (default): also trace the fault paths with
-#                         ftrace in the same boot (profile.sh); 0: skip
+#   COWMAP_BENCH_PROFILE  1: also trace the fault paths with ftrace in the
+#                         same boot (profile.sh; adds a minute or two);
+#                         0 (default): skip
 #   COWMAP_BENCH_HOST_MERGE  1 (default): run the full-size merge on the
 #                         host; 0: skip; "-F MB -C MB ..." to change sizes
 set -euo pipefail
@@ -41,7 +42,7 @@ done
 OUT=$BUILD/bench
 mkdir -p "$OUT"
 export COWMAP_VM_MEM=${COWMAP_VM_MEM:-${COWMAP_BENCH_MEM:-6G}}
-profile=${COWMAP_BENCH_PROFILE:-1}
+profile=${COWMAP_BENCH_PROFILE:-0}
 host_merge=${COWMAP_BENCH_HOST_MERGE:-1}
 t_start=$SECONDS
 
