@@ -127,6 +127,11 @@ static int set_config_doit(struct sk_buff *skb, struct genl_info *info)
 	struct nlattr *tb[COWMAP_CONFIG_A_MAX + 1];
 	int err;
 
+	/* Checked here rather than with GENL_ADMIN_PERM, to say why. */
+	if (!netlink_capable(skb, CAP_NET_ADMIN)) {
+		NL_SET_ERR_MSG(info->extack, "changing the configuration needs CAP_NET_ADMIN");
+		return -EPERM;
+	}
 	if (!info->attrs[COWMAP_A_CONFIG]) {
 		NL_SET_ERR_MSG(info->extack, "COWMAP_A_CONFIG is required");
 		return -EINVAL;
@@ -359,7 +364,6 @@ static const struct genl_ops cowmap_ops[] = {
 		.doit = set_config_doit,
 		.policy = set_config_policy,
 		.maxattr = COWMAP_A_MAX,
-		.flags = GENL_ADMIN_PERM,
 	},
 	{
 		.cmd = COWMAP_CMD_GET_STATS,
