@@ -47,9 +47,13 @@
  *   replace go to a journal ".NAME.cowmap-journal" beside the file, which
  *   is made durable before the file is touched; the changes are then
  *   written into the same inode (live sessions see them), the file is
- *   synced and the journal removed.  Every merge and commit first
- *   finishes an interrupted one (cowmap_recover()).  Merges of one file
- *   serialize on an exclusive flock(2) of the file.
+ *   synced and the journal removed.  Every in-place merge and commit
+ *   first finishes an interrupted one (cowmap_recover()); a dry run or a
+ *   merge into another file (-o) never writes the file and fails with
+ *   -EBUSY instead.  Merges of one file serialize on an exclusive
+ *   flock(2) of the file.
+ * - A change beyond the end of the file is stale (the file does not hold
+ *   its old bytes); when a prefer flag applies it, the file grows.
  */
 #ifndef COWMAP_H
 #define COWMAP_H
@@ -482,8 +486,10 @@ int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir);
  * Return: 0 (merged, or planned with COWMAP_MERGE_DRY_RUN);
  * -COWMAP_ECONFLICT if unresolved conflicts were found (nothing written;
  * see cowmap_merge_conflict()); -COWMAP_EWRONGFILE, -COWMAP_EBADLOG,
- * -COWMAP_ECHAIN, -COWMAP_EBADJOURNAL; -errno.  On any failure the file
- * is unchanged.
+ * -COWMAP_ECHAIN, -COWMAP_EBADJOURNAL; -EBUSY (dry run or output file
+ * while an interrupted merge is pending); -errno.  On any failure the
+ * file is unchanged (or, if the failure came after the journal was
+ * complete, the next merge or cowmap_recover() completes it).
  */
 int cowmap_merge_run(struct cowmap_merge *m);
 

@@ -117,7 +117,9 @@ struct journal_target {
 	uint64_t size;		/* size before */
 };
 /* Lock the file (flock LOCK_EX) and complete any interrupted merge;
- * returns COWMAP_RECOVER_* or -errno. */
+ * returns COWMAP_RECOVER_* or -errno.  With JOURNAL_CHECK_ONLY in @flags,
+ * a pending journal is -EBUSY instead (nothing is written). */
+#define JOURNAL_CHECK_ONLY	(1U << 31)
 int journal_lock_and_recover(const char *path, int fd, bool can_write,
 			     unsigned int flags);
 /* Begin a journal at @jpath (which must not exist). */

@@ -487,6 +487,14 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 		free(jpath);
 		return ret;
 	}
+	if (flags & JOURNAL_CHECK_ONLY) {
+		ret = err_set(EBUSY, "%s: an interrupted merge is pending (%s); recover the "
+			      "file first (a dry run or a merge into another file does not "
+			      "modify it)", path, jpath);
+		close(jfd);
+		free(jpath);
+		return ret;
+	}
 	ret = map_journal(jfd, jpath, &v);
 	if (ret)
 		goto out;

@@ -1315,7 +1315,8 @@ COWMAP_EXPORT int cowmap_merge_run(struct cowmap_merge *m)
 		ret = err_set(EINVAL, "%s: not a regular file", m->file_path);
 		goto out;
 	}
-	rec = journal_lock_and_recover(real, m->fd, can_write, 0);
+	rec = journal_lock_and_recover(real, m->fd, can_write,
+				       in_place ? 0 : JOURNAL_CHECK_ONLY);
 	if (rec < 0) {
 		ret = rec;
 		goto out;

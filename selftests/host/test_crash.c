@@ -224,6 +224,11 @@ TEST_SLOW(journal_rollback_and_corruption)
 	EXPECT(access(j, F_OK) == 0, "corrupt journal removed");
 	ret = merge(f, 0, NULL, 1, fpath("crash0.log"));
 	EXPECT(ret == -COWMAP_EBADJOURNAL, "merge with a corrupt journal: %d", ret);
+	/* dry run and -o never write the file: they refuse while a journal is there */
+	ret = merge(f, COWMAP_MERGE_DRY_RUN, NULL, 1, fpath("crash0.log"));
+	EXPECT(ret == -EBUSY, "dry run with a pending journal: %d", ret);
+	ret = merge(f, 0, fpath("jr.out"), 1, fpath("crash0.log"));
+	EXPECT(ret == -EBUSY && access(fpath("jr.out"), F_OK) != 0, "-o with a pending journal: %d", ret);
 	d[200] ^= 1;
 	write_file(j, d, n);
 
