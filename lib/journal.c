@@ -16,12 +16,19 @@
  *
  * Order of a merge: entries are written and fsynced, then the trailer is
  * written and fsynced, then the directory; only then is the file touched
- * (pwrite of every entry's new bytes, fsync), then the journal is unlinked
- * and the directory fsynced.  So a journal without a valid trailer was
- * never applied (it is dropped), and one with a valid trailer is complete
- * and durable: replaying it forward is idempotent.  A journal whose
- * trailer is valid but whose entries are not is corrupt and is left for a
- * human (-COWMAP_EBADJOURNAL).
+ * (pwrite of every entry's new bytes, fsync), then the journal is
+ * unlinked.  So a journal without a valid trailer was never applied (it
+ * is dropped), and one with a valid trailer is complete and durable:
+ * replaying it forward is idempotent (which is also why the unlink needs
+ * no directory fsync).  A journal whose trailer is valid but whose
+ * entries are not is corrupt and is left for a human
+ * (-COWMAP_EBADJOURNAL).  The old bytes allow cowmap_recover() with
+ * COWMAP_RECOVER_ROLLBACK to undo a complete journal instead; a grown
+ * file is cut back to its old size.
+ *
+ * The merge lock is flock(LOCK_EX) on the file itself: it is released
+ * when the process dies, and it serializes merges, commits and
+ * recoveries of one file (other flock users of the file wait too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,7 +83,6 @@
 struct journal {
 	int fd;
 	char *path;
-	char *dirpath;
 	struct journal_target t;
 	uint8_t head[J_HDR_SIZE];	/* header or trailer, written first */
 	size_t head_len;
@@ -156,8 +162,7 @@ int journal_begin(struct journal **jp, const char *jpath,
 	j->t = *t;
 	j->fd = -1;
 	j->path = xstrdup(jpath);
-	j->dirpath = path_dirname(jpath);
-	if (!j->path || !j->dirpath) {
+	if (!j->path) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
@@ -188,7 +193,6 @@ err_free:
 			unlink(j->path);
 	}
 	free(j->path);
-	free(j->dirpath);
 	free(j);
 	return ret;
 }
@@ -443,7 +447,6 @@ int journal_finish(struct journal *j)
 	crash_point("journal unlinked");
 	close(j->fd);
 	free(j->path);
-	free(j->dirpath);
 	free(j);
 	return ret;
 }
@@ -452,7 +455,6 @@ void journal_release(struct journal *j)
 {
 	close(j->fd);
 	free(j->path);
-	free(j->dirpath);
 	free(j);
 }
 
@@ -463,7 +465,6 @@ void journal_abort(struct journal *j)
 	unlink(j->path);
 	close(j->fd);
 	free(j->path);
-	free(j->dirpath);
 	free(j);
 }
 
