@@ -142,14 +142,14 @@ vm_boot() {
 	rm -f "$dir"/console.log "$dir"/output.log "$dir"/*.img
 
 	mem=2G
-	timeout=${COWMAP_VM_TIMEOUT:-1200}
+	timeout=${COWMAP_VM_TIMEOUT:-1800}
 	# The RCU stall timeout is raised: TCG on a busy host is slow, and a
 	# real stall (a loop with preemption off) lasts longer anyway.
 	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1"
 	cmdline="$cmdline rcupdate.rcu_cpu_stall_timeout=120 rdinit=/init"
 	if [ "$kver" = debug ]; then
 		mem=4G
-		timeout=${COWMAP_VM_TIMEOUT:-2400}
+		timeout=${COWMAP_VM_TIMEOUT:-3600}
 		cmdline="$cmdline kmemleak=on"
 	fi
 	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"

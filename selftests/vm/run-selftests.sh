@@ -41,6 +41,9 @@ for kver in "${kvers[@]}"; do
 	build_module "$kver"
 	dir=$BUILD/vm/$kver
 	mkdir -p "$dir"
+	# One run per kernel and build directory at a time.
+	exec 8>"$dir.lock"
+	flock -n 8 || { note "another run on $kver uses $dir; waiting"; flock 8; }
 	"$VM_DIR/mkinitramfs.sh" --out "$dir/initramfs.cpio" --ko "$KO" \
 		--release "$KRELEASE" ${KMODDIR:+--moddir "$KMODDIR"} \
 		--payload "/opt/cowmap/guest/selftests.sh"
@@ -70,6 +73,7 @@ for kver in "${kvers[@]}"; do
 	total_pass=$((total_pass + pass))
 	total_fail=$((total_fail + fail))
 	total_skip=$((total_skip + skip))
+	exec 8>&-
 done
 
 echo "==== selftests summary"
