@@ -216,6 +216,8 @@ vm_boot() {
 	{
 		echo "---- $kver: console (tail) ----"
 		tail -n "${COWMAP_VM_LOG_LINES:-120}" "$dir/console.log"
+		echo "---- $kver: payload output (tail) ----"
+		tail -n 15 "$dir/output.log"
 		echo "---- $kver: VM FAILED ----"
 		printf '%s\n' "${problems[@]}"
 		if [ -s "$dir/errors.log" ]; then
