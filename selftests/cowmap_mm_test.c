@@ -35,6 +35,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <linux/userfaultfd.h>
+
 #include "cowmap_mm_util.h"
 #include "kselftest_harness.h"
 
@@ -103,8 +105,15 @@ static void ctx_teardown(struct mm_ctx *m)
 		close(m->bfd);
 	if (m->path[0])
 		unlink(m->path);
-	if (m->cgroup[0])
-		rmdir(m->cgroup);
+	if (m->cgroup[0]) {
+		char kill_file[448];
+
+		/* A hog left behind by a failed test goes too (5.14+). */
+		snprintf(kill_file, sizeof(kill_file), "%s/cgroup.kill", m->cgroup);
+		write_text(kill_file, "1");
+		for (int i = 0; i < 50 && rmdir(m->cgroup) && errno == EBUSY; i++)
+			usleep(100 * 1000);
+	}
 	if (m->cgmount[0]) {
 		umount2(m->cgmount, MNT_DETACH);
 		rmdir(m->cgmount);
@@ -1302,6 +1311,14 @@ static int hp_child(const char *path, uint64_t pages, uint32_t seed,
 	}
 }
 
+static bool thp_never(void)
+{
+	char buf[128];
+
+	return read_text("/sys/kernel/mm/transparent_hugepage/enabled", buf,
+			 sizeof(buf)) < 0 || strstr(buf, "[never]");
+}
+
 TEST_F_TIMEOUT(mm, hugepage_neighbours, 120)
 {
 	const uint64_t pages = 2 * MM_PMD_PAGES;	/* 4 MiB */
@@ -1339,6 +1356,10 @@ TEST_F_TIMEOUT(mm, hugepage_neighbours, 120)
 	ASSERT_EQ(0, r[0]) TH_LOG("plain mapping: %ld bad pages", r[0]);
 	TH_LOG("%s: plain MADV_HUGEPAGE mapping: FilePmdMapped %ld kB",
 	       m->fs, r[1]);
+	/* On XFS (large folios) the threat must be real for the test to count. */
+	if (!strcmp(m->fs, "xfs") && !thp_never()) {
+		ASSERT_LT(0, r[1]) TH_LOG("no PMD-mapped file folio on XFS");
+	}
 
 	/*
 	 * A fresh mapping (no page table yet, so a fault could install a PMD)
@@ -1912,9 +1933,13 @@ TEST_F_TIMEOUT(ext4, memory_pressure, 600)
 	if (pid == 0)
 		_exit(mp_worker(m, pages, stride, limit / 2, pfd[1]));
 	kid_add(m, pid);
-	ASSERT_EQ(sizeof(res), read(pfd[0], &res, sizeof(res)));
+	close(pfd[1]);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	kid_reaped(m, pid);
+	/* Nothing to read if the worker died (OOM-killed?). */
+	if (read(pfd[0], &res, sizeof(res)) != sizeof(res))
+		res.bad_page = -2;
+	close(pfd[0]);
 
 	snprintf(file, sizeof(file), "%s/memory.stat", m->cgroup);
 	steal = keyed_value(file, "pgsteal");
@@ -2202,7 +2227,10 @@ TEST_F(ext4, soft_offline_migrates)
 	munmap(c, pages * PS);
 }
 
-/* Private pages (a copy and a base snapshot each) are charged to the memcg. */
+/*
+ * Private pages are charged to the faulting task's memcg (the exact amount;
+ * cowmap_memcg_test.c covers what a too small memory.max does).
+ */
 static long long cg_current(struct mm_ctx *m)
 {
 	char file[512], buf[64];
@@ -2263,18 +2291,23 @@ TEST_F(ext4, memcg_charges_private_pages)
 	kid_add(m, pid);
 	close(m->cfd);		/* the worker holds the only reference */
 	m->cfd = -1;
-	ASSERT_EQ(sizeof(cur), read(pfd[0], cur, sizeof(cur)));
+	close(pfd[1]);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	kid_reaped(m, pid);
-	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("worker: status %#x", status);
 	ASSERT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(sizeof(cur), read(pfd[0], cur, sizeof(cur)));
+	close(pfd[0]);
 
 	charged = cur[1] - cur[0];
 	TH_LOG("memory.current: %lld before, +%lld KiB after %lu copies, "
 	       "%+lld KiB after release", cur[0], charged >> 10,
 	       (unsigned long)pages, (cur[2] - cur[0]) / 1024);
-	/* Two pages per copy; per-CPU charge batches and page tables aside. */
-	ASSERT_LE(want - (1LL << 20), charged);
+	/*
+	 * At least the private page of each copy (today also its base
+	 * snapshot: two pages); per-CPU charge batches and page tables aside.
+	 */
+	ASSERT_LE(want / 2 - (1LL << 20), charged);
 	ASSERT_GE(want + (4LL << 20), charged);
 	ASSERT_GE(1LL << 20, cur[2] - cur[0]);
 	ASSERT_FILE_INTACT(28, pages);
@@ -2324,6 +2357,124 @@ TEST_F(ext4, high_offset)
 	ASSERT_EQ(-1, file_bad_page(m->bfd, 29, base / PS + 8, 4));
 	ASSERT_EQ(-1, file_bad_zero(m->bfd, base / PS + 12, 4));
 	munmap(c, (pages + 4) * PS);
+}
+
+/*
+ * userfaultfd: MISSING registration is refused (not anon/shmem/hugetlb, and
+ * VM_SPECIAL).  Asynchronous write-protection (6.7+) works on any memory
+ * unless the kernel refuses VM_SPECIAL VMAs (a 6.12 stable fix); where it is
+ * accepted it makes fork copy the page tables (vma_needs_copy), and cowmap
+ * must not care.
+ */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC	(1 << 15)
+#endif
+
+static int uffd_open(uint64_t features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+TEST_F(ext4, userfaultfd)
+{
+	const uint64_t pages = 8;
+	struct uffdio_register reg;
+	struct uffdio_writeprotect wp;
+	int fd, status;
+	pid_t pid;
+	char *c;
+
+	BEGIN(self);
+	MAKE(pages, 30);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 1), 30, 1);
+	fd = uffd_open(0);
+	if (fd == -ENOSYS || fd == -EPERM)
+		SKIP(return, "no userfaultfd: %s", strerror(-fd));
+	ASSERT_LE(0, fd) TH_LOG("userfaultfd: %s", strerror(-fd));
+	memset(&reg, 0, sizeof(reg));
+	reg.range.start = (uintptr_t)c;
+	reg.range.len = pages * PS;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(fd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(EINVAL, errno);
+	close(fd);
+
+	fd = uffd_open(UFFD_FEATURE_WP_ASYNC);
+	if (fd == -EINVAL) {
+		TH_LOG("no UFFD_FEATURE_WP_ASYNC on this kernel");
+		munmap(c, pages * PS);
+		return;
+	}
+	ASSERT_LE(0, fd);
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		/* Kernels with "userfaultfd: do not allow VM_SPECIAL" say no. */
+		ASSERT_EQ(EINVAL, errno);
+		TH_LOG("async uffd-wp refused on the VM_SPECIAL cowmap VMA");
+		close(fd);
+		ASSERT_COWS(1);
+		munmap(c, pages * PS);
+		return;
+	}
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	memset(&wp, 0, sizeof(wp));
+	wp.range.start = (uintptr_t)c;
+	wp.range.len = pages * PS;
+	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+	ASSERT_EQ(0, ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) TH_LOG("%s",
+								  strerror(errno));
+	/* Writes resolve the protection themselves, then copy as usual. */
+	((volatile uint64_t *)PAGE(c, 1))[0] = 0x1;
+	((volatile uint64_t *)PAGE(c, 3))[0] = 0x3;
+	ASSERT_EQ(0x1, *(volatile uint64_t *)PAGE(c, 1));
+	ASSERT_EQ(priv_word(30, 1, 1), ((volatile uint64_t *)PAGE(c, 1))[1]);
+	ASSERT_EQ(0x3, *(volatile uint64_t *)PAGE(c, 3));
+	ASSERT_EQ(pat_word(30, 3, 1), ((volatile uint64_t *)PAGE(c, 3))[1]);
+	ASSERT_COWS(2);
+
+	/* Protect again, then fork: the child gets copies of the PTEs. */
+	ASSERT_EQ(0, ioctl(fd, UFFDIO_WRITEPROTECT, &wp));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		bool copied = pte_present(PAGE(c, 1));
+
+		if (*(volatile uint64_t *)PAGE(c, 1) != 0x1 ||
+		    *(volatile uint64_t *)PAGE(c, 3) != 0x3)
+			_exit(1);
+		((volatile uint64_t *)PAGE(c, 1))[2] = 0x12;	/* private */
+		((volatile uint64_t *)PAGE(c, 4))[0] = 0x4;	/* copy */
+		_exit(copied ? 0 : 2);
+	}
+	kid_add(m, pid);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kid_reaped(m, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_NE(1, WEXITSTATUS(status));
+	TH_LOG("fork %s the PTEs of the uffd-wp VMA",
+	       WEXITSTATUS(status) ? "did not copy" : "copied");
+	ASSERT_EQ(0x12, ((volatile uint64_t *)PAGE(c, 1))[2]);
+	ASSERT_EQ(0x4, *(volatile uint64_t *)PAGE(c, 4));
+	ASSERT_EQ(pat_word(30, 4, 1), ((volatile uint64_t *)PAGE(c, 4))[1]);
+	((volatile uint64_t *)PAGE(c, 5))[0] = 0x5;
+	ASSERT_COWS(4);
+	close(fd);
+	ASSERT_FILE_INTACT(30, pages);
+	munmap(c, pages * PS);
 }
 
 TEST_HARNESS_MAIN
