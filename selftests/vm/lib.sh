@@ -148,7 +148,7 @@ vm_boot() {
 	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1"
 	cmdline="$cmdline rcupdate.rcu_cpu_stall_timeout=120 rdinit=/init"
 	if [ "$kver" = debug ]; then
-		mem=4G
+		mem=3G
 		timeout=${COWMAP_VM_TIMEOUT:-3600}
 		cmdline="$cmdline kmemleak=on"
 	fi
