@@ -38,6 +38,13 @@ static void die(const char *what)
 	abort();
 }
 
+static void cleanup(void)
+{
+	unlink(file_path);
+	unlink(out_path);
+	rmdir(dir);
+}
+
 static void setup(void)
 {
 	int fd;
@@ -55,6 +62,7 @@ static void setup(void)
 	}
 	snprintf(file_path, sizeof(file_path), "%s/file", dir);
 	snprintf(out_path, sizeof(out_path), "%s/out", dir);
+	atexit(cleanup);
 	for (int i = 0; i < FILE_SIZE; i++)
 		base[i] = (uint8_t)(i * 7 + (i >> 8));
 	fd = open(file_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
