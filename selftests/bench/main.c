@@ -145,38 +145,46 @@ void shuffle(size_t *a, size_t n, uint64_t *seed)
 	}
 }
 
-/* Text without NUL or newline when @printable, so text logs can carry it. */
+/*
+ * A file of @bytes: text without NUL or newline when @printable, so text
+ * logs can carry it.  One MiB of pseudo-random bytes is generated (slow
+ * under TCG) and repeated, each MiB rotated by a different amount.
+ */
 int make_file(const char *path, size_t bytes, int printable)
 {
 	static const char alpha[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t chunk = 1 * MIB, done = 0;
+	size_t chunk = 1 * MIB, done = 0, k = 0;
 	uint64_t seed = 42;
-	char *buf = malloc(chunk);
+	char *pat = malloc(chunk), *buf = malloc(chunk);
 	int fd;
 
-	if (!buf)
+	if (!pat || !buf)
 		die("malloc");
+	for (size_t i = 0; i < chunk; i += 8) {
+		uint64_t r = rnd(&seed);
+
+		for (int b = 0; b < 8; b++)
+			pat[i + b] = printable ? alpha[(r >> (6 * b)) & 63] :
+				     (char)(r >> (8 * b));
+	}
 	unlink(path);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		die("create %s", path);
 	while (done < bytes) {
 		size_t n = bytes - done < chunk ? bytes - done : chunk;
+		size_t rot = (k++ * 4099) % chunk;
 
-		for (size_t i = 0; i < n; i += 8) {
-			uint64_t r = rnd(&seed);
-
-			for (int k = 0; k < 8 && i + k < n; k++)
-				buf[i + k] = printable ? alpha[(r >> (6 * k)) & 63] :
-					     (char)(r >> (8 * k));
-		}
+		memcpy(buf, pat + rot, chunk - rot);
+		memcpy(buf + chunk - rot, pat, rot);
 		if (pwrite(fd, buf, n, done) != (ssize_t)n)
 			die("write %s", path);
 		done += n;
 	}
 	if (fsync(fd))
 		die("fsync %s", path);
+	free(pat);
 	free(buf);
 	return fd;
 }

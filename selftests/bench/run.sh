@@ -89,6 +89,7 @@ for kver in "${kvers[@]}"; do
 	"$VM_DIR/mkinitramfs.sh" --out "$dir/initramfs.cpio" --ko "$KO" \
 		--release "$KRELEASE" ${KMODDIR:+--moddir "$KMODDIR"} \
 		--payload-dir "$payload" --payload "sh ./guest.sh"
+	echo "==== bench on $kver: module and initramfs built in $((SECONDS - t0)) s, booting"
 	ok=1
 	COWMAP_VM_QUIET=${COWMAP_VM_QUIET:-0} vm_boot "$kver" "$dir/initramfs.cpio" "$dir" || ok=0
 	if [ "$ok" = 1 ] && [ "${VM_STATUS:-1}" != 0 ]; then
