@@ -253,6 +253,23 @@ static double time_copy(void (*fn)(void *, const void *, size_t), char *dst,
 	return (double)(now_ns() - t0) / (pages * rounds);
 }
 
+/* libcowmap's CRC32C implementations (lib/crc32c.c, hidden in the .so). */
+uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
+uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len);
+bool crc32c_hw_available(void);
+
+static volatile uint32_t crc_sink;
+
+static double time_crc(uint32_t (*fn)(uint32_t, const void *, size_t),
+		       const char *buf, int rounds)
+{
+	uint64_t t0 = now_ns();
+
+	for (int r = 0; r < rounds; r++)
+		crc_sink += fn(0, buf + (r & 63) * PAGE, 2 * PAGE);
+	return (double)(now_ns() - t0) / rounds;
+}
+
 static long getppid_raw(void)
 {
 	return syscall(SYS_getppid);
@@ -272,7 +289,7 @@ void bench_calibrate(void)
 		{ "clear 4KiB rep stosq", clear_stosq },
 	};
 	enum { NF = sizeof(fns) / sizeof(fns[0]) };
-	struct series ser[NF + 3];
+	struct series ser[NF + 5];
 	size_t pages = 256;	/* 1 MiB: cache-warm, like one page at a time */
 	char *src = xmmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -294,6 +311,9 @@ void bench_calibrate(void)
 		for (int i = 0; i < 20000; i++)
 			getppid_raw();
 		series_add(&ser[NF], (double)(now_ns() - t0) / 20000, -1);
+		series_add(&ser[NF + 3], time_crc(crc32c_sw, src, 64), -1);
+		if (crc32c_hw_available())
+			series_add(&ser[NF + 4], time_crc(crc32c_hw, src, 64), -1);
 
 		/* Anonymous first-touch fault: fault + allocation + zeroing. */
 		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
@@ -319,6 +339,11 @@ void bench_calibrate(void)
 		   "fault + alloc + clear_page");
 	row_series("calib", "madvise(DONTNEED) one page", "ns/page", &ser[NF + 2],
 		   "zap one present PTE + TLB flush");
+	row_series("calib", "crc32c 8KiB slicing-by-8", "ns/8KiB", &ser[NF + 3],
+		   "software CRC, as the kernel's __crc32c_le");
+	if (ser[NF + 4].n)
+		row_series("calib", "crc32c 8KiB SSE4.2 crc32", "ns/8KiB", &ser[NF + 4],
+			   "the crc32 instruction, as crc32c-intel");
 	munmap(src, pages * PAGE);
 	munmap(dst, pages * PAGE);
 }
