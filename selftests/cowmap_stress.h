@@ -120,6 +120,8 @@ struct st_cmd {
 struct st_slot {
 	sem_t go, done;
 	volatile int pid;
+	struct sockaddr_un sock;	/* its process's SCM socket (autobound) */
+	socklen_t socklen;
 	struct st_cmd c;
 };
 
@@ -183,20 +185,11 @@ static void st_sig(int sig, siginfo_t *si, void *uc)
 	siglongjmp(st_jb, sig);
 }
 
-static void st_sock_name(struct sockaddr_un *sa, socklen_t *len, int actor)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "cowmap-stress-%llu-%d",
-		 (unsigned long long)st_sh->run_id, actor);
-	*len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa->sun_path + 1);
-}
-
-/* Per process: the SCM socket, named after the process's first actor. */
+/* Per process: the SCM socket, autobound to a unique abstract name. */
 static int st_proc_init(int actor)
 {
-	struct sockaddr_un sa;
-	socklen_t len;
+	struct st_slot *sl = &st_sh->slot[actor];
+	sa_family_t fam = AF_UNIX;
 	char p[400];
 
 	if (st_sock >= 0)
@@ -204,8 +197,10 @@ static int st_proc_init(int actor)
 	st_sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (st_sock < 0)
 		return -errno;
-	st_sock_name(&sa, &len, actor);
-	if (bind(st_sock, (struct sockaddr *)&sa, len))
+	if (bind(st_sock, (struct sockaddr *)&fam, sizeof(fam)))
+		return -errno;
+	sl->socklen = sizeof(sl->sock);
+	if (getsockname(st_sock, (struct sockaddr *)&sl->sock, &sl->socklen))
 		return -errno;
 	if (st_sfd >= 0)
 		close(st_sfd);
@@ -246,18 +241,15 @@ static int st_copy(void *dst, const void *src, size_t len)
 static int st_send_fd(int peer, int fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct sockaddr_un sa;
 	struct iovec iov;
 	struct msghdr mh = { 0 };
 	struct cmsghdr *cm;
-	socklen_t len;
 	char b = 'f';
 
-	st_sock_name(&sa, &len, peer);
 	iov.iov_base = &b;
 	iov.iov_len = 1;
-	mh.msg_name = &sa;
-	mh.msg_namelen = len;
+	mh.msg_name = &st_sh->slot[peer].sock;
+	mh.msg_namelen = st_sh->slot[peer].socklen;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	mh.msg_control = cbuf;
@@ -317,7 +309,8 @@ static int st_netlink_drain(uint64_t id, int log_fd)
 	return err;
 }
 
-static void st_exec(int self, struct st_cmd *c)
+/* Returns 1 if "done" was posted by someone else (a forked child). */
+static int st_exec(int self, struct st_cmd *c)
 {
 	uint8_t *a = (uint8_t *)(uintptr_t)c->addr;
 	int sig = 0, fd;
@@ -431,9 +424,11 @@ static void st_exec(int self, struct st_cmd *c)
 			st_actor_loop(newa);
 			_exit(0);
 		} else {
-			/* The child posts our "done" once it is ready. */
-			c->r1 = pid;
-			return;
+			/*
+			 * The child posts our "done" once it is ready; the
+			 * controller may already be reusing the slot: hands off.
+			 */
+			return 1;
 		}
 		break;
 	}
@@ -562,6 +557,7 @@ static void st_exec(int self, struct st_cmd *c)
 	c->ret = r;
 	c->err = r < 0 ? (int)-r : 0;
 	c->sig = sig;
+	return 0;
 }
 
 static void st_actor_loop(int self)
@@ -574,8 +570,7 @@ static void st_actor_loop(int self)
 	for (;;) {
 		while (sem_wait(&sl->go) && errno == EINTR)
 			;
-		st_exec(self, &sl->c);
-		if (sl->c.op == OP_FORK && sl->c.ret == 0)
+		if (st_exec(self, &sl->c))
 			continue;	/* the child posted "done" */
 		if (sl->c.op == OP_QUIT) {
 			sem_post(&sl->done);
@@ -770,8 +765,9 @@ static int st_new_actor(struct st_run *R, int proc)
 {
 	int a;
 
+	/* -1: free; -2: taken by a fork still in flight. */
 	for (a = 0; a < ST_MAX_ACTORS; a++) {
-		if (R->actor_proc[a] < 0) {
+		if (R->actor_proc[a] == -1) {
 			R->actor_proc[a] = proc;
 			return a;
 		}
@@ -1701,6 +1697,17 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 			st_fail(R, "%s: mmap chose a PMD-congruent address %#llx", pd->desc,
 				(unsigned long long)c->raddr);
 		m = st_new_map(R);
+		if (m < 0) {
+			/* Two maps in one batch took the last slot: drop this one. */
+			uint64_t ra = c->raddr;
+			struct st_cmd *c2 = st_cmd(pd->actor);	/* same slot as c */
+
+			c2->op = OP_UNMAP;
+			c2->addr = ra;
+			c2->len = PGS(pd->p1 - pd->p0);
+			st_run1(R, pd->actor);
+			break;
+		}
 		M = &R->map[m];
 		M->alive = 1;
 		M->proc = pd->proc;
@@ -2166,6 +2173,8 @@ static int st_setup(struct st_run *R)
 	R->proc[i].pid = getpid();
 	if (st_proc_init(0))
 		return -errno;
+	st_sh->slot[1].sock = st_sh->slot[0].sock;
+	st_sh->slot[1].socklen = st_sh->slot[0].socklen;
 	for (a = 0; a < ST_P0_WORKERS; a++) {
 		R->actor_proc[a] = i;
 		R->proc[i].actors[a] = a;
@@ -2250,9 +2259,26 @@ static void st_teardown(struct st_run *R)
 	}
 	for (a = 0; a < ST_P0_WORKERS; a++)
 		pthread_join(R->thr[a], NULL);
-	for (i = 1; i < ST_MAX_PROCS; i++)
-		if (R->proc[i].alive)
-			waitpid(R->proc[i].pid, NULL, 0);
+	/* Whoever did not quit (a failed run) is killed: nothing may linger. */
+	for (i = 1; i < ST_MAX_PROCS; i++) {
+		if (R->proc[i].alive) {
+			int tries;
+
+			for (tries = 0; tries < 100; tries++) {
+				if (waitpid(R->proc[i].pid, NULL, WNOHANG) != 0)
+					break;
+				usleep(20000);
+			}
+			if (tries == 100) {
+				fprintf(stderr, "# proc %d (pid %d) did not quit: killed\n", i,
+					R->proc[i].pid);
+				kill(R->proc[i].pid, SIGKILL);
+				waitpid(R->proc[i].pid, NULL, 0);
+			}
+		}
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 	for (i = 0; i < ST_MAX_MAPS; i++)
 		if (R->map[i].alive && R->map[i].proc == 0)
 			munmap((void *)(uintptr_t)R->map[i].addr, PGS(R->map[i].npages));
@@ -2359,6 +2385,22 @@ static int st_run(struct st_run *R)
 		for (i = 0; i < n && !R->failed; i++)
 			if (pd[i].op == OP_DRAIN)
 				st_complete(R, &pd[i], newactor[i], racing);
+		/* VMAs are tracked exactly: check after every batch that changes them. */
+		for (i = 0; i < n && !R->failed; i++) {
+			if (pd[i].structural || pd[i].op == OP_FORK) {
+				for (j = 0; j < R->cfg.nsess && !R->failed; j++) {
+					struct cowmap_info in;
+
+					if (!cm_info(R->s[j].fd, &in) &&
+					    in.mapped_bytes != st_mapped_bytes(R, j))
+						st_fail(R, "after batch %ld: session %d mapped_bytes %llu, model %llu",
+							R->st.batches, j,
+							(unsigned long long)in.mapped_bytes,
+							(unsigned long long)st_mapped_bytes(R, j));
+				}
+				break;
+			}
+		}
 		if (R->st.ops >= next_check && !R->failed) {
 			next_check = R->st.ops + 50 + st_rnd(R, 100);
 			if (R->cfg.inject_off)

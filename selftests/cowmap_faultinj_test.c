@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fault injection (debug kernel: CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC,
+ * CONFIG_FAULT_INJECTION_DEBUG_FS): the stress engine of cowmap_stress.h
+ * runs while slab and page allocations of its actors (task-filter: only
+ * tasks with make-it-fail set; the outsider and the controller are spared)
+ * fail at random, sleeping allocations and highmem included.  Every
+ * failure must become a clean outcome: an errno (ENOMEM, EAGAIN...), a
+ * retried fault, a SIGBUS of a failed read of the file, a drain that keeps
+ * its pages for the next one; never a warning (the VM panics on one), a
+ * leak (kmemleak, checked by the runner) or a session that no longer
+ * matches the model: after injection stops, the engine's checks (every
+ * page, INFO, events, DIFF, final drains) must pass.
+ *
+ * Skipped where the kernel has no fault injection (Debian's kernels).
+ * FAULTINJ_OPS (default 1200) and FAULTINJ_PROBABILITY (percent, default 3)
+ * tune it; COWMAP_SEED replays.
+ */
+#include <stddef.h>
+
+#include "kselftest_harness.h"
+#include "cowmap_test_util.h"
+#include "cowmap_stress.h"
+
+#define FS_DIR	"/sys/kernel/debug/failslab/"
+#define FP_DIR	"/sys/kernel/debug/fail_page_alloc/"
+
+struct knob {
+	const char *path;
+	const char *value;
+	char saved[64];
+};
+
+static struct knob knobs[] = {
+	{ .path = FS_DIR "probability", .value = "0" },
+	{ .path = FS_DIR "interval", .value = "1" },
+	{ .path = FS_DIR "times", .value = "1000000" },
+	{ .path = FS_DIR "verbose", .value = "0" },
+	{ .path = FS_DIR "space", .value = "0" },
+	{ .path = FS_DIR "task-filter", .value = "Y" },
+	{ .path = FS_DIR "ignore-gfp-wait", .value = "N" },
+	{ .path = FP_DIR "probability", .value = "0" },
+	{ .path = FP_DIR "interval", .value = "1" },
+	{ .path = FP_DIR "times", .value = "1000000" },
+	{ .path = FP_DIR "verbose", .value = "0" },
+	{ .path = FP_DIR "space", .value = "0" },
+	{ .path = FP_DIR "task-filter", .value = "Y" },
+	{ .path = FP_DIR "ignore-gfp-wait", .value = "N" },
+	{ .path = FP_DIR "ignore-gfp-highmem", .value = "N" },
+	{ .path = FP_DIR "min-order", .value = "0" },
+};
+
+static int knob_read(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return 0;
+}
+
+static int knob_write(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -errno;
+}
+
+static long knob_long(const char *path)
+{
+	char b[64];
+
+	return knob_read(path, b, sizeof(b)) ? -1 : strtol(b, NULL, 0);
+}
+
+static char prob[16];
+
+static void inject_on(void *arg)
+{
+	(void)arg;
+	knob_write(FS_DIR "probability", prob);
+	knob_write(FP_DIR "probability", prob);
+}
+
+static void inject_off(void *arg)
+{
+	(void)arg;
+	knob_write(FS_DIR "probability", "0");
+	knob_write(FP_DIR "probability", "0");
+}
+
+FIXTURE(faultinj) {
+	char *dir;
+	int set;
+};
+
+FIXTURE_VARIANT(faultinj) {
+	const char *env;
+	const char *name;
+};
+
+FIXTURE_VARIANT_ADD(faultinj, ext4) {
+	.env = "COWMAP_SCRATCH",
+	.name = "ext4",
+};
+
+FIXTURE_VARIANT_ADD(faultinj, xfs) {
+	.env = "COWMAP_SCRATCH_XFS",
+	.name = "xfs",
+};
+
+FIXTURE_SETUP(faultinj)
+{
+	const char *scratch, *why, *only = getenv("COWMAP_STRESS_FS");
+	size_t i;
+
+	self->dir = NULL;
+	self->set = 0;
+	CM_SKIP_IF_NO_DEVICE();
+	if (access(FS_DIR "probability", W_OK) || access(FP_DIR "probability", W_OK))
+		CM_SETUP_SKIP("no failslab/fail_page_alloc in debugfs: not a fault-injection kernel");
+	if (only && *only && strcmp(only, variant->name))
+		CM_SETUP_SKIP("COWMAP_STRESS_FS=%s", only);
+	scratch = cm_scratch_dir(variant->env, &why);
+	if (!scratch)
+		CM_SETUP_SKIP("$%s %s", variant->env, why);
+	self->dir = cm_mkdtemp(scratch, "faultinj");
+	ASSERT_NE(NULL, self->dir);
+	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		ASSERT_EQ(0, knob_read(knobs[i].path, knobs[i].saved, sizeof(knobs[i].saved)))
+			TH_LOG("%s", knobs[i].path);
+	}
+	self->set = 1;
+	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		ASSERT_EQ(0, knob_write(knobs[i].path, knobs[i].value))
+			TH_LOG("%s = %s", knobs[i].path, knobs[i].value);
+	}
+}
+
+FIXTURE_TEARDOWN(faultinj)
+{
+	size_t i;
+
+	if (self->set) {
+		inject_off(NULL);
+		for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+			/* times/probability first back to harmless values. */
+			knob_write(knobs[i].path, knobs[i].saved);
+		}
+	}
+	if (self->dir && !getenv("COWMAP_KEEP"))
+		cm_rm_rf(self->dir);
+	free(self->dir);
+}
+
+TEST_F_TIMEOUT(faultinj, stress, 3600)
+{
+	struct st_run *R = calloc(1, sizeof(*R));
+	long slab0, page0, slab, page;
+
+	ASSERT_NE(NULL, R);
+	snprintf(prob, sizeof(prob), "%ld", st_env_long("FAULTINJ_PROBABILITY", 3));
+	R->cfg.dir = self->dir;
+	R->cfg.seed = st_seed();
+	R->cfg.seconds = st_env_long("STRESS_SECONDS", 0);
+	R->cfg.ops = R->cfg.seconds ? 0 : st_env_long("FAULTINJ_OPS", 1200);
+	if (!R->cfg.seconds)
+		R->cfg.seconds = st_env_long("STRESS_MAX_SECONDS", 60);
+	R->cfg.nsess = 3;
+	/* One operation at a time: a failed one is then resynced exactly. */
+	R->cfg.batch_max = 1;
+	R->cfg.max_procs = 5;
+	R->cfg.fs_odirect = 1;
+	R->cfg.inject = 1;
+	R->cfg.inject_on = inject_on;
+	R->cfg.inject_off = inject_off;
+	slab0 = knob_long(FS_DIR "times");
+	page0 = knob_long(FP_DIR "times");
+	printf("# fault injection on %s: seed %llu, probability %s%% of the actors' slab and page allocations\n",
+	       variant->name, (unsigned long long)R->cfg.seed, prob);
+	fflush(stdout);
+	st_run(R);
+	slab = slab0 - knob_long(FS_DIR "times");
+	page = page0 - knob_long(FP_DIR "times");
+	st_print_stats(R, variant->name);
+	printf("# %s: injected failures: %ld slab, %ld page allocations; outcomes: %ld errno/SIGBUS/resynced operations, %ld failed mm operations cleaned up, %ld mismatches after injection stopped\n",
+	       variant->name, slab, page, R->st.enomem, R->st.cleanups, R->st.mismatches);
+	fflush(stdout);
+	EXPECT_EQ(0, R->failed) TH_LOG("%s", R->why);
+	EXPECT_LT(0, slab + page) TH_LOG("no failure was injected");
+	free(R);
+}
+
+TEST_HARNESS_MAIN

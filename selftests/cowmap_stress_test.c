@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Stress test of cowmap with a reference model (see cowmap_stress.h): a few
+ * sessions of one backing file, worker threads and forked processes
+ * mapping, unmapping, reading, writing (plain stores, /proc/self/mem and
+ * O_DIRECT into the mapping), forking, passing the session fd over
+ * SCM_RIGHTS, discarding, draining (ioctl, DRAIN_FD, netlink), mremap and
+ * madvise, while an outsider writes, truncates, punches and extends the
+ * file.  On ext4, XFS and btrfs.
+ *
+ * Bounded by default (STRESS_OPS operations per filesystem, 20 s at most);
+ * STRESS_SECONDS=N runs each filesystem for N seconds instead.
+ * COWMAP_SEED=<seed> replays a run (the seed is printed either way);
+ * COWMAP_STRESS_FS=ext4|xfs|btrfs limits the run to one filesystem.
+ */
+#include <stddef.h>
+
+#include "kselftest_harness.h"
+#include "cowmap_test_util.h"
+#include "cowmap_stress.h"
+
+FIXTURE(stress) {
+	char *dir;
+	int odirect;
+};
+
+FIXTURE_VARIANT(stress) {
+	const char *env;
+	const char *name;
+};
+
+FIXTURE_VARIANT_ADD(stress, ext4) {
+	.env = "COWMAP_SCRATCH",
+	.name = "ext4",
+};
+
+FIXTURE_VARIANT_ADD(stress, xfs) {
+	.env = "COWMAP_SCRATCH_XFS",
+	.name = "xfs",
+};
+
+FIXTURE_VARIANT_ADD(stress, btrfs) {
+	.env = "COWMAP_SCRATCH_BTRFS",
+	.name = "btrfs",
+};
+
+FIXTURE_SETUP(stress)
+{
+	const char *scratch, *why, *only = getenv("COWMAP_STRESS_FS");
+	char *p;
+	int fd;
+
+	self->dir = NULL;
+	CM_SKIP_IF_NO_DEVICE();
+	if (only && *only && strcmp(only, variant->name))
+		CM_SETUP_SKIP("COWMAP_STRESS_FS=%s", only);
+	scratch = cm_scratch_dir(variant->env, &why);
+	if (!scratch)
+		CM_SETUP_SKIP("$%s %s", variant->env, why);
+	self->dir = cm_mkdtemp(scratch, "stress");
+	ASSERT_NE(NULL, self->dir);
+	p = cm_path(self->dir, "odirect-probe");
+	fd = open(p, O_RDWR | O_CREAT | O_DIRECT, 0600);
+	self->odirect = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	unlink(p);
+	free(p);
+}
+
+FIXTURE_TEARDOWN(stress)
+{
+	if (self->dir && !getenv("COWMAP_KEEP"))
+		cm_rm_rf(self->dir);
+	free(self->dir);
+}
+
+TEST_F_TIMEOUT(stress, model, 3600)
+{
+	struct st_run *R = calloc(1, sizeof(*R));
+
+	ASSERT_NE(NULL, R);
+	R->cfg.dir = self->dir;
+	R->cfg.seed = st_seed();
+	R->cfg.seconds = st_env_long("STRESS_SECONDS", 0);
+	R->cfg.ops = R->cfg.seconds ? 0 : st_env_long("STRESS_OPS", 2000);
+	if (!R->cfg.seconds)
+		R->cfg.seconds = st_env_long("STRESS_MAX_SECONDS", 20);
+	R->cfg.nsess = 3;
+	R->cfg.batch_max = 3;
+	R->cfg.max_procs = 6;
+	R->cfg.fs_odirect = self->odirect;
+	printf("# stress on %s: seed %llu (COWMAP_SEED=%llu replays it)\n",
+	       variant->name, (unsigned long long)R->cfg.seed,
+	       (unsigned long long)R->cfg.seed);
+	fflush(stdout);
+	st_run(R);
+	st_print_stats(R, variant->name);
+	EXPECT_EQ(0, R->failed) TH_LOG("%s", R->why);
+	EXPECT_LT(0, R->st.ops);
+	free(R);
+}
+
+TEST_HARNESS_MAIN
