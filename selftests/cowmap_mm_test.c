@@ -26,6 +26,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -56,6 +58,7 @@ struct mm_ctx {
 	const char *fs;
 	char dir[256];
 	char path[320];
+	char path2[336];	/* a second file, when a test needs one */
 	int bfd;		/* backing file, O_RDWR */
 	int cfd;		/* the session */
 	pid_t kids[MAX_KIDS];	/* killed and reaped by the teardown */
@@ -88,6 +91,7 @@ static void ctx_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
 		     (long)sfs.f_type);
 	snprintf(m->dir, sizeof(m->dir), "%s", dir);
 	snprintf(m->path, sizeof(m->path), "%s/cowmap_mm.%d", dir, getpid());
+	snprintf(m->path2, sizeof(m->path2), "%s.2", m->path);
 	m->skip = false;
 }
 
@@ -103,8 +107,10 @@ static void ctx_teardown(struct mm_ctx *m)
 		close(m->cfd);
 	if (m->bfd >= 0)
 		close(m->bfd);
-	if (m->path[0])
+	if (m->path[0]) {
 		unlink(m->path);
+		unlink(m->path2);
+	}
 	if (m->cgroup[0]) {
 		char kill_file[448];
 
@@ -1162,6 +1168,159 @@ TEST_F(mm, madv_dontneed)
 	munmap(c, pages * PS);
 }
 
+/*
+ * Random VMA surgery (mmap, MAP_FIXED, munmap, mprotect, madvise splits,
+ * mremap, fork) inside one arena: after every step INFO.mapped_bytes is
+ * exactly what /proc/self/maps shows of the session, and the pages show
+ * what they should.
+ */
+static uint64_t maps_bytes(ino_t ino)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long lo, hi, off, in;
+	char perms[8], dev[16], line[512];
+	uint64_t total = 0;
+
+	if (!f)
+		return ~0ULL;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu", &lo, &hi, perms, &off,
+			   dev, &in) == 6 && in == ino && perms[3] == 's')
+			total += hi - lo;
+	}
+	fclose(f);
+	return total;
+}
+
+/* Map PROT_NONE anonymous memory over the holes in [@a, @a + @len pages). */
+static int vs_refill(char *a, uint64_t len)
+{
+	unsigned char v;
+
+	for (uint64_t i = 0; i < len; i++) {
+		if (!mincore(a + i * PS, PS, &v) || errno != ENOMEM)
+			continue;
+		if (mmap(a + i * PS, PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_FIXED_NOREPLACE, -1, 0) != a + i * PS)
+			return -1;
+	}
+	return 0;
+}
+
+#define VS_ARENA_PAGES	2048	/* 8 MiB */
+#define VS_FILE_PAGES	64
+#define VS_STEPS	400
+
+TEST_F_TIMEOUT(ext4, vma_surgery_mapped_bytes, 120)
+{
+	uint64_t s = 0x5eedf00dULL, pg, len, off, want;
+	unsigned char vec[32];
+	struct cowmap_info in;
+	int einval = 0, gaps = 0;
+	struct stat st;
+	char *arena;
+
+	BEGIN(self);
+	MAKE(VS_FILE_PAGES, 34);
+	ASSERT_EQ(0, fstat(m->bfd, &st));
+	arena = reserve_aligned(VS_ARENA_PAGES * PS);
+	ASSERT_NE(NULL, arena);
+
+	for (int step = 0; step < VS_STEPS; step++) {
+		unsigned int op = rf_next(&s) % 8;
+		char *a, *r;
+
+		pg = rf_next(&s) % (VS_ARENA_PAGES - 32);
+		len = 1 + rf_next(&s) % 24;
+		off = rf_next(&s) % (VS_FILE_PAGES - len + 1);
+		if (op == 1)	/* a PMD-congruent place, to be refused */
+			pg = off + MM_PMD_PAGES * (rf_next(&s) % 3);
+		a = arena + pg * PS;
+		switch (op) {
+		case 0:
+		case 1:	/* map (MAP_FIXED, maybe over other mappings) */
+			r = mmap(a, len * PS, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_FIXED, m->cfd, off * PS);
+			if (r == MAP_FAILED) {
+				ASSERT_EQ(EINVAL, errno);
+				ASSERT_TRUE(congruent(a, off * PS));
+				einval++;
+				/* The kernel may leave a gap where it was. */
+				if (mincore(a, len * PS, vec) && errno == ENOMEM)
+					gaps++;
+				ASSERT_EQ(a, mmap(a, len * PS, PROT_NONE,
+						  MAP_PRIVATE | MAP_ANONYMOUS |
+						  MAP_FIXED, -1, 0));
+			} else {
+				ASSERT_EQ(a, r);
+				ASSERT_FALSE(congruent(a, off * PS));
+				ASSERT_FILE_PAGE(a, len - 1, 34, off + len - 1);
+			}
+			break;
+		case 2:	/* unmap: leave anonymous PROT_NONE memory there */
+			ASSERT_EQ(a, mmap(a, len * PS, PROT_NONE, MAP_PRIVATE |
+					  MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+			break;
+		case 3:	/* mprotect a part */
+			ASSERT_EQ(0, mprotect(a, len * PS, rf_next(&s) & 1 ?
+					      PROT_READ : PROT_READ | PROT_WRITE));
+			break;
+		case 4:	/* split by madvise */
+			ASSERT_EQ(0, madvise(a, len * PS, rf_next(&s) & 1 ?
+					     MADV_DONTFORK : MADV_DOFORK))
+				TH_LOG("madvise: %s", strerror(errno));
+			break;
+		case 5: {	/* move a range elsewhere in the arena */
+			char *to = arena + (rf_next(&s) % (VS_ARENA_PAGES - 32)) * PS;
+
+			r = mremap(a, len * PS, len * PS,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, to);
+			if (r == MAP_FAILED) {
+				/* Congruent, or the range spans several VMAs. */
+				ASSERT_TRUE(errno == EINVAL || errno == EFAULT)
+					TH_LOG("mremap: %s", strerror(errno));
+				/* The destination was unmapped first. */
+				ASSERT_EQ(0, vs_refill(to, len));
+			} else {
+				ASSERT_EQ(to, r);
+				/* Fill the hole: the arena stays ours. */
+				ASSERT_EQ(a, mmap(a, len * PS, PROT_NONE,
+						  MAP_PRIVATE | MAP_ANONYMOUS |
+						  MAP_FIXED_NOREPLACE, -1, 0));
+			}
+			break;
+		}
+		case 6: {	/* fork: the child's copies come and go */
+			int status;
+			pid_t pid = fork();
+
+			ASSERT_LE(0, pid);
+			if (pid == 0)
+				_exit(0);
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			break;
+		}
+		default: {	/* touch: read, and write where writable */
+			uint64_t v;
+
+			if (!probe_read(a, &v))
+				probe_write(a, v);
+			break;
+		}
+		}
+		want = maps_bytes(st.st_ino);
+		INFO(in);
+		ASSERT_EQ(want, in.mapped_bytes) TH_LOG("step %d op %u", step, op);
+	}
+	TH_LOG("%d congruent MAP_FIXED refused, %d of them left a gap", einval,
+	       gaps);
+	munmap(arena, VS_ARENA_PAGES * PS);
+	INFO(in);
+	ASSERT_EQ(0, in.mapped_bytes);
+	ASSERT_EQ(0, maps_bytes(st.st_ino));
+	ASSERT_FILE_INTACT(34, VS_FILE_PAGES);
+}
+
 TEST_F(ext4, mprotect_readonly_and_back)
 {
 	const uint64_t pages = 8;
@@ -1552,6 +1711,121 @@ TEST_F(mm, odirect_write_by_other_fd)
 	ASSERT_EQ(-1, file_bad_page(m->bfd, 17, 0, 4));
 	free(buf);
 	close(fd);
+	munmap(c, pages * PS);
+}
+
+/*
+ * Hole punching and range collapsing (fallocate) by another fd: the page
+ * cache under the session's shared pages changes, private pages stay.
+ */
+TEST_F(mm, fallocate_by_other_fd)
+{
+	const uint64_t pages = 32;
+	char *c;
+	int fd;
+
+	BEGIN(self);
+	MAKE(pages, 31);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 3), 31, 3);
+	fill_priv(PAGE(c, 20), 31, 20);
+
+	fd = open(m->path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * PS,
+		      4 * PS)) {
+		ASSERT_EQ(EOPNOTSUPP, errno);
+		close(fd);
+		SKIP(return, "%s: no FALLOC_FL_PUNCH_HOLE", m->fs);
+	}
+	for (uint64_t i = 0; i < 8; i++) {
+		if (i == 3)
+			ASSERT_PRIV_PAGE(c, i, 31, i);
+		else if (i >= 2 && i < 6)
+			ASSERT_ZERO_PAGE(c, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 31, i);
+	}
+	ASSERT_COWS(2);
+
+	/* Collapse pages 8..11: file pages 12.. move down by 4. */
+	if (fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 8 * PS, 4 * PS)) {
+		ASSERT_EQ(EOPNOTSUPP, errno);
+		TH_LOG("%s: no FALLOC_FL_COLLAPSE_RANGE", m->fs);
+	} else {
+		struct cowmap_info in;
+
+		INFO(in);
+		ASSERT_EQ((pages - 4) * PS, in.cur_size);
+		for (uint64_t i = 8; i < pages; i++) {
+			if (i == 20)
+				ASSERT_PRIV_PAGE(c, i, 31, i);
+			else if (i < pages - 4)
+				ASSERT_FILE_PAGE(c, i, 31, i + 4);
+			else
+				ASSERT_EQ(SIGBUS, probe_read(PAGE(c, i), NULL));
+		}
+		ASSERT_EQ(-1, file_bad_page(m->bfd, 31, 0, 2));
+	}
+	ASSERT_PRIV_PAGE(c, 3, 31, 3);
+	ASSERT_COWS(2);
+	close(fd);
+	munmap(c, pages * PS);
+}
+
+/*
+ * Reflink (FICLONERANGE) into the backing file replaces its extents and
+ * invalidates the cached, mapped pages (XFS, btrfs).
+ */
+TEST_F(mm, reflink_into_backing_file)
+{
+	const uint64_t pages = 16;
+	struct file_clone_range r;
+	char *c;
+	int src;
+
+	BEGIN(self);
+	MAKE(pages, 32);
+	MAP(c, pages, 0);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(c, i);
+	fill_priv(PAGE(c, 5), 32, 5);
+
+	src = open(m->path2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, src);
+	ASSERT_EQ(0, write_pat(src, 33, 4, 4));	/* pages 4..7 hold seed 33 */
+	ASSERT_EQ(0, fsync(src));
+	memset(&r, 0, sizeof(r));
+	r.src_fd = src;
+	r.src_offset = 4 * PS;
+	r.src_length = 4 * PS;
+	r.dest_offset = 4 * PS;
+	if (ioctl(m->bfd, FICLONERANGE, &r)) {
+		int err = errno;
+
+		close(src);
+		ASSERT_TRUE(err == EOPNOTSUPP || err == EXDEV || err == EINVAL)
+			TH_LOG("FICLONERANGE: %s", strerror(err));
+		SKIP(return, "%s: no reflink (%s)", m->fs, strerror(err));
+	}
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i == 5)
+			ASSERT_PRIV_PAGE(c, i, 32, i);
+		else if (i >= 4 && i < 8)
+			ASSERT_FILE_PAGE(c, i, 33, i);
+		else
+			ASSERT_FILE_PAGE(c, i, 32, i);
+	}
+	ASSERT_COWS(1);
+	/* A copy of a reflinked page. */
+	((volatile uint64_t *)PAGE(c, 6))[0] = 6;
+	ASSERT_EQ(pat_word(33, 6, 1), ((volatile uint64_t *)PAGE(c, 6))[1]);
+	ASSERT_COWS(2);
+	ASSERT_EQ(-1, file_bad_page(m->bfd, 33, 4, 4));
+	ASSERT_EQ(-1, file_bad_page(src, 33, 4, 4));
+	close(src);
 	munmap(c, pages * PS);
 }
 
