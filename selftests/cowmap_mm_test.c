@@ -1760,12 +1760,13 @@ TEST_F(mm, fallocate_by_other_fd)
 		INFO(in);
 		ASSERT_EQ((pages - 4) * PS, in.cur_size);
 		for (uint64_t i = 8; i < pages; i++) {
-			if (i == 20)
+			if (i == 20) {
 				ASSERT_PRIV_PAGE(c, i, 31, i);
-			else if (i < pages - 4)
+			} else if (i < pages - 4) {
 				ASSERT_FILE_PAGE(c, i, 31, i + 4);
-			else
+			} else {
 				ASSERT_EQ(SIGBUS, probe_read(PAGE(c, i), NULL));
+			}
 		}
 		ASSERT_EQ(-1, file_bad_page(m->bfd, 31, 0, 2));
 	}
@@ -1827,6 +1828,253 @@ TEST_F(mm, reflink_into_backing_file)
 	ASSERT_EQ(-1, file_bad_page(src, 33, 4, 4));
 	close(src);
 	munmap(c, pages * PS);
+}
+
+/*
+ * Others' changes while the session faults: one thread writes the backing
+ * file (O_DIRECT and buffered) and truncates it up and down, four threads
+ * read and write through cowmap.  Private pages never lose a store nor get
+ * SIGBUS; copies are counted exactly; the file ends as the writer made it.
+ */
+#define OC_PAGES	256
+#define OC_THREADS	4
+#define OC_OPS		5000
+#define OC_OTHER_OPS	200
+#define OC_SEED		35	/* the original contents */
+#define OC_DIO		36	/* O_DIRECT writes */
+#define OC_BUF		37	/* write(2) */
+
+enum { OC_ORIG, OC_ZERO, OC_DIOW, OC_BUFW };
+
+struct oc_shared {
+	volatile uint64_t *map;
+	int dfd, fd;
+	_Atomic uint64_t written[OC_PAGES / 64];
+	pthread_barrier_t start;
+	/* The other writer's model of the file. */
+	unsigned char model[OC_PAGES];
+	uint64_t size;			/* pages */
+	long errors;
+	char err[256];
+};
+
+struct oc_thread {
+	struct oc_shared *sh;
+	pthread_t thr;
+	unsigned int t;
+	uint64_t last[OC_PAGES];
+	long errors, sigbus;
+	char err[256];
+};
+
+static bool oc_plausible(uint64_t v, uint64_t pg, unsigned int j)
+{
+	return v == pat_word(OC_SEED, pg, j) || v == pat_word(OC_DIO, pg, j) ||
+	       v == pat_word(OC_BUF, pg, j) || v == 0;
+}
+
+static void oc_error(long *n, char *buf, const char *what, unsigned int t,
+		     uint64_t pg, uint64_t got)
+{
+	if (!(*n)++)
+		snprintf(buf, 256, "thread %u: %s: page %" PRIu64 ": %#" PRIx64,
+			 t, what, pg, got);
+}
+
+static void *oc_fault_fn(void *arg)
+{
+	struct oc_thread *rt = arg;
+	volatile uint64_t *map = rt->sh->map;
+	uint64_t s = 0xC0FFEEULL * (rt->t + 3);
+
+	pthread_barrier_wait(&rt->sh->start);
+	for (uint32_t op = 1; op <= OC_OPS; op++) {
+		uint64_t r = rf_next(&s), pg = r % OC_PAGES, got = 0;
+		volatile uint64_t *w = map + pg * MM_WORDS;
+		unsigned int j = OC_THREADS + (r >> 32) % (MM_WORDS - OC_THREADS);
+
+		if (!(op % 256))
+			madvise((void *)(map + (pg & ~15ULL) * MM_WORDS), 16 * PS,
+				MADV_DONTNEED);
+		if ((r >> 16) & 1 && !(pg & 1)) {
+			uint64_t v = rf_value(rt->t, pg, op);
+
+			if (probe_write(&w[rt->t], v)) {
+				rt->sigbus++;
+				if (rt->last[pg])
+					oc_error(&rt->errors, rt->err,
+						 "SIGBUS writing a private page",
+						 rt->t, pg, 0);
+				continue;
+			}
+			rt->last[pg] = v;
+			atomic_fetch_or(&rt->sh->written[pg / 64], 1ULL << (pg % 64));
+		} else if (probe_read(&w[rt->t], &got)) {
+			rt->sigbus++;
+			if (rt->last[pg])
+				oc_error(&rt->errors, rt->err,
+					 "SIGBUS reading a private page", rt->t, pg, 0);
+		} else if (rt->last[pg] ? got != rt->last[pg] :
+					  !oc_plausible(got, pg, rt->t)) {
+			oc_error(&rt->errors, rt->err, "bad slot", rt->t, pg, got);
+		} else if (!probe_read(&w[j], &got) && !oc_plausible(got, pg, j)) {
+			oc_error(&rt->errors, rt->err, "bad word", rt->t, pg, got);
+		}
+	}
+	return NULL;
+}
+
+static void *oc_other_fn(void *arg)
+{
+	struct oc_shared *sh = arg;
+	uint64_t s = 0xD1D0ULL, r, pg, n;
+	char *buf;
+
+	if (posix_memalign((void **)&buf, PS, 4 * PS))
+		return NULL;
+	pthread_barrier_wait(&sh->start);
+	for (int op = 0; op < OC_OTHER_OPS; op++) {
+		r = rf_next(&s);
+		switch (r % 10) {
+		case 0 ... 3:	/* O_DIRECT, 4 pages */
+			pg = (r >> 8) % (OC_PAGES / 4) * 4;
+			for (int i = 0; i < 4; i++)
+				fill_pat(buf + i * PS, OC_DIO, pg + i);
+			if (pwrite(sh->dfd, buf, 4 * PS, pg * PS) != 4 * PS) {
+				oc_error(&sh->errors, sh->err, "O_DIRECT write",
+					 99, pg, errno);
+				break;
+			}
+			for (int i = 0; i < 4; i++)
+				sh->model[pg + i] = OC_DIOW;
+			if (sh->size < pg + 4)
+				sh->size = pg + 4;
+			break;
+		case 4 ... 6:	/* write(2), 1 page */
+			pg = (r >> 8) % OC_PAGES;
+			fill_pat(buf, OC_BUF, pg);
+			if (pwrite(sh->fd, buf, PS, pg * PS) != PS) {
+				oc_error(&sh->errors, sh->err, "write", 99, pg, errno);
+				break;
+			}
+			sh->model[pg] = OC_BUFW;
+			if (sh->size < pg + 1)
+				sh->size = pg + 1;
+			break;
+		default:	/* truncate */
+			n = OC_PAGES / 4 + (r >> 8) % (OC_PAGES * 3 / 4 + 1);
+			if (ftruncate(sh->fd, n * PS)) {
+				oc_error(&sh->errors, sh->err, "ftruncate", 99, n, errno);
+				break;
+			}
+			for (pg = n; pg < OC_PAGES; pg++)
+				sh->model[pg] = OC_ZERO;
+			sh->size = n;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static uint64_t oc_word(unsigned char model, uint64_t pg, unsigned int j)
+{
+	switch (model) {
+	case OC_ORIG:
+		return pat_word(OC_SEED, pg, j);
+	case OC_DIOW:
+		return pat_word(OC_DIO, pg, j);
+	case OC_BUFW:
+		return pat_word(OC_BUF, pg, j);
+	default:
+		return 0;
+	}
+}
+
+TEST_F_TIMEOUT(mm, others_write_while_faulting, 240)
+{
+	static struct oc_thread rt[OC_THREADS];
+	static struct oc_shared sh;
+	uint64_t written = 0;
+	pthread_t other;
+	struct stat st;
+	long sigbus = 0, errors = 0;
+	char buf[PS];
+	void *c;
+
+	BEGIN(self);
+	MAKE(OC_PAGES, OC_SEED);
+	MAP(c, OC_PAGES, 0);
+	memset(&sh, 0, sizeof(sh));
+	sh.map = c;
+	sh.size = OC_PAGES;
+	sh.fd = m->bfd;
+	sh.dfd = open(m->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (sh.dfd < 0 && errno == EINVAL)
+		SKIP(return, "%s: no O_DIRECT", m->fs);
+	ASSERT_LE(0, sh.dfd);
+	ASSERT_EQ(0, pthread_barrier_init(&sh.start, NULL, OC_THREADS + 1));
+	for (unsigned int t = 0; t < OC_THREADS; t++) {
+		memset(&rt[t], 0, sizeof(rt[t]));
+		rt[t].sh = &sh;
+		rt[t].t = t;
+		ASSERT_EQ(0, pthread_create(&rt[t].thr, NULL, oc_fault_fn, &rt[t]));
+	}
+	ASSERT_EQ(0, pthread_create(&other, NULL, oc_other_fn, &sh));
+	for (unsigned int t = 0; t < OC_THREADS; t++) {
+		ASSERT_EQ(0, pthread_join(rt[t].thr, NULL));
+	}
+	ASSERT_EQ(0, pthread_join(other, NULL));
+	pthread_barrier_destroy(&sh.start);
+	close(sh.dfd);
+
+	ASSERT_EQ(0, sh.errors) TH_LOG("%s", sh.err);
+	for (unsigned int t = 0; t < OC_THREADS; t++) {
+		EXPECT_EQ(0, rt[t].errors) TH_LOG("%ld errors, first: %s",
+						  rt[t].errors, rt[t].err);
+		sigbus += rt[t].sigbus;
+		errors += rt[t].errors;
+	}
+	ASSERT_EQ(0, errors);
+	TH_LOG("%s: %ld accesses got SIGBUS; the file ends at %lu pages", m->fs,
+	       sigbus, (unsigned long)sh.size);
+
+	/* The file is what the other writer made of it. */
+	ASSERT_EQ(0, fstat(m->bfd, &st));
+	ASSERT_EQ(sh.size * PS, (uint64_t)st.st_size);
+	for (uint64_t pg = 0; pg < sh.size; pg++) {
+		ASSERT_EQ(PS, pread(m->bfd, buf, PS, pg * PS));
+		for (unsigned int j = 0; j < MM_WORDS; j++) {
+			ASSERT_EQ(oc_word(sh.model[pg], pg, j), ((uint64_t *)buf)[j])
+				TH_LOG("file page %lu word %u", (unsigned long)pg, j);
+		}
+	}
+	/* The session: private pages keep every store, others show the file. */
+	for (uint64_t pg = 0; pg < OC_PAGES; pg++) {
+		volatile uint64_t *w = sh.map + pg * MM_WORDS;
+		bool priv = atomic_load(&sh.written[pg / 64]) & (1ULL << (pg % 64));
+
+		if (priv) {
+			written++;
+			for (unsigned int t = 0; t < OC_THREADS; t++) {
+				if (rt[t].last[pg]) {
+					ASSERT_EQ(rt[t].last[pg], w[t]);
+				}
+			}
+			continue;
+		}
+		if (pg >= sh.size) {
+			ASSERT_EQ(SIGBUS, probe_read(w, NULL)) TH_LOG("page %lu",
+							(unsigned long)pg);
+			continue;
+		}
+		for (unsigned int j = 0; j < MM_WORDS; j++) {
+			ASSERT_EQ(oc_word(sh.model[pg], pg, j), w[j])
+				TH_LOG("page %lu word %u", (unsigned long)pg, j);
+		}
+	}
+	ASSERT_COWS(written);
+	munmap(c, OC_PAGES * PS);
 }
 
 TEST_F(mm, truncate_and_extend)
