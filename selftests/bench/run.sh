@@ -114,7 +114,7 @@ done
 
 if [ "$host_merge" != 0 ]; then
 	t0=$SECONDS
-	margs="-F 1024 -C 256 -L 64 -R 3"
+	margs="-F 1024 -C 256 -L 64 -R 5"
 	[ "$host_merge" = 1 ] || margs=$host_merge
 	echo "==== bench: merge on the host ($margs)"
 	hdir=$OUT/host-scratch
