@@ -45,6 +45,9 @@
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -1567,6 +1570,12 @@ TEST_F_TIMEOUT(mm, hugepage_neighbours, 120)
 	}
 	ASSERT_EQ(0, smaps_field(c, "FilePmdMapped:"));
 
+	/* khugepaged-style collapse is refused (VM_SPECIAL, no anon_vma). */
+	errno = 0;
+	ASSERT_EQ(-1, madvise(c, pages * PS, MADV_COLLAPSE));
+	ASSERT_EQ(EINVAL, errno);
+	ASSERT_PRIV_PAGE(c, 700, 13, 700);
+
 	send_byte(to[1], 'q');
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	kid_reaped(m, pid);
@@ -2906,6 +2915,93 @@ static int uffd_open(uint64_t features)
 		return err;
 	}
 	return fd;
+}
+
+/*
+ * Soft-dirty tracking (/proc/self/clear_refs, pagemap bit 55) sees writes
+ * through cowmap: clearing write-protects the private pages, the next write
+ * goes through page_mkwrite again, without a second copy.
+ */
+TEST_F(ext4, soft_dirty)
+{
+	const uint64_t pages = 8;
+	char *c;
+
+	BEGIN(self);
+	if (access("/proc/self/clear_refs", W_OK))
+		SKIP(return, "/proc/self/clear_refs is not writable");
+	MAKE(pages, 38);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 1), 38, 1);
+	(void)*PAGE(c, 2);
+	ASSERT_TRUE(pagemap_entry(PAGE(c, 1)) & PM_SOFT_DIRTY);
+	if (write_text("/proc/self/clear_refs", "4"))
+		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	ASSERT_FALSE(pagemap_entry(PAGE(c, 1)) & PM_SOFT_DIRTY);
+	ASSERT_FALSE(pagemap_entry(PAGE(c, 2)) & PM_SOFT_DIRTY);
+
+	((volatile uint64_t *)PAGE(c, 1))[0] = 0x1;		/* private */
+	ASSERT_TRUE(pagemap_entry(PAGE(c, 1)) & PM_SOFT_DIRTY);
+	(void)*PAGE(c, 2);					/* read only */
+	ASSERT_FALSE(pagemap_entry(PAGE(c, 2)) & PM_SOFT_DIRTY);
+	ASSERT_COWS(1);
+	((volatile uint64_t *)PAGE(c, 3))[0] = 0x3;		/* a copy */
+	ASSERT_TRUE(pagemap_entry(PAGE(c, 3)) & PM_SOFT_DIRTY);
+	ASSERT_COWS(2);
+	ASSERT_EQ(priv_word(38, 1, 1), ((volatile uint64_t *)PAGE(c, 1))[1]);
+	ASSERT_EQ(pat_word(38, 3, 1), ((volatile uint64_t *)PAGE(c, 3))[1]);
+	ASSERT_FILE_INTACT(38, pages);
+	munmap(c, pages * PS);
+}
+
+/*
+ * O_DIRECT I/O with cowmap memory as the buffer: the kernel pins the pages
+ * (GUP).  Writing from it stores what the session sees; reading into it is
+ * a write to every page: one copy each, holding the data read.
+ */
+TEST_F(ext4, odirect_io_on_cowmap_buffers)
+{
+	const uint64_t pages = 8;
+	char *c, *buf;
+	int fd;
+
+	BEGIN(self);
+	MAKE(pages, 39);
+	MAP(c, pages, 0);
+	fill_priv(PAGE(c, 1), 39, 1);
+	fill_priv(PAGE(c, 2), 39, 2);
+
+	fd = open(m->path2, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == EINVAL)
+		SKIP(return, "no O_DIRECT");
+	ASSERT_LE(0, fd);
+	/* Pages 0..3 of the session (0 and 3 shared, 1 and 2 private). */
+	ASSERT_EQ(4 * PS, pwrite(fd, c, 4 * PS, 0)) TH_LOG("%s", strerror(errno));
+	ASSERT_COWS(2);
+	ASSERT_EQ(0, posix_memalign((void **)&buf, PS, 4 * PS));
+	ASSERT_EQ(4 * PS, pread(fd, buf, 4 * PS, 0));
+	ASSERT_FILE_PAGE(buf, 0, 39, 0);
+	ASSERT_PRIV_PAGE(buf, 1, 39, 1);
+	ASSERT_PRIV_PAGE(buf, 2, 39, 2);
+	ASSERT_FILE_PAGE(buf, 3, 39, 3);
+
+	/* Read those 4 pages into session pages 4..7 (shared, 6 mapped). */
+	(void)*PAGE(c, 6);
+	ASSERT_EQ(4 * PS, pread(fd, c + 4 * PS, 4 * PS, 0)) TH_LOG("%s",
+								    strerror(errno));
+	ASSERT_COWS(6);
+	ASSERT_FILE_PAGE(c, 4, 39, 0);
+	ASSERT_PRIV_PAGE(c, 5, 39, 1);
+	ASSERT_PRIV_PAGE(c, 6, 39, 2);
+	ASSERT_FILE_PAGE(c, 7, 39, 3);
+	/* Into a private page: no new copy. */
+	ASSERT_EQ(PS, pread(fd, c + 1 * PS, PS, 3 * PS));
+	ASSERT_FILE_PAGE(c, 1, 39, 3);
+	ASSERT_COWS(6);
+	ASSERT_FILE_INTACT(39, pages);
+	free(buf);
+	close(fd);
+	munmap(c, pages * PS);
 }
 
 TEST_F(ext4, userfaultfd)

@@ -265,6 +265,7 @@ static inline uint64_t pagemap_entry(const volatile void *addr)
 
 #define PM_PRESENT	(1ULL << 63)
 #define PM_PFN_MASK	((1ULL << 55) - 1)
+#define PM_SOFT_DIRTY	(1ULL << 55)
 
 static inline bool pte_present(const volatile void *addr)
 {
