@@ -36,12 +36,10 @@ static size_t next_diff(const u8 *a, const u8 *b, size_t i, size_t n)
 	for (; i < n && (i & 7); i++)
 		if (a[i] != b[i])
 			return i;
-	for (; i + 8 <= n; i += 8) {
-		u64 x = *(const u64 *)(a + i) ^ *(const u64 *)(b + i);
-
-		if (x)
-			return i + (__ffs64(le64_to_cpu(x)) >> 3);
-	}
+	/* Whole words first; the bytes of the first unequal word below. */
+	for (; i + 8 <= n; i += 8)
+		if (*(const u64 *)(a + i) != *(const u64 *)(b + i))
+			break;
 	for (; i < n; i++)
 		if (a[i] != b[i])
 			return i;

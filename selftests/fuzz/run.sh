@@ -6,7 +6,7 @@
 # missing.
 #   run.sh OUTDIR SECONDS "BUILD-COMMAND"
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 
 out=$1
 secs=$2
@@ -39,7 +39,7 @@ if [ "$rc" -ne 0 ]; then
 	exit 1
 fi
 if [ -n "$runs" ] && [ -n "$t" ] && [ "$t" -gt 0 ]; then
-	echo "# fuzz: $runs runs in ${t}s ($((runs / t)) exec/s), $cov, corpus $(ls "$out/corpus" | wc -l) inputs"
+	echo "# fuzz: $runs runs in ${t}s ($((runs / t)) exec/s), $cov, corpus $(find "$out/corpus" -type f | wc -l) inputs"
 else
 	echo "# fuzz: ${runs:-?} runs, $cov"
 fi
