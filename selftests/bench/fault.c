@@ -694,7 +694,7 @@ void bench_usercow(void)
 	struct series ser[NU];
 	double tlb[NU][MAX_REPS];
 	struct sigaction sa, old;
-	int uerr = 0, reps = opt.reps < 3 ? opt.reps : 3;
+	int uerr = 0, reps = opt.reps < 5 ? opt.reps : 5;
 	size_t save = npages;
 
 	fault_file();

@@ -11,8 +11,8 @@
  *
  * Options:
  *   -d DIR      scratch directory (default $COWMAP_SCRATCH or .)
- *   -r N        repetitions of the fault/read/drain cases (default 7;
- *               usercow and scaling run at most 3)
+ *   -r N        repetitions of the fault/drain cases (default 7; reads run
+ *               twice as many, usercow at most 5, scaling at most 3)
  *   -f MB       file size of the fault and read cases (default 4)
  *   -u MB       file size of the userspace COW cases (default 1)
  *   -s MB       file size of the read cases (default 32)
