@@ -8,6 +8,7 @@
 #   dkms    selftests/dkms-test.sh (private DKMS tree, 6.1 and 6.12 headers)
 #   vm      selftests/vm/run-selftests.sh 6.1 6.12 debug (QEMU; the debug
 #           kernel is built and cached on first use, ~15+ min)
+#   power   selftests/powercut/run.sh 6.12: merges cut by killing QEMU
 # Every phase runs even if an earlier one failed.  Prints each phase's
 # result and time, and as the very last line the sum:
 #   N passed, N failed[, N skipped]
@@ -106,6 +107,9 @@ fi
 phase style "$TOP/scripts/style.sh"
 phase dkms "$TOP/selftests/dkms-test.sh"
 phase vm "$TOP/selftests/vm/run-selftests.sh" 6.1 6.12 debug
+# Power cuts: QEMU killed mid-merge, rebooted, recovered (3 cuts here;
+# POWERCUT_CYCLES=N selftests/powercut/run.sh for more).
+phase power env POWERCUT_CYCLES="${POWERCUT_CYCLES:-3}" "$TOP/selftests/powercut/run.sh" 6.12
 
 echo
 echo "==== check summary"

@@ -68,7 +68,7 @@ mem=2G
 # boot CYCLE NEXT: boot once; kill QEMU DELAY seconds after POWERCUT-READY
 # (empty DELAY: let it run to the end).  Sets BOOT_LOG, READY_AT, MERGED_AT.
 boot() {
-	local cycle=$1 next=$2 delay=$3 fs prev qpid t0 now killed=0
+	local cycle=$1 next=$2 delay=$3 fs prev qpid t0 now
 	fs=${fslist[$((cycle % ${#fslist[@]}))]}
 	prev=${fslist[$(((cycle + ${#fslist[@]} - 1) % ${#fslist[@]}))]}
 	BOOT_LOG=$out/output.$cycle.log
@@ -96,7 +96,6 @@ boot() {
 		if [ -n "$READY_AT" ] && [ -n "$delay" ] &&
 			awk -v a="$now" -v b="$READY_AT" -v d="$delay" 'BEGIN { exit !(a - b >= d) }'; then
 			kill -KILL "$qpid" 2>/dev/null || true
-			killed=1
 			break
 		fi
 		if awk -v a="$now" -v b="$t0" 'BEGIN { exit !(a - b >= 900) }'; then
@@ -112,7 +111,6 @@ boot() {
 		echo "cycle $cycle: kernel errors on the console ($out/console.$cycle.log)" >&2
 		BOOT_BAD=1
 	fi
-	KILLED=$killed
 }
 
 passed=0 failed=0 old=0 new=0 torn=0 merge_time='' cut_mid=0

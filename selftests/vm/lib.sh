@@ -147,6 +147,8 @@ vm_boot() {
 	# real stall (a loop with preemption off) lasts longer anyway.
 	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1"
 	cmdline="$cmdline rcupdate.rcu_cpu_stall_timeout=120 rdinit=/init"
+	# TCG on a loaded host can miss the IO-APIC timer check at boot.
+	cmdline="$cmdline no_timer_check"
 	if [ "$kver" = debug ]; then
 		mem=3G
 		timeout=${COWMAP_VM_TIMEOUT:-3600}
