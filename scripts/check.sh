@@ -28,7 +28,7 @@ times=()
 results=()
 
 # phase NAME COMMAND...: run COMMAND, show and log its output, take the
-# counts from its last "N passed, N failed[, N skipped]" line (a phase
+# counts from its last "[name: ]N passed, N failed[, N skipped]" line (a phase
 # without one counts as one test).  A non-zero exit with no failure counted
 # adds one failure.
 phase() {
@@ -38,7 +38,8 @@ phase() {
 	echo "==== $name: $*"
 	start=$SECONDS
 	"$@" 2>&1 | tee "$log" || rc=$?
-	line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1 || true)
+	line=$(grep -aE '^([[:alnum:]_.-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1 || true)
+	line=${line#*: }
 	if [ -n "$line" ]; then
 		pass=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
 		fail=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
