@@ -882,9 +882,10 @@ int main(int argc, char **argv)
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", gmtime(&t));
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("## %s\n\n", title ? title : u.release);
-	printf("kernel %s, %ld CPUs, MemTotal %ld MiB, %s; scratch %s; reps %d\n",
+	printf("kernel %s, %ld CPUs, MemTotal %ld MiB, %s; scratch %s; reps %d (merge %d)\n",
 	       u.release, sysconf(_SC_NPROCESSORS_ONLN),
-	       meminfo_kb("MemTotal") / 1024, date, opt.dir, opt.reps);
+	       meminfo_kb("MemTotal") / 1024, date, opt.dir, opt.reps,
+	       opt.merge_reps);
 	printf("cpu flags: rep_good=%d erms=%d fsrm=%d\n", ci.rep_good, ci.erms,
 	       ci.fsrm);
 	printf("copy routines: cowmap COW = copy_highpage x2 -> %s; "

@@ -107,7 +107,7 @@ if [ "$host_merge" != 0 ]; then
 	hdir=$OUT/host-scratch
 	rm -rf "$hdir"
 	mkdir -p "$hdir"
-	fstype=$(stat -f -c %T "$hdir")
+	fstype=$(findmnt -no FSTYPE -T "$hdir" 2>/dev/null || stat -f -c %T "$hdir")
 	# shellcheck disable=SC2086 # $margs is an argument list
 	if "$OUT/cowmap-bench" -d "$hdir" -t "host: merge ($(uname -r), $fstype)" $margs merge \
 		>"$OUT/output-host.log" 2>&1; then
