@@ -34,7 +34,9 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <endian.h>
 #include <time.h>
 
 #include <linux/userfaultfd.h>
@@ -62,6 +64,7 @@ struct mm_ctx {
 	char dir[256];
 	char path[320];
 	char path2[336];	/* a second file, when a test needs one */
+	char path3[336];	/* a third one */
 	int bfd;		/* backing file, O_RDWR */
 	int cfd;		/* the session */
 	pid_t kids[MAX_KIDS];	/* killed and reaped by the teardown */
@@ -95,6 +98,7 @@ static void ctx_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
 	snprintf(m->dir, sizeof(m->dir), "%s", dir);
 	snprintf(m->path, sizeof(m->path), "%s/cowmap_mm.%d", dir, getpid());
 	snprintf(m->path2, sizeof(m->path2), "%s.2", m->path);
+	snprintf(m->path3, sizeof(m->path3), "%s.3", m->path);
 	m->skip = false;
 }
 
@@ -113,6 +117,7 @@ static void ctx_teardown(struct mm_ctx *m)
 	if (m->path[0]) {
 		unlink(m->path);
 		unlink(m->path2);
+		unlink(m->path3);
 	}
 	if (m->cgroup[0]) {
 		char kill_file[448];
@@ -2294,8 +2299,25 @@ TEST_F(mm, madv_pageout)
  * through cowmap (so reclaim must unmap cowmap-mapped page-cache pages), an
  * anonymous hog on top, then everything read again.
  */
-static int cg_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
-		    long long limit, char *why, size_t why_len)
+/* Is @word one of the space-separated words of @list? */
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n) {
+		if ((p == list || p[-1] == ' ') &&
+		    (p[n] == ' ' || p[n] == '\n' || !p[n]))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A child cgroup (v2) of ours with @controller enabled: /sys/fs/cgroup, or
+ * a cgroup2 mount of our own when that is not cgroup2.
+ */
+static int cg_make(struct mm_ctx *m, const char *controller, char *why,
+		   size_t why_len)
 {
 	char base[256], buf[512], file[512];
 	struct statfs sfs;
@@ -2317,18 +2339,30 @@ static int cg_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
 		snprintf(base, sizeof(base), "%s", m->cgmount);
 	}
 	snprintf(file, sizeof(file), "%s/cgroup.controllers", base);
-	if (read_text(file, buf, sizeof(buf)) < 0 || !strstr(buf, "memory")) {
-		snprintf(why, why_len, "no memory controller in %.64s", base);
+	if (read_text(file, buf, sizeof(buf)) < 0 || !has_word(buf, controller)) {
+		snprintf(why, why_len, "no %s controller in %.64s", controller, base);
 		return -1;
 	}
 	snprintf(file, sizeof(file), "%s/cgroup.subtree_control", base);
-	write_text(file, "+memory");
+	snprintf(buf, sizeof(buf), "+%s", controller);
+	write_text(file, buf);
 	snprintf(m->cgroup, sizeof(m->cgroup), "%s/cowmap_mm.%d", base, getpid());
 	if (mkdir(m->cgroup, 0755)) {
 		snprintf(why, why_len, "mkdir %.64s: %.64s", m->cgroup, strerror(errno));
 		m->cgroup[0] = 0;
 		return -1;
 	}
+	return 0;
+}
+
+/* A memory cgroup limited to @limit bytes, no swap. */
+static int cg_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
+		    long long limit, char *why, size_t why_len)
+{
+	char buf[64], file[512];
+
+	if (cg_make(m, "memory", why, why_len))
+		return -1;
 	snprintf(file, sizeof(file), "%s/memory.max", m->cgroup);
 	snprintf(buf, sizeof(buf), "%lld", limit);
 	if (write_text(file, buf)) {
@@ -3002,6 +3036,218 @@ TEST_F(ext4, odirect_io_on_cowmap_buffers)
 	free(buf);
 	close(fd);
 	munmap(c, pages * PS);
+}
+
+/*
+ * Stores that do not fault: an O_DIRECT read into the mapping pins the
+ * pages (GUP) first and the data lands later.  A drain in between must not
+ * lose them: replaying the log over the backing file gives the session's
+ * view (uapi: "Applying them in order reproduces the session's view").
+ * The reads are slowed down (cgroup io.max) so that drains overlap them.
+ */
+#define PW_PAGES	1024	/* the backing file: 4 MiB */
+#define PW_SRC_PAGES	2048	/* where the reads come from */
+#define PW_READS	60
+
+/* Apply the records of log @lfd to @img; returns the number of records. */
+static long log_replay(int lfd, unsigned char *img, uint64_t img_len)
+{
+	const struct cowmap_log_header *h;
+	unsigned char *log;
+	uint64_t off, len;
+	struct stat st;
+	long n = 0;
+
+	if (fstat(lfd, &st) || !(log = malloc(st.st_size + 1)))
+		return -1;
+	if (pread(lfd, log, st.st_size, 0) != st.st_size)
+		goto bad;
+	h = (const void *)log;
+	if ((uint64_t)st.st_size < sizeof(*h) || memcmp(h->magic, COWMAP_LOG_MAGIC, 8))
+		goto bad;
+	for (off = le32toh(h->header_len); off < (uint64_t)st.st_size; n++) {
+		const struct cowmap_log_record *r = (const void *)(log + off);
+
+		if (off + sizeof(*r) > (uint64_t)st.st_size ||
+		    le32toh(r->magic) != COWMAP_LOG_REC_MAGIC)
+			goto bad;
+		len = le32toh(r->length);
+		if (off + COWMAP_LOG_REC_SIZE(len) > (uint64_t)st.st_size ||
+		    le64toh(r->offset) + len > img_len)
+			goto bad;
+		/* The new bytes follow the old ones. */
+		memcpy(img + le64toh(r->offset), log + off + sizeof(*r) + len, len);
+		off += COWMAP_LOG_REC_SIZE(len);
+	}
+	free(log);
+	return n;
+bad:
+	free(log);
+	return -1;
+}
+
+struct pw_ctx {
+	int cfd;
+	atomic_int stop;
+	long drains, errors;
+};
+
+static void *pw_drainer(void *arg)
+{
+	struct pw_ctx *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		struct cowmap_drain d = { 0 };
+
+		if (ioctl(p->cfd, COWMAP_IOC_DRAIN, &d))
+			p->errors++;
+		p->drains++;
+	}
+	return NULL;
+}
+
+struct pw_result {
+	int step;
+	long drains, records, bad, first_bad;
+	uint64_t undrained;
+};
+
+static int pw_worker(struct mm_ctx *m, bool bounce, int out)
+{
+	struct pw_result res = { .first_bad = -1 };
+	struct cowmap_drain d = { 0 };
+	struct cowmap_info in;
+	struct pw_ctx p = { 0 };
+	struct cowmap_bind b = { 0 };
+	uint64_t s = 0x9127ULL;
+	unsigned char *img;
+	char *buf;
+	char procs[512];
+	pthread_t thr;
+	int lfd, sfd;
+	char *c;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", m->cgroup);
+	res.step = 1;
+	if (write_text(procs, "0"))
+		goto out;
+	res.step = 2;
+	lfd = open(m->path3, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	sfd = open(m->path2, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	p.cfd = open(COWMAP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (lfd < 0 || sfd < 0 || p.cfd < 0)
+		goto out;
+	b.fd = m->bfd;
+	b.log_fd = lfd;
+	b.flags = COWMAP_BIND_LOG;
+	res.step = 3;
+	if (ioctl(p.cfd, COWMAP_IOC_BIND, &b))
+		goto out;
+	c = mmap(NULL, PW_PAGES * PS, PROT_READ | PROT_WRITE, MAP_SHARED, p.cfd, 0);
+	if (c == MAP_FAILED || pthread_create(&thr, NULL, pw_drainer, &p))
+		goto out;
+	res.step = 4;
+	if (posix_memalign((void **)&buf, PS, 64 * PS))
+		goto out;
+	for (int i = 0; i < PW_READS; i++) {
+		uint64_t n = 16 + rf_next(&s) % 49;
+		uint64_t dst = rf_next(&s) % (PW_PAGES - n);
+		uint64_t src = rf_next(&s) % (PW_SRC_PAGES - n);
+		/* Into the mapping (GUP), or through a buffer and stores. */
+		char *to = bounce ? buf : c + dst * PS;
+
+		if (pread(sfd, to, n * PS, src * PS) == (ssize_t)(n * PS)) {
+			if (bounce)
+				memcpy(c + dst * PS, buf, n * PS);
+		} else {
+			atomic_store(&p.stop, 1);
+			pthread_join(thr, NULL);
+			goto out;
+		}
+	}
+	atomic_store(&p.stop, 1);
+	pthread_join(thr, NULL);
+	res.drains = p.drains;
+	res.step = 5;
+	if (p.errors || ioctl(p.cfd, COWMAP_IOC_DRAIN, &d) || cm_info(p.cfd, &in))
+		goto out;
+	res.undrained = in.undrained_pages;
+
+	/* The backing file, with the log applied, is the session's view. */
+	res.step = 6;
+	img = malloc(PW_PAGES * PS);
+	if (!img || pread(m->bfd, img, PW_PAGES * PS, 0) != PW_PAGES * PS)
+		goto out;
+	res.records = log_replay(lfd, img, PW_PAGES * PS);
+	if (res.records < 0)
+		goto out;
+	for (uint64_t pg = 0; pg < PW_PAGES; pg++) {
+		if (memcmp(img + pg * PS, c + pg * PS, PS)) {
+			if (res.first_bad < 0)
+				res.first_bad = pg;
+			res.bad++;
+		}
+	}
+	res.step = 0;
+out:
+	if (write(out, &res, sizeof(res)) != sizeof(res))
+		return 99;
+	return res.step;
+}
+
+TEST_F_TIMEOUT(ext4, odirect_read_during_drain, 180)
+{
+	struct pw_result res = { 0 };
+	char why[256], file[512], max[96];
+	int pfd[2], status, src;
+	struct stat st;
+	pid_t pid;
+
+	BEGIN(self);
+	if (!is_root())
+		SKIP(return, "needs root (io cgroup)");
+	ASSERT_EQ(0, mm_make_file(m, PW_PAGES, 40));
+	src = open(m->path2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, src);
+	ASSERT_EQ(0, write_pat(src, 41, 0, PW_SRC_PAGES));
+	ASSERT_EQ(0, fsync(src));
+	close(src);
+	/* 4 MiB/s of reads from the scratch disk for the worker. */
+	ASSERT_EQ(0, stat(m->path2, &st));
+	if (cg_make(m, "io", why, sizeof(why)))
+		SKIP(return, "io cgroup: %s", why);
+	snprintf(file, sizeof(file), "%s/io.max", m->cgroup);
+	snprintf(max, sizeof(max), "%u:%u rbps=4194304", major(st.st_dev),
+		 minor(st.st_dev));
+	if (write_text(file, max))
+		SKIP(return, "io.max \"%s\" refused: %s is not a whole disk?", max,
+		     m->dir);
+
+	/* First through a buffer (the control), then straight in. */
+	for (int bounce = 1; bounce >= 0; bounce--) {
+		ASSERT_EQ(0, pipe(pfd));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			_exit(pw_worker(m, bounce, pfd[1]));
+		kid_add(m, pid);
+		close(pfd[1]);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		kid_reaped(m, pid);
+		ASSERT_EQ(sizeof(res), read(pfd[0], &res, sizeof(res)));
+		close(pfd[0]);
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("worker failed at step %d",
+							 res.step);
+		TH_LOG("%d O_DIRECT reads %s, %ld drains meanwhile, %ld log "
+		       "records", PW_READS, bounce ? "copied in" : "into the mapping",
+		       res.drains, res.records);
+		ASSERT_EQ(0, res.bad)
+			TH_LOG("the log misses data in %ld pages (first: page %ld); "
+			       "the session calls %lu pages undrained", res.bad,
+			       res.first_bad, (unsigned long)res.undrained);
+	}
+	ASSERT_FILE_INTACT(40, PW_PAGES);
 }
 
 TEST_F(ext4, userfaultfd)
