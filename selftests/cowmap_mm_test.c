@@ -2,24 +2,33 @@
 /*
  * cowmap and the rest of memory management (issue #3).
  *
- * What is checked, against /work/notes/kmod-semantics.md and the design in
- * kmod/fault.c:
+ * Checked against /work/notes/kmod-semantics.md, the uapi header and the
+ * design in kmod/fault.c (mm-notes sections 4 and 8):
  *  - read pages are the backing file's page-cache pages (same PFN as a plain
- *    mmap); the first write makes exactly one private copy;
- *  - concurrent faults: one copy per page, no torn or lost data;
- *  - fork and SCM_RIGHTS share the session;
- *  - VMA surgery: partial munmap, MAP_FIXED, mremap, MADV_DONTNEED,
- *    mprotect, MADV_REMOVE, MADV_PAGEOUT;
- *  - others' changes to the backing file: write(2), O_DIRECT, truncate;
- *  - reclaim: drop_caches and memory-cgroup pressure;
- *  - the module stays pinned while mapped;
- *  - no PMD-congruent mapping, even with large folios (XFS).
+ *    mmap), fault-around never maps one over a private offset; the first
+ *    write makes exactly one private copy and zaps every other mapping;
+ *  - 8 threads x 20,000 random faults: one copy per page, as many COW
+ *    events, no torn or lost store;
+ *  - fork and SCM_RIGHTS (the shared-memory lab's ping-pong) share the
+ *    session;
+ *  - VMA surgery: partial munmap, MAP_FIXED, mremap (congruent: EINVAL),
+ *    MADV_DONTNEED, mprotect, madvise splits, random sequences of all of
+ *    them (INFO.mapped_bytes stays exact), MADV_REMOVE, MADV_PAGEOUT,
+ *    MADV_POPULATE_*, mlock, MADV_COLLAPSE, userfaultfd, soft-dirty;
+ *  - others' changes to the backing file: write(2), O_DIRECT, truncate,
+ *    fallocate, reflink, also while the session faults;
+ *  - reclaim and migration: drop_caches, MADV_PAGEOUT, memory-cgroup
+ *    pressure, soft offline; memcg charging of private pages;
+ *  - GUP: /proc/self/mem, process_vm_writev, O_DIRECT on cowmap buffers,
+ *    and O_DIRECT reads landing while the session is drained;
+ *  - the module stays pinned while mapped (delete_module: EWOULDBLOCK);
+ *  - no PMD-congruent mapping, even with PMD-sized folios (XFS).
  *
  * Backing files live in $COWMAP_SCRATCH (ext4); the "mm" fixture repeats the
  * filesystem-sensitive tests on $COWMAP_SCRATCH_XFS and
  * $COWMAP_SCRATCH_BTRFS.  A missing /dev/cowmap or scratch directory skips.
  * Several tests need root (pagemap PFNs, drop_caches, cgroups,
- * delete_module) and skip without it.
+ * delete_module, MADV_SOFT_OFFLINE) and skip without it.
  */
 #include <dirent.h>
 #include <limits.h>
