@@ -101,6 +101,8 @@ static void ctx_setup(struct __test_metadata *_metadata, struct mm_ctx *m,
 		SKIP(return, "$%s is too long", env);
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
 		SKIP(return, "$%s=%s is not a directory", env, dir);
+	if (access(dir, W_OK | X_OK))
+		SKIP(return, "$%s=%s is not writable", env, dir);
 	if (statfs(dir, &sfs) || (long)sfs.f_type != magic)
 		SKIP(return, "$%s=%s is not %s (f_type %#lx)", env, dir, fs,
 		     (long)sfs.f_type);
