@@ -19,6 +19,7 @@
 #include <linux/sched.h>
 #include <linux/cred.h>
 #include <linux/namei.h>
+#include <linux/falloc.h>
 
 #include "cowmap.h"
 
@@ -104,7 +105,12 @@ static struct page *snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
 		return NULL;
 	cowmap_zap(s, idx);
 	memcpy_from_page(snap, p, 0, PAGE_SIZE);
-	if (clear_mark)
+	/*
+	 * With its PTEs gone the page holds the xarray's reference and ours.
+	 * Any other (get_user_pages for O_DIRECT, say) may still store into
+	 * it without a fault: keep it marked, so the next drain looks again.
+	 */
+	if (clear_mark && page_count(p) <= 2)
 		xa_clear_mark(&s->pages, idx, COWMAP_CHANGED);
 	base = (struct page *)page_private(p);
 	unlock_page(p);
@@ -242,6 +248,10 @@ static int append(struct cowmap_session *s, struct file *log, const void *buf,
 	loff_t start = i_size_read(file_inode(log)), pos = start;
 	int err, terr;
 
+	/* Reserve the space first: running out of it then writes nothing. */
+	err = vfs_fallocate(log, FALLOC_FL_KEEP_SIZE, start, len);
+	if (err && err != -EOPNOTSUPP)
+		return err;
 	err = write_all(log, buf, len, &pos);
 	if (!err || i_size_read(file_inode(log)) <= start)
 		return err;
