@@ -153,6 +153,9 @@ vm_boot() {
 		mem=3G
 		timeout=${COWMAP_VM_TIMEOUT:-3600}
 		cmdline="$cmdline kmemleak=on"
+		# KASAN, lockdep and kmemleak under TCG run ~10x slower: the
+		# heaviest tests do less there (COWMAP_VM_CMDLINE overrides).
+		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600}"
 	fi
 	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
 
