@@ -4,8 +4,8 @@
 # No root, loop mounts or fakeroot needed: cpio writes every file as root.
 #
 # usage: mkinitramfs.sh --out FILE --ko cowmap.ko --release KRELEASE
+#                       --payload CMD [--kver 6.1|6.12|debug]
 #                       [--moddir /lib/modules/REL] [--payload-dir DIR]
-#                       [--payload CMD]
 #
 # Contents: busybox-static and its applets, /init (guest/init), the guest
 # scripts (/opt/cowmap/guest), cowmap.ko (/opt/cowmap/cowmap.ko), the
@@ -24,12 +24,13 @@ set -euo pipefail
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-out='' ko='' release='' moddir='' payload_dir='' payload=''
+out='' ko='' release='' kver='' moddir='' payload_dir='' payload=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--out) out=$2; shift 2 ;;
 	--ko) ko=$2; shift 2 ;;
 	--release) release=$2; shift 2 ;;
+	--kver) kver=$2; shift 2 ;;
 	--moddir) moddir=$2; shift 2 ;;
 	--payload-dir) payload_dir=$2; shift 2 ;;
 	--payload) payload=$2; shift 2 ;;
@@ -198,6 +199,7 @@ else
 fi
 {
 	printf 'COWMAP_KRELEASE=%q\n' "$release"
+	printf 'COWMAP_KVER=%q\n' "$kver"
 	printf 'COWMAP_PAYLOAD=%q\n' "$payload"
 	printf 'COWMAP_PAYLOAD_CWD=%q\n' "$payload_cwd"
 } >"$root/etc/cowmap/vm.conf"

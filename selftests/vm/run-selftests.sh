@@ -45,7 +45,7 @@ for kver in "${kvers[@]}"; do
 	exec 8>"$dir.lock"
 	flock -n 8 || { note "another run on $kver uses $dir; waiting"; flock 8; }
 	"$VM_DIR/mkinitramfs.sh" --out "$dir/initramfs.cpio" --ko "$KO" \
-		--release "$KRELEASE" ${KMODDIR:+--moddir "$KMODDIR"} \
+		--release "$KRELEASE" --kver "$kver" ${KMODDIR:+--moddir "$KMODDIR"} \
 		--payload "/opt/cowmap/guest/selftests.sh"
 	ok=1
 	vm_boot "$kver" "$dir/initramfs.cpio" "$dir" || ok=0

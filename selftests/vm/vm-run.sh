@@ -70,7 +70,7 @@ mkdir -p "$dir"
 exec 8>"$dir.lock"
 flock -n 8 || { note "another vm-run on $kver is running; waiting"; flock 8; }
 "$VM_DIR/mkinitramfs.sh" --out "$dir/initramfs.cpio" --ko "$KO" \
-	--release "$KRELEASE" ${KMODDIR:+--moddir "$KMODDIR"} \
+	--release "$KRELEASE" --kver "$kver" ${KMODDIR:+--moddir "$KMODDIR"} \
 	${payload_dir:+--payload-dir "$payload_dir"} --payload "$payload"
 
 vm_boot "$kver" "$dir/initramfs.cpio" "$dir" || exit 1
