@@ -180,6 +180,11 @@ vm_boot() {
 		-drive "file=$dir/btrfs.img,if=virtio,format=raw,cache=unsafe" \
 		</dev/null >"$dir/qemu.log" 2>&1 &
 	qpid=$!
+	# Interrupted (^C, a killed make check): take QEMU down with us.
+	# shellcheck disable=SC2064 # expand qpid now
+	trap "kill $qpid 2>/dev/null" EXIT
+	# shellcheck disable=SC2064
+	trap "kill $qpid 2>/dev/null; exit 130" INT TERM HUP
 	if [ "${COWMAP_VM_QUIET:-0}" = 1 ]; then
 		tailpid=
 	else
@@ -189,6 +194,7 @@ vm_boot() {
 	fi
 	rc=0
 	wait "$qpid" || rc=$?
+	trap - EXIT INT TERM HUP
 	[ -z "$tailpid" ] || wait "$tailpid" || true
 	rm -f "$dir"/*.img
 	tr -d '\r' <"$dir/console.log" >"$dir/console.log.tmp" && mv "$dir/console.log.tmp" "$dir/console.log"
