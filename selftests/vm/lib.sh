@@ -126,7 +126,7 @@ build_userspace() {
 
 # Kernel console lines that fail a run.  The console (ttyS0) carries only
 # kernel messages and /init's own lines, never the payload's output.
-KERNEL_ERROR_RE='-----------\[ cut here \]|WARNING:|BUG:|Oops|general protection fault|Kernel panic|kernel BUG at|KASAN|UBSAN|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|possible irq lock inversion|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|lockdep|suspected memory leak|unreferenced object|leak detector disabled|blocked for more than|self-detected stall|detected stalls|list_add corruption|list_del corruption|refcount_t:|Unable to handle|invalid opcode|stack-protector|double fault|cowmap-vm: FATAL'
+KERNEL_ERROR_RE='-----------\[ cut here \]|WARNING:|BUG:|Oops|general protection fault|Kernel panic|kernel BUG at|KASAN|UBSAN|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|possible irq lock inversion|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|lockdep is turned off|suspected memory leak|unreferenced object|leak detector disabled|blocked for more than|self-detected stall|detected stalls|list_add corruption|list_del corruption|refcount_t:|Unable to handle|invalid opcode|stack-protector|double fault|cowmap-vm: FATAL'
 
 # vm_boot KVER INITRD DIR: boot the resolved kernel with INITRD, scratch
 # disks and logs in DIR (console.log: ttyS0, output.log: ttyS1), streaming

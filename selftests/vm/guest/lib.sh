@@ -13,6 +13,7 @@ kmemleak_baseline() {
 	echo scan >/sys/kernel/debug/kmemleak
 	sleep 5
 	echo scan >/sys/kernel/debug/kmemleak
+	echo "cowmap-vm: kmemleak: $(grep -c '^unreferenced object' /sys/kernel/debug/kmemleak) suspects before the tests, ignored"
 	echo clear >/sys/kernel/debug/kmemleak
 }
 
@@ -20,9 +21,11 @@ kmemleak_baseline() {
 kmemleak_check() {
 	KMEMLEAK_LEAKS=0
 	kmemleak_available || return 0
+	echo "# kmemleak: scanning ($(cut -d' ' -f1 /proc/uptime) s)"
 	echo scan >/sys/kernel/debug/kmemleak
 	sleep 6
 	echo scan >/sys/kernel/debug/kmemleak
+	echo "# kmemleak: scanned ($(cut -d' ' -f1 /proc/uptime) s)"
 	KMEMLEAK_LEAKS=$(grep -c '^unreferenced object' /sys/kernel/debug/kmemleak)
 	touch /run/cowmap-kmemleak-checked
 	echo "KMEMLEAK_LEAKS=$KMEMLEAK_LEAKS" >>/run/cowmap-counts

@@ -84,6 +84,7 @@ else
 	vm_result fail "rmmod cowmap" "$out"
 fi
 
+echo "# load/unload x$LOOPS ($(cut -d' ' -f1 /proc/uptime) s)"
 bad=
 i=0
 while [ $i -lt "$LOOPS" ]; do
