@@ -72,7 +72,11 @@ tmp=$(mktemp -d "$out.tmp.XXXXXX")
 log=$tmp.log
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-note "building the debug kernel in $tmp (log: $log), this takes a while"
+if [ "$config_only" = 1 ]; then
+	note "configuring in $tmp"
+else
+	note "building the debug kernel in $tmp (log: $log), this takes a while"
+fi
 
 kmake() {
 	make -C "$src" O="$tmp" "$@" >>"$log" 2>&1 || {
