@@ -15,7 +15,7 @@
 
 #include <linux/cowmap.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 #define SKIP_IF_NO_DEVICE()						\
 	do {								\

@@ -38,7 +38,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "cowmap.h"
 
 #define PG		4096UL
@@ -1734,5 +1734,6 @@ int main(int argc, char **argv)
 		return run_parent(argv);
 	if (argc >= 4 && !strcmp(argv[1], "--run-exec-child"))
 		return run_exec_child(argv);
+	cm_scale_timeouts();
 	return test_harness_run(argc, argv);
 }

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "cowmap_test_util.h"
 #include "cowmap_nl_util.h"
 

@@ -17,7 +17,7 @@
  */
 #include <stddef.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "cowmap_test_util.h"
 #include "cowmap.h"
 

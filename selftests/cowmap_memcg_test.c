@@ -20,7 +20,7 @@
 #include <regex.h>
 #include <sys/mount.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "cowmap_test_util.h"
 #include "cowmap_nl_util.h"
 

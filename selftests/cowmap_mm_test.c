@@ -51,7 +51,7 @@
 #include <linux/userfaultfd.h>
 
 #include "cowmap_mm_util.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/mount.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "cowmap_test_util.h"
 
 #define NPAGES	64

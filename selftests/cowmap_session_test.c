@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #include <linux/magic.h>
 
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "cowmap_test_util.h"
 #include "cowmap.h"	/* libcowmap: the log reader */
 

@@ -503,7 +503,17 @@ static int st_exec(int self, struct st_cmd *c)
 				r = -errno;
 				munmap(res, rlen);
 			} else {
+				unsigned char v;
+
 				c->raddr = (uintptr_t)p;
+				/*
+				 * A move whose final munmap of the old range
+				 * failed (an injected allocation failure in
+				 * the VMA split or tree update) still returns
+				 * the new address and leaves the old mapping
+				 * in place (mm/mremap.c move_vma()).
+				 */
+				c->r3 = p != a && !mincore(a, PG, &v);
 				if (t > (uintptr_t)res)
 					munmap(res, t - (uintptr_t)res);
 				if (t + c->len < (uintptr_t)res + rlen)
@@ -1983,6 +1993,14 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 					st_fail(R, "%s: %s", pd->desc, strerror(c->err));
 				R->st.failed_ops++;
 				st_cleanup_map(R, pd->map, 0, 0);
+				break;
+			}
+			if (c->r3) {
+				/* The old range stayed mapped: unmap it too. */
+				if (!R->cfg.inject)
+					st_fail(R, "%s: the old range is still mapped after the move",
+						pd->desc);
+				st_cleanup_map(R, pd->map, c->raddr, c->len);
 				break;
 			}
 			M->addr = c->raddr;

@@ -157,7 +157,7 @@ vm_boot() {
 		cmdline="$cmdline kmemleak=on pci=noacpi"
 		# KASAN, lockdep and kmemleak under TCG run ~10x slower: the
 		# heaviest tests do less there (COWMAP_VM_CMDLINE overrides).
-		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600}"
+		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600 COWMAP_TIMEOUT_SCALE=8}"
 	fi
 	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
 
