@@ -51,15 +51,17 @@ STLIB  := $(BUILD)/libcowmap.a
 PCFILE := $(BUILD)/cowmap.pc
 CLI    := $(BUILD)/cowmap
 PRELOAD := $(BUILD)/libcowmap-preload.so
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/cowmap-%,$(wildcard examples/*.c))
 
 .PHONY: all module userspace lib cli deps check check-host check-vm demo \
-	vm-run style install dkms-install dkms-test bench clean help
+	vm-run style install dkms-install dkms-test bench clean help examples
 
 all: module userspace
 
-userspace: lib cli
+userspace: lib cli examples
 lib: $(SHLIB) $(STLIB) $(PCFILE) $(PRELOAD)
 cli: $(CLI)
+examples: $(EXAMPLES)
 
 help:
 	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
@@ -100,6 +102,12 @@ $(BUILD)/cli/%.o: cli/%.c $(HDRS)
 
 $(CLI): $(CLI_OBJS) $(STLIB)
 	$(CC) -o $@ $(CLI_OBJS) $(STLIB) $(MNL_LIBS) -ldl -lpthread
+
+# Example programs using libcowmap (linked statically: they run from the
+# build tree and in the test VM).
+$(BUILD)/examples/cowmap-%: examples/%.c $(STLIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) -o $@ $< $(STLIB) $(MNL_LIBS) -ldl -lpthread
 
 deps:
 	@scripts/deps.sh

@@ -112,7 +112,8 @@ build_module() {
 	exec 9>&-
 }
 
-# Build libcowmap, the CLI (when their sources exist) and the selftests.
+# Build libcowmap, the CLI (when their sources exist), the examples and the
+# selftests.
 build_userspace() {
 	if compgen -G "$TOP/lib/*.c" >/dev/null; then
 		make -s -C "$TOP" BUILD="$BUILD" lib || die "building libcowmap failed"
@@ -120,6 +121,7 @@ build_userspace() {
 	if compgen -G "$TOP/cli/*.c" >/dev/null; then
 		make -s -C "$TOP" BUILD="$BUILD" cli || die "building the CLI failed"
 	fi
+	make -s -C "$TOP" BUILD="$BUILD" examples || die "building the examples failed"
 	make -s -C "$TOP/selftests" BUILD="$BUILD" TOP="$TOP" ||
 		die "building the selftests failed"
 }
@@ -157,7 +159,7 @@ vm_boot() {
 		cmdline="$cmdline kmemleak=on pci=noacpi"
 		# KASAN, lockdep and kmemleak under TCG run ~10x slower: the
 		# heaviest tests do less there (COWMAP_VM_CMDLINE overrides).
-		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600 COWMAP_TIMEOUT_SCALE=8}"
+		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600 COMMIT_KILLS=12 COWMAP_TIMEOUT_SCALE=8}"
 	fi
 	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
 

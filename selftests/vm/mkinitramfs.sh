@@ -10,7 +10,8 @@
 # Contents: busybox-static and its applets, /init (guest/init), the guest
 # scripts (/opt/cowmap/guest), cowmap.ko (/opt/cowmap/cowmap.ko), the
 # kselftest binaries of $BUILD/selftests (/opt/cowmap/selftests), the CLI
-# ($BUILD/cowmap -> /usr/local/bin) and libcowmap ($BUILD/libcowmap.so* and
+# ($BUILD/cowmap -> /usr/local/bin), the examples ($BUILD/examples/cowmap-*
+# -> /usr/local/bin) and libcowmap ($BUILD/libcowmap.so* and
 # the 'cowmap run' shim libcowmap-preload.so ->
 # /usr/local/lib) when they are built, every shared library those need
 # (ldd closure, plus libgcc_s for pthread_cancel), /etc/passwd and
@@ -93,6 +94,11 @@ if [ -x "$BUILD/cowmap" ]; then
 	install -m 0755 "$BUILD/cowmap" "$root/usr/local/bin/cowmap"
 	elves+=("$BUILD/cowmap")
 fi
+for ex in "$BUILD"/examples/cowmap-*; do
+	[ -x "$ex" ] || continue
+	install -m 0755 "$ex" "$root/usr/local/bin/"
+	elves+=("$ex")
+done
 for so in "$BUILD"/libcowmap.so* "$BUILD"/libcowmap-preload.so; do
 	[ -e "$so" ] || continue
 	cp -P "$so" "$root/usr/local/lib/"
