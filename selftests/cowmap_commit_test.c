@@ -336,6 +336,7 @@ TEST_F_TIMEOUT(commit, counter_killed, 600)
 	}
 	printf("# %ld kills, %ld inside a commit (journal left), counter at %ld\n",
 	       kills, mid, prev);
+	fflush(stdout);		/* the harness's child ends in _exit() */
 	EXPECT_LT(0, mid) TH_LOG("no kill landed inside a commit: the test proved nothing");
 	free(file);
 	free(journal);
