@@ -107,17 +107,9 @@ else
 fi
 phase style "$TOP/scripts/style.sh"
 phase dkms "$TOP/selftests/dkms-test.sh"
-# The debug kernel's run (KASAN, lockdep, kmemleak, fault injection) has
-# known failures under emulation (kselftest timeouts of the CLI tests and a
-# stress-model mismatch after injected failures, issues #2 and #7): until
-# they are fixed it runs only with COWMAP_CHECK_DEBUG=1, and says so.
-vm_kernels=(6.1 6.12)
-if [ "${COWMAP_CHECK_DEBUG:-0}" = 1 ]; then
-	vm_kernels+=(debug)
-else
-	echo "NOTE: the debug kernel's selftests are not part of this run (known failures," \
-		"issues #2 and #7); COWMAP_CHECK_DEBUG=1 make check runs them"
-fi
+# 6.1 and 6.12 (Debian's kernels), then the debug kernel (KASAN, lockdep,
+# kmemleak, fault injection; built once per machine and cached).
+vm_kernels=(${COWMAP_CHECK_KERNELS:-6.1 6.12 debug})
 phase vm "$TOP/selftests/vm/run-selftests.sh" "${vm_kernels[@]}"
 # Power cuts: QEMU killed mid-merge, rebooted, recovered (3 cuts here;
 # POWERCUT_CYCLES=N selftests/powercut/run.sh for more).
