@@ -50,40 +50,11 @@ static struct knob knobs[] = {
 	{ .path = FP_DIR "min-order", .value = "0" },
 };
 
-static int knob_read(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	return 0;
-}
-
-static int knob_write(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -errno;
-}
-
 static long knob_long(const char *path)
 {
 	char b[64];
 
-	return knob_read(path, b, sizeof(b)) ? -1 : strtol(b, NULL, 0);
+	return cm_read_text(path, b, sizeof(b)) ? -1 : strtol(b, NULL, 0);
 }
 
 static char prob[16];
@@ -91,15 +62,15 @@ static char prob[16];
 static void inject_on(void *arg)
 {
 	(void)arg;
-	knob_write(FS_DIR "probability", prob);
-	knob_write(FP_DIR "probability", prob);
+	cm_write_text(FS_DIR "probability", prob);
+	cm_write_text(FP_DIR "probability", prob);
 }
 
 static void inject_off(void *arg)
 {
 	(void)arg;
-	knob_write(FS_DIR "probability", "0");
-	knob_write(FP_DIR "probability", "0");
+	cm_write_text(FS_DIR "probability", "0");
+	cm_write_text(FP_DIR "probability", "0");
 }
 
 FIXTURE(faultinj) {
@@ -140,12 +111,12 @@ FIXTURE_SETUP(faultinj)
 	self->dir = cm_mkdtemp(scratch, "faultinj");
 	ASSERT_NE(NULL, self->dir);
 	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-		ASSERT_EQ(0, knob_read(knobs[i].path, knobs[i].saved, sizeof(knobs[i].saved)))
+		ASSERT_EQ(0, cm_read_text(knobs[i].path, knobs[i].saved, sizeof(knobs[i].saved)))
 			TH_LOG("%s", knobs[i].path);
 	}
 	self->set = 1;
 	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-		ASSERT_EQ(0, knob_write(knobs[i].path, knobs[i].value))
+		ASSERT_EQ(0, cm_write_text(knobs[i].path, knobs[i].value))
 			TH_LOG("%s = %s", knobs[i].path, knobs[i].value);
 	}
 }
@@ -158,7 +129,7 @@ FIXTURE_TEARDOWN(faultinj)
 		inject_off(NULL);
 		for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
 			/* times/probability first back to harmless values. */
-			knob_write(knobs[i].path, knobs[i].saved);
+			cm_write_text(knobs[i].path, knobs[i].saved);
 		}
 	}
 	if (self->dir && !getenv("COWMAP_KEEP"))

@@ -44,39 +44,12 @@ FIXTURE(memcg) {
 	int kmsg;
 };
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -errno;
-}
-
-static int read_str(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return 0;
-}
-
 static long cg_value(const char *cg, const char *file, const char *key)
 {
 	char path[256], buf[4096], *p;
 
 	snprintf(path, sizeof(path), "%s/%s", cg, file);
-	if (read_str(path, buf, sizeof(buf)))
+	if (cm_read_text(path, buf, sizeof(buf)))
 		return -1;
 	if (!key)
 		return strtol(buf, NULL, 0);
@@ -101,9 +74,9 @@ FIXTURE_SETUP(memcg)
 	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
 	    mount("cgroup2", CG_ROOT, "cgroup2", 0, NULL))
 		CM_SETUP_SKIP("cannot mount cgroup2 on " CG_ROOT ": %s", strerror(errno));
-	if (read_str(CG_ROOT "/cgroup.controllers", buf, sizeof(buf)) || !strstr(buf, "memory"))
+	if (cm_read_text(CG_ROOT "/cgroup.controllers", buf, sizeof(buf)) || !strstr(buf, "memory"))
 		CM_SETUP_SKIP("no memory controller in cgroup v2");
-	write_str(CG_ROOT "/cgroup.subtree_control", "+memory");
+	cm_write_text(CG_ROOT "/cgroup.subtree_control", "+memory");
 	snprintf(self->cg, sizeof(self->cg), CG_ROOT "/cowmap-test-%d", getpid());
 	ASSERT_EQ(0, mkdir(self->cg, 0755)) TH_LOG("%s: %s", self->cg, strerror(errno));
 	self->cg_made = 1;
@@ -123,7 +96,7 @@ FIXTURE_SETUP(memcg)
 FIXTURE_TEARDOWN(memcg)
 {
 	if (self->printk[0])
-		write_str("/proc/sys/kernel/printk", self->printk);
+		cm_write_text("/proc/sys/kernel/printk", self->printk);
 	if (self->kmsg >= 0)
 		close(self->kmsg);
 	if (self->cg_made)
@@ -140,17 +113,17 @@ static int cg_join(const char *cg)
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	return write_str(path, pid);
+	return cm_write_text(path, pid);
 }
 
 /* Quiet the console while an OOM report may come; /dev/kmsg is read instead. */
 static void console_quiet(FIXTURE_DATA(memcg) *self)
 {
-	read_str("/proc/sys/kernel/printk", self->printk, sizeof(self->printk));
+	cm_read_text("/proc/sys/kernel/printk", self->printk, sizeof(self->printk));
 	self->kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (self->kmsg >= 0)
 		lseek(self->kmsg, 0, SEEK_END);
-	write_str("/proc/sys/kernel/printk", "4 4 1 7");
+	cm_write_text("/proc/sys/kernel/printk", "4 4 1 7");
 }
 
 /*
@@ -166,7 +139,7 @@ static int console_restore(FIXTURE_DATA(memcg) *self, int *ooms)
 
 	*ooms = 0;
 	if (self->printk[0])
-		write_str("/proc/sys/kernel/printk", self->printk);
+		cm_write_text("/proc/sys/kernel/printk", self->printk);
 	self->printk[0] = 0;
 	if (self->kmsg < 0)
 		return 0;
@@ -288,9 +261,9 @@ TEST_F_TIMEOUT(memcg, writes_fail_inside_the_cgroup, 600)
 		char path[256];
 
 		snprintf(path, sizeof(path), "%s/memory.max", self->cg);
-		ASSERT_EQ(0, write_str(path, lim));
+		ASSERT_EQ(0, cm_write_text(path, lim));
 		snprintf(path, sizeof(path), "%s/memory.swap.max", self->cg);
-		write_str(path, "0");
+		cm_write_text(path, "0");
 	}
 	console_quiet(self);
 	pid = fork();
@@ -358,7 +331,7 @@ TEST_F_TIMEOUT(memcg, writes_fail_inside_the_cgroup, 600)
 
 	/* The charge went with the session (page cache dropped first). */
 	sync();
-	write_str("/proc/sys/vm/drop_caches", "3");
+	cm_write_text("/proc/sys/vm/drop_caches", "3");
 	for (k = 0; k < 50; k++) {
 		current = cg_value(self->cg, "memory.current", NULL);
 		if (current >= 0 && current < (2 << 20))
@@ -428,7 +401,7 @@ TEST_F_TIMEOUT(memcg, caps_sigbus_and_netlink, 300)
 	ASSERT_NE(0, f.events_grp);
 	ASSERT_EQ(0, nlu_subscribe(sk, f.events_grp));
 	snprintf(path, sizeof(path), "%s/memory.max", self->cg);
-	ASSERT_EQ(0, write_str(path, "67108864"));
+	ASSERT_EQ(0, cm_write_text(path, "67108864"));
 
 	/* Per-session cap: 16 pages. */
 	ASSERT_EQ(0, cm_param_write_u64("max_session_pages", 16));

@@ -485,14 +485,15 @@ static inline int cm_rec_next(const uint8_t *buf, size_t used, size_t *pos,
  * Module parameters
  */
 
-static inline int cm_param_read(const char *name, char *buf, size_t len)
+/*
+ * Small text files (sysfs, procfs, cgroupfs): read one into @buf (trailing
+ * newlines and blanks cut), or write @val to one.  0 or -errno.
+ */
+static inline int cm_read_text(const char *path, char *buf, size_t len)
 {
-	char path[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), MODPARAM_DIR "%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = read(fd, buf, len - 1);
@@ -505,19 +506,34 @@ static inline int cm_param_read(const char *name, char *buf, size_t len)
 	return 0;
 }
 
-static inline int cm_param_write(const char *name, const char *val)
+static inline int cm_write_text(const char *path, const char *val)
 {
-	char path[256];
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), MODPARAM_DIR "%s", name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = write(fd, val, strlen(val));
 	close(fd);
+	if (n < 0)
+		return -errno;
 	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+static inline int cm_param_read(const char *name, char *buf, size_t len)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MODPARAM_DIR "%s", name);
+	return cm_read_text(path, buf, len);
+}
+
+static inline int cm_param_write(const char *name, const char *val)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MODPARAM_DIR "%s", name);
+	return cm_write_text(path, val);
 }
 
 static inline int cm_param_write_u64(const char *name, uint64_t v)
