@@ -109,7 +109,7 @@ phase style "$TOP/scripts/style.sh"
 phase dkms "$TOP/selftests/dkms-test.sh"
 # 6.1 and 6.12 (Debian's kernels), then the debug kernel (KASAN, lockdep,
 # kmemleak, fault injection; built once per machine and cached).
-vm_kernels=(${COWMAP_CHECK_KERNELS:-6.1 6.12 debug})
+read -ra vm_kernels <<<"${COWMAP_CHECK_KERNELS:-6.1 6.12 debug}"
 phase vm "$TOP/selftests/vm/run-selftests.sh" "${vm_kernels[@]}"
 # Power cuts: QEMU killed mid-merge, rebooted, recovered (3 cuts here;
 # POWERCUT_CYCLES=N selftests/powercut/run.sh for more).
