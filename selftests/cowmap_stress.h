@@ -1673,8 +1673,9 @@ static int st_injected(struct st_run *R, int err)
 {
 	if (!R->cfg.inject)
 		return 0;
+	/* ENFILE: socket() when sock_alloc() fails (net/socket.c). */
 	if (err == ENOMEM || err == EAGAIN || err == EINTR || err == ENOBUFS ||
-	    err == EIO || err == ETIMEDOUT) {
+	    err == EIO || err == ETIMEDOUT || err == ENFILE) {
 		R->st.enomem++;
 		return 1;
 	}
