@@ -1638,6 +1638,26 @@ static void st_drop_priv(struct st_run *R, int s, uint64_t p)
 	S->und[p] = 0;
 }
 
+/*
+ * An munmap the model itself needs (a tail or a child's copy it has no slot
+ * to track): made with injection paused, so that it cannot fail.
+ */
+static void st_model_unmap(struct st_run *R, int actor, uint64_t addr, uint64_t len)
+{
+	struct st_cmd *c;
+
+	if (R->cfg.inject_off)
+		R->cfg.inject_off(R->cfg.inject_arg);
+	c = st_cmd(actor);
+	c->op = OP_UNMAP;
+	c->addr = addr;
+	c->len = len;
+	if (st_run1(R, actor) && c->err)
+		st_fail(R, "model's own munmap failed: %s", strerror(c->err));
+	if (R->cfg.inject_on)
+		R->cfg.inject_on(R->cfg.inject_arg);
+}
+
 /* An mmap/munmap/mremap failed under fault injection: drop the mapping. */
 static void st_cleanup_map(struct st_run *R, int m, uint64_t extra_addr, uint64_t extra_len)
 {
@@ -1710,13 +1730,7 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 		m = st_new_map(R);
 		if (m < 0) {
 			/* Two maps in one batch took the last slot: drop this one. */
-			uint64_t ra = c->raddr;
-			struct st_cmd *c2 = st_cmd(pd->actor);	/* same slot as c */
-
-			c2->op = OP_UNMAP;
-			c2->addr = ra;
-			c2->len = PGS(pd->p1 - pd->p0);
-			st_run1(R, pd->actor);
+			st_model_unmap(R, pd->actor, c->raddr, PGS(pd->p1 - pd->p0));
 			break;
 		}
 		M = &R->map[m];
@@ -1752,12 +1766,8 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 
 			if (m2 < 0) {
 				/* No room to track the tail: unmap it too. */
-				struct st_cmd *c2 = st_cmd(pd->actor);
-
-				c2->op = OP_UNMAP;
-				c2->addr = M->addr + PGS(pd->p1);
-				c2->len = PGS(M->npages - pd->p1);
-				st_run1(R, pd->actor);
+				st_model_unmap(R, pd->actor, M->addr + PGS(pd->p1),
+					       PGS(M->npages - pd->p1));
 				M->npages = pd->p0;
 				break;
 			}
@@ -1859,8 +1869,15 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 		R->st.forks++;
 		if (c->err) {
 			R->actor_proc[newactor] = -1;
-			if (!st_injected(R, c->err))
+			/*
+			 * The child inherits the injection: any error of its
+			 * set-up (socket, bind, open: ENOENT from XFS, ...)
+			 * is one.  The child has exited; its copies are gone.
+			 */
+			if (!R->cfg.inject)
 				st_fail(R, "%s: %s", pd->desc, strerror(c->err));
+			else
+				R->st.enomem++;
 			R->st.failed_ops++;
 			break;
 		}
@@ -1879,12 +1896,8 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 			m2 = st_new_map(R);
 			if (m2 < 0) {
 				/* Out of slots: the child drops the copy. */
-				struct st_cmd *c2 = st_cmd(newactor);
-
-				c2->op = OP_UNMAP;
-				c2->addr = R->map[i].addr;
-				c2->len = PGS(R->map[i].npages);
-				st_run1(R, newactor);
+				st_model_unmap(R, newactor, R->map[i].addr,
+					       PGS(R->map[i].npages));
 				continue;
 			}
 			R->map[m2] = R->map[i];
