@@ -534,7 +534,11 @@ static int st_exec(int self, struct st_cmd *c)
 				 * the new address and leaves the old mapping
 				 * in place (mm/mremap.c move_vma()).
 				 */
+				if (st_sh->inject)
+					st_make_it_fail(0);	/* ENOMEM would mean "unmapped" */
 				c->r3 = p != a && !mincore(a, PG, &v);
+				if (st_sh->inject)
+					st_make_it_fail(1);
 				if (t > (uintptr_t)res)
 					st_quiet_munmap(res, t - (uintptr_t)res);
 				if (t + c->len < (uintptr_t)res + rlen)
