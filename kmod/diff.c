@@ -329,10 +329,15 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
 		return -ENOMEM;
-	/* Under memory pressure, fall back to one page per write. */
+	/*
+	 * Under memory pressure, fall back to one page per write; only that
+	 * last attempt's failure is worth the allocator's warning.
+	 */
 	for (b->max = DRAIN_BATCH; b->max; b->max /= DRAIN_BATCH) {
-		b->out = kvmalloc(b->max * COWMAP_PAGE_RECS_MAX, GFP_KERNEL_ACCOUNT);
-		b->snaps = kvmalloc(b->max * PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+		gfp_t gfp = GFP_KERNEL_ACCOUNT | (b->max > 1 ? __GFP_NOWARN : 0);
+
+		b->out = kvmalloc(b->max * COWMAP_PAGE_RECS_MAX, gfp);
+		b->snaps = kvmalloc(b->max * PAGE_SIZE, gfp);
 		if (b->out && b->snaps)
 			break;
 		kvfree(b->out);

@@ -115,6 +115,8 @@ FIXTURE_SETUP(faultinj)
 			TH_LOG("%s", knobs[i].path);
 	}
 	self->set = 1;
+	/* The VM runner accepts the allocator's failure reports from here on. */
+	cm_write_text("/dev/kmsg", "<2>cowmap-selftest: fault injection armed\n");
 	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
 		ASSERT_EQ(0, cm_write_text(knobs[i].path, knobs[i].value))
 			TH_LOG("%s = %s", knobs[i].path, knobs[i].value);
@@ -131,6 +133,7 @@ FIXTURE_TEARDOWN(faultinj)
 			/* times/probability first back to harmless values. */
 			cm_write_text(knobs[i].path, knobs[i].saved);
 		}
+		cm_write_text("/dev/kmsg", "<2>cowmap-selftest: fault injection disarmed\n");
 	}
 	if (self->dir && !getenv("COWMAP_KEEP"))
 		cm_rm_rf(self->dir);
