@@ -427,6 +427,7 @@ static int st_exec(int self, struct st_cmd *c)
 
 			signal(SIGCHLD, SIG_DFL);
 			st_sh->slot[newa].pid = getpid();
+			c->r1 = getpid();	/* reaped by P0 if the set-up fails */
 			e = st_proc_init(newa);
 			if (e) {
 				c->ret = e;
@@ -1903,6 +1904,12 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 				st_fail(R, "%s: %s", pd->desc, strerror(c->err));
 			else
 				R->st.enomem++;
+			/*
+			 * Its copies of the mappings go when it has exited:
+			 * wait for that (every process is P0's child).
+			 */
+			if (c->r1)
+				waitpid((pid_t)c->r1, NULL, 0);
 			R->st.failed_ops++;
 			break;
 		}
