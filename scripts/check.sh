@@ -7,7 +7,7 @@
 #   style   scripts/style.sh (checkpatch, sparse, shellcheck)
 #   dkms    selftests/dkms-test.sh (private DKMS tree, 6.1 and 6.12 headers)
 #   vm      selftests/vm/run-selftests.sh 6.1 6.12 debug (QEMU; the debug
-#           kernel is built and cached on first use, ~15+ min)
+#           kernel is built and cached on first use, ~17 min)
 #   power   selftests/powercut/run.sh 6.12: merges cut by killing QEMU
 # Every phase runs even if an earlier one failed.  Prints each phase's
 # result and time, and as the very last line the sum:

@@ -61,10 +61,13 @@ FIXTURE_TEARDOWN(commit)
 	free(self->dir);
 }
 
-/* The journal a merge of @path keeps beside it while it runs. */
-static char *journal_path(const char *dir)
+/* The journal a merge of @dir/@name keeps beside it while it runs. */
+static char *journal_path(const char *dir, const char *name)
 {
-	return cm_path(dir, ".backing.cowmap-journal");
+	char j[256];
+
+	snprintf(j, sizeof(j), ".%s.cowmap-journal", name);
+	return cm_path(dir, j);
 }
 
 static void file_equals(struct __test_metadata *_metadata, const char *path,
@@ -131,7 +134,7 @@ TEST_F(commit, merges_and_discards)
 	file_equals(_metadata, self->backing, want, PGS(NPAGES));
 	ASSERT_EQ(0, stat(self->backing, &after));
 	EXPECT_EQ(before.st_ino, after.st_ino);	/* in place */
-	EXPECT_NE(0, access(journal_path(self->dir), F_OK));
+	EXPECT_NE(0, access(journal_path(self->dir, "backing"), F_OK));
 
 	ASSERT_EQ(0, cowmap_session_info(s, &in));
 	EXPECT_EQ(0, in.private_pages);
@@ -170,7 +173,7 @@ TEST_F(commit, nothing_to_commit)
 	EXPECT_EQ(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
 	EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
 	file_equals(_metadata, self->backing, self->data, PGS(NPAGES));
-	EXPECT_NE(0, access(journal_path(self->dir), F_OK));
+	EXPECT_NE(0, access(journal_path(self->dir, "backing"), F_OK));
 	cowmap_unmap(s, p, PGS(NPAGES));
 	cowmap_session_close(s);
 }
@@ -274,7 +277,7 @@ TEST_F_TIMEOUT(commit, counter_killed, 600)
 	const char *e = getenv("COMMIT_KILLS");
 	long kills = e ? strtol(e, NULL, 10) : 40, k, prev = 10, mid = 0, v;
 	char *file = cm_path(self->dir, "counter");
-	char *journal = cm_path(self->dir, ".counter.cowmap-journal");
+	char *journal = journal_path(self->dir, "counter");
 	uint64_t seed = cm_now_ns();
 	static char out[1 << 20];
 

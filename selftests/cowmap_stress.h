@@ -1668,9 +1668,10 @@ static void st_drop_priv(struct st_run *R, int s, uint64_t p)
  * An munmap the model itself needs (a tail or a child's copy it has no slot
  * to track): made with injection paused, so that it cannot fail.
  */
-static void st_model_unmap(struct st_run *R, int actor, uint64_t addr, uint64_t len)
+static int st_model_unmap(struct st_run *R, int actor, uint64_t addr, uint64_t len)
 {
 	struct st_cmd *c;
+	int ret = 0;
 
 	if (R->cfg.inject_off)
 		R->cfg.inject_off(R->cfg.inject_arg);
@@ -1678,10 +1679,13 @@ static void st_model_unmap(struct st_run *R, int actor, uint64_t addr, uint64_t 
 	c->op = OP_UNMAP;
 	c->addr = addr;
 	c->len = len;
-	if (st_run1(R, actor) && c->err)
+	if (!st_run1(R, actor))
+		ret = -1;	/* the actor is gone; st_run1() said why */
+	else if (c->err)
 		st_fail(R, "model's own munmap failed: %s", strerror(c->err));
 	if (R->cfg.inject_on)
 		R->cfg.inject_on(R->cfg.inject_arg);
+	return ret;
 }
 
 /* An mmap/munmap/mremap failed under fault injection: drop the mapping. */
@@ -1689,29 +1693,13 @@ static void st_cleanup_map(struct st_run *R, int m, uint64_t extra_addr, uint64_
 {
 	struct st_map *M = &R->map[m];
 	int a = R->proc[M->proc].actors[0];
-	struct st_cmd *c;
 
-	if (R->cfg.inject_off)
-		R->cfg.inject_off(R->cfg.inject_arg);
-	c = st_cmd(a);
-	c->op = OP_UNMAP;
-	c->addr = M->addr;
-	c->len = PGS(M->npages);
-	if (!st_run1(R, a))
+	if (st_model_unmap(R, a, M->addr, PGS(M->npages)))
 		return;
-	if (c->err)
-		st_fail(R, "cleanup munmap failed: %s", strerror(c->err));
-	if (extra_len) {
-		c = st_cmd(a);
-		c->op = OP_UNMAP;
-		c->addr = extra_addr;
-		c->len = extra_len;
-		st_run1(R, a);
-	}
+	if (extra_len)
+		st_model_unmap(R, a, extra_addr, extra_len);
 	M->alive = 0;
 	R->st.cleanups++;
-	if (R->cfg.inject_on)
-		R->cfg.inject_on(R->cfg.inject_arg);
 }
 
 /* An errno the kernel may give when an allocation was made to fail. */
