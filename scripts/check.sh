@@ -12,7 +12,9 @@
 # Every phase runs even if an earlier one failed.  Prints each phase's
 # result and time, and as the very last line the sum:
 #   N passed, N failed[, N skipped]
-# Exit status 1 if anything failed.  Works without a terminal (CI=true).
+# Before it, the first lines of each failing phase's log that say what
+# failed.  Exit status 1 if anything failed.  Works without a terminal
+# (CI=true).
 # Phase logs: $BUILD/check/<phase>.log.
 set -euo pipefail
 
@@ -26,6 +28,7 @@ mkdir -p "$logdir"
 total_pass=0 total_fail=0 total_skip=0
 times=()
 results=()
+failures=()
 
 # phase NAME COMMAND...: run COMMAND, show and log its output, take the
 # counts from its last "[name: ]N passed, N failed[, N skipped]" line (a phase
@@ -59,6 +62,15 @@ phase() {
 	total_skip=$((total_skip + skip))
 	times+=("$(printf '%-6s %5d s' "$name" $((SECONDS - start)))")
 	results+=("$(printf '%-6s %d passed, %d failed, %d skipped' "$name" "$pass" "$fail" "$skip")")
+	if [ "$fail" != 0 ]; then
+		# The first lines saying what failed, repeated at the very end
+		# (where a CI log's tail shows them).
+		while IFS= read -r line; do
+			failures+=("$name: ${line:0:300}")
+		done < <(grep -avE '^([[:alnum:]_.-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" |
+			grep -aE '^not ok|FAIL|[Ff]ailed|[Ee]rror|[Tt]orn|TORN|timed out|[Cc]annot|: exited with' |
+			head -n 12 || true)
+	fi
 	return 0
 }
 
@@ -121,6 +133,10 @@ printf '%s\n' "${results[@]}"
 echo "---- times"
 printf '%s\n' "${times[@]}"
 printf '%-6s %5d s\n' total $((SECONDS - start_all))
+if [ "${#failures[@]}" != 0 ]; then
+	echo "---- what failed (first lines; whole logs in $logdir)"
+	printf '%s\n' "${failures[@]}"
+fi
 line="$total_pass passed, $total_fail failed"
 [ "$total_skip" = 0 ] || line="$line, $total_skip skipped"
 echo "$line"

@@ -130,6 +130,13 @@ build_userspace() {
 # kernel messages and /init's own lines, never the payload's output.
 KERNEL_ERROR_RE='-----------\[ cut here \]|WARNING:|BUG:|Oops|general protection fault|Kernel panic|kernel BUG at|KASAN|UBSAN|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|possible irq lock inversion|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|lockdep is turned off|suspected memory leak|unreferenced object|leak detector disabled|blocked for more than|self-detected stall|detected stalls|list_add corruption|list_del corruption|refcount_t:|Unable to handle|invalid opcode|stack-protector|double fault|cowmap-vm: FATAL'
 
+# Kernel parameters of every test VM: any warning is fatal.  The RCU stall
+# timeout is raised: TCG on a busy host is slow, and a real stall (a loop
+# with preemption off) lasts longer anyway.  TCG on a loaded host can also
+# miss the IO-APIC timer check at boot (no_timer_check).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+VM_CMDLINE_BASE="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 rcupdate.rcu_cpu_stall_timeout=120 no_timer_check"
+
 # console_errors LOG: print "line:text" for each kernel error in LOG; status
 # 0 if there is one.  The one exception: while a test has armed fault
 # injection (it writes "cowmap-selftest: fault injection armed" and
@@ -167,12 +174,7 @@ vm_boot() {
 
 	mem=2G
 	timeout=${COWMAP_VM_TIMEOUT:-1800}
-	# The RCU stall timeout is raised: TCG on a busy host is slow, and a
-	# real stall (a loop with preemption off) lasts longer anyway.
-	cmdline="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 hung_task_panic=1"
-	cmdline="$cmdline rcupdate.rcu_cpu_stall_timeout=120 rdinit=/init"
-	# TCG on a loaded host can miss the IO-APIC timer check at boot.
-	cmdline="$cmdline no_timer_check"
+	cmdline="$VM_CMDLINE_BASE hung_task_panic=1 rdinit=/init"
 	if [ "$kver" = debug ]; then
 		mem=3G
 		timeout=${COWMAP_VM_TIMEOUT:-3600}
