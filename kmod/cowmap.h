@@ -63,7 +63,7 @@ struct cowmap_session {
 	struct mutex lock;
 	struct file *log;		/* bound log, or NULL */
 	u64 log_seq;			/* next record number in @log */
-	bool log_broken;		/* a failed append could not be undone */
+	loff_t log_cut;			/* torn tail of @log from here, or -1 */
 	bool dead;			/* released: no more drains */
 
 	atomic_long_t npriv;		/* private pages */

@@ -238,29 +238,67 @@ int cowmap_log_write_header(struct cowmap_session *s, struct file *log)
 	return err;
 }
 
-/*
- * Append @len bytes at the end of @log.  A failed append is cut off again,
- * so the log never holds a torn record before later ones.
- */
-static int append(struct cowmap_session *s, struct file *log, const void *buf,
-		  size_t len)
+/* Bytes of the whole records at the start of @buf[0..@len). */
+static size_t whole_records(const u8 *buf, size_t len)
 {
-	loff_t start = i_size_read(file_inode(log)), pos = start;
+	const struct cowmap_log_record *r;
+	size_t pos = 0, size;
+
+	while (len - pos >= sizeof(*r)) {
+		r = (const struct cowmap_log_record *)(buf + pos);
+		size = COWMAP_LOG_REC_SIZE(le32_to_cpu(r->length));
+		if (size > len - pos)
+			break;
+		pos += size;
+	}
+	return pos;
+}
+
+/*
+ * Append the records @buf[0..@len) at the end of @log.  On failure, *@kept
+ * says how many bytes of whole records the log holds (they count as
+ * drained); anything after them is cut off again, so the log never holds a
+ * torn record before later ones.  When that cut fails too, the log ends in
+ * a torn tail, which readers skip: a log given to one drain is never
+ * appended to again, and the bound log has its tail cut before the next
+ * append (which fails while it cannot be).
+ */
+static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
+		  size_t len, size_t *kept)
+{
+	loff_t start, pos, size;
 	int err, terr;
 
+	*kept = 0;
+	if (log == s->log && s->log_cut >= 0) {
+		err = vfs_truncate(&log->f_path, s->log_cut);
+		if (err)
+			return err;
+		s->log_cut = -1;
+	}
+	start = i_size_read(file_inode(log));
+	pos = start;
 	/* Reserve the space first: running out of it then writes nothing. */
 	err = vfs_fallocate(log, FALLOC_FL_KEEP_SIZE, start, len);
 	if (err && err != -EOPNOTSUPP)
 		return err;
 	err = write_all(log, buf, len, &pos);
-	if (!err || i_size_read(file_inode(log)) <= start)
+	if (!err) {
+		*kept = len;
+		return 0;
+	}
+	size = i_size_read(file_inode(log));
+	if (size <= start)
 		return err;
-	terr = vfs_truncate(&log->f_path, start);
+	*kept = whole_records(buf, min_t(loff_t, size - start, len));
+	if (start + *kept == size)
+		return err;
+	terr = vfs_truncate(&log->f_path, start + *kept);
 	if (terr) {
-		pr_warn_ratelimited("session %llu: cannot cut a failed write off the log (%d); no more appends to it\n",
+		pr_warn_ratelimited("session %llu: cannot cut a failed write off the log (%d)\n",
 				    s->id, terr);
 		if (log == s->log)
-			s->log_broken = true;
+			s->log_cut = start + *kept;
 	}
 	return err;
 }
@@ -270,6 +308,7 @@ struct drain_batch {
 	void *snaps;
 	struct page *bases[DRAIN_BATCH];
 	unsigned long idx[DRAIN_BATCH];
+	size_t end[DRAIN_BATCH];	/* end of each page's records in @out */
 	unsigned int max;		/* pages per batch */
 	unsigned int n;
 	size_t used;
@@ -277,32 +316,64 @@ struct drain_batch {
 	u64 first_seq;
 };
 
+/*
+ * The log kept the first @kept bytes of a batch that failed: its whole
+ * records are drained, so their new bytes go into their pages' bases.
+ */
+static void keep_records(struct drain_batch *b, size_t kept, u64 *seq,
+			 struct cowmap_drain *st)
+{
+	const struct cowmap_log_record *r;
+	unsigned int i = 0;
+	size_t pos = 0;
+	u64 off;
+	u32 len;
+
+	while (pos < kept) {
+		r = (const struct cowmap_log_record *)(b->out + pos);
+		len = le32_to_cpu(r->length);
+		off = le64_to_cpu(r->offset);
+		while ((u64)b->idx[i] << PAGE_SHIFT != (off & PAGE_MASK))
+			i++;
+		memcpy_to_page(b->bases[i], offset_in_page(off),
+			       (const u8 *)(r + 1) + len, len);
+		*seq = le64_to_cpu(r->seq) + 1;
+		st->records++;
+		pos += COWMAP_LOG_REC_SIZE(len);
+	}
+}
+
 /* Write a batch; on success its snapshots become the new bases. */
 static int flush_batch(struct cowmap_session *s, struct file *log,
 		       struct drain_batch *b, u64 *seq, struct cowmap_drain *st)
 {
+	size_t kept = 0;
 	unsigned int i;
 	int err = 0;
 
 	if (b->used)
-		err = append(s, log, b->out, b->used);
-	for (i = 0; i < b->n; i++) {
-		if (err) {
-			/* Keep the changes for the next drain. */
-			xa_set_mark(&s->pages, b->idx[i], COWMAP_CHANGED);
-			continue;
-		}
-		memcpy_to_page(b->bases[i], 0, b->snaps + i * PAGE_SIZE, PAGE_SIZE);
-	}
+		err = append(s, log, b->out, b->used, &kept);
 	if (err) {
+		/* Pages not wholly in the log keep their changes. */
 		*seq = b->first_seq;
+		keep_records(b, kept, seq, st);
+		for (i = 0; i < b->n; i++) {
+			if (b->end[i] > kept)
+				xa_set_mark(&s->pages, b->idx[i], COWMAP_CHANGED);
+			else
+				st->pages++;
+		}
 	} else {
+		for (i = 0; i < b->n; i++)
+			memcpy_to_page(b->bases[i], 0, b->snaps + i * PAGE_SIZE,
+				       PAGE_SIZE);
 		st->records += b->records;
 		st->pages += b->n;
-		st->bytes += b->used;
-		atomic64_add(b->used, &s->drained_bytes);
-		atomic64_add(b->used, &cowmap_stats.drained_bytes);
+		kept = b->used;
 	}
+	st->bytes += kept;
+	atomic64_add(kept, &s->drained_bytes);
+	atomic64_add(kept, &cowmap_stats.drained_bytes);
 	b->n = 0;
 	b->used = 0;
 	b->records = 0;
@@ -323,9 +394,6 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	int err = 0;
 
 	lockdep_assert_held(&s->lock);
-	if (log == s->log && s->log_broken)
-		return -EIO;
-
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
 		return -ENOMEM;
@@ -359,6 +427,7 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 			b->used += diff_against(base, snap, b->out + b->used,
 						(u64)idx << PAGE_SHIFT, seq,
 						&b->records);
+			b->end[b->n] = b->used;
 			b->bases[b->n] = base;
 			b->idx[b->n++] = idx;
 			if (b->n == b->max) {

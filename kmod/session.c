@@ -38,6 +38,7 @@ struct cowmap_session *cowmap_session_create(struct file *dev)
 	spin_lock_init(&s->ring.lock);
 	init_waitqueue_head(&s->ring.wait);
 	INIT_LIST_HEAD(&s->node);
+	s->log_cut = -1;
 	s->owner = current_fsuid();
 	s->pid = task_tgid_nr(current);
 	get_task_comm(s->comm, current);

@@ -10,20 +10,37 @@
  * as a whole (uapi/linux/cowmap.h, "Log files"), so every change in it is
  * lost to merge.  "A failed drain loses nothing" requires the log to end
  * at its last whole record after a failure.
+ *
+ * drain_cut_fails: the same with the cut-off itself failing (see there).
  */
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <linux/fs.h>
 
 #include "cowmap_harness.h"
 #include "cowmap_test_util.h"
 
 #define NPAGES	64
 
+/* Set or clear the append-only attribute of @fd (chattr +a / -a). */
+static int set_append_only(int fd, int on)
+{
+	int flags;
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		return -errno;
+	flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+	return ioctl(fd, FS_IOC_SETFLAGS, &flags) ? -errno : 0;
+}
+
 FIXTURE(regress) {
 	char *dir;
 	char *backing;
 	char small[256];
 	int small_mounted;
+	const char *append_only;	/* a file to chattr -a in teardown */
 	uint8_t data[PGS(NPAGES)];
 };
 
@@ -34,6 +51,7 @@ FIXTURE_SETUP(regress)
 
 	self->dir = NULL;
 	self->small_mounted = 0;
+	self->append_only = NULL;
 	CM_SKIP_IF_NO_DEVICE();
 	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
 	if (!scratch)
@@ -51,9 +69,87 @@ FIXTURE_TEARDOWN(regress)
 {
 	if (self->small_mounted)
 		umount2(self->small, MNT_DETACH);
+	if (self->append_only) {
+		int fd = open(self->append_only, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			set_append_only(fd, 0);
+			close(fd);
+		}
+	}
 	if (self->dir)
 		cm_rm_rf(self->dir);
 	free(self->dir);
+}
+
+/*
+ * Replay records (a log's after its header, or DIFF's) onto @img (NPAGES
+ * pages): each one's old bytes must be what @img holds.  @seq: the first
+ * record's number, counted on (NULL: not checked).  A torn tail is allowed
+ * if @torn_ok; *@end says where the whole records end.  Returns the number
+ * of records, or -1 with the reason in @why (128 bytes).
+ */
+static long replay(const uint8_t *buf, size_t len, uint8_t *img, uint64_t *seq,
+		   int torn_ok, size_t *end, char *why)
+{
+	size_t pos = 0;
+	struct cm_rec r;
+	long n = 0;
+	char w[64];
+	int k;
+
+	while ((k = cm_rec_next(buf, len, &pos, &r, w)) == 1) {
+		if (seq && r.seq != (*seq)++) {
+			snprintf(why, 128, "record %ld has seq %llu", n,
+				 (unsigned long long)r.seq);
+			return -1;
+		}
+		if (r.offset + r.length > PGS(NPAGES) ||
+		    memcmp(img + r.offset, r.old, r.length)) {
+			snprintf(why, 128, "record %ld at %#llx+%u does not chain", n,
+				 (unsigned long long)r.offset, r.length);
+			return -1;
+		}
+		memcpy(img + r.offset, r.new, r.length);
+		n++;
+	}
+	*end = pos;
+	if (k < 0 && !(torn_ok && cm_rec_torn(buf, len, pos))) {
+		snprintf(why, 128, "after %ld good records, at byte %zu of %zu: %.40s",
+			 n, pos, len, w);
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * Replay the log at @path onto a copy of @base into @img (NPAGES pages).
+ * Returns the records replayed, or -1 with the reason in @why (128 bytes).
+ * *@torn: bytes of torn tail after them (NULL: none allowed).
+ */
+static long replay_log(const char *path, const uint8_t *base, uint8_t *img,
+		       size_t *torn, char *why)
+{
+	uint8_t *log;
+	size_t len, hl, end;
+	uint64_t seq = 0;
+	long n;
+
+	memcpy(img, base, PGS(NPAGES));
+	log = cm_slurp(path, &len);
+	if (!log || len < sizeof(struct cowmap_log_header)) {
+		snprintf(why, 128, "no log");
+		free(log);
+		return -1;
+	}
+	hl = le32toh(((struct cowmap_log_header *)log)->header_len);
+	n = hl <= len ? replay(log + hl, len - hl, img, &seq, !!torn, &end, why) : -1;
+	if (hl > len)
+		snprintf(why, 128, "header length %zu of %zu bytes", hl, len);
+	if (n >= 0 && torn)
+		*torn = len - hl - end;
+	free(log);
+	return n;
 }
 
 /*
@@ -64,48 +160,15 @@ FIXTURE_TEARDOWN(regress)
 static int check_log(const char *path, const uint8_t *base, const uint8_t *want,
 		     char *why)
 {
-	uint8_t *log, *img = malloc(PGS(NPAGES));
-	size_t len, pos;
-	uint64_t seq = 0;
-	struct cm_rec r;
-	char w[64];
-	int n;
+	uint8_t *img = malloc(PGS(NPAGES));
+	long n = replay_log(path, base, img, NULL, why);
 
-	memcpy(img, base, PGS(NPAGES));
-	log = cm_slurp(path, &len);
-	if (!log || len < sizeof(struct cowmap_log_header)) {
-		snprintf(why, 128, "no log");
-		return -1;
-	}
-	pos = le32toh(((struct cowmap_log_header *)log)->header_len);
-	while ((n = cm_rec_next(log, len, &pos, &r, w)) == 1) {
-		if (r.seq != seq) {
-			snprintf(why, 128, "record %llu has seq %llu", (unsigned long long)seq,
-				 (unsigned long long)r.seq);
-			return -1;
-		}
-		if (r.offset + r.length > PGS(NPAGES) ||
-		    memcmp(img + r.offset, r.old, r.length)) {
-			snprintf(why, 128, "record seq %llu at %#llx does not chain",
-				 (unsigned long long)r.seq, (unsigned long long)r.offset);
-			return -1;
-		}
-		memcpy(img + r.offset, r.new, r.length);
-		seq++;
-	}
-	if (n < 0) {
-		snprintf(why, 128, "after %llu good records, at byte %zu of %zu: %s",
-			 (unsigned long long)seq, pos, len, w);
-		return -1;
-	}
-	if (memcmp(img, want, PGS(NPAGES))) {
-		snprintf(why, 128, "%llu records do not reproduce the session's pages",
-			 (unsigned long long)seq);
-		return -1;
+	if (n >= 0 && memcmp(img, want, PGS(NPAGES))) {
+		snprintf(why, 128, "%ld records do not reproduce the session's pages", n);
+		n = -1;
 	}
 	free(img);
-	free(log);
-	return 0;
+	return n < 0 ? -1 : 0;
 }
 
 TEST_F(regress, drain_enospc)
@@ -210,6 +273,146 @@ TEST_F_TIMEOUT(regress, drain_killed, 300)
 	printf("# %d drains killed part way; %d left a log that is not valid\n", cut, bad);
 	fflush(stdout);
 	EXPECT_EQ(0, bad);
+}
+
+
+/*
+ * drain_cut_fails (issue 7, found by fault injection: seed 841465786): a
+ * drain whose write to the log stops part way (here RLIMIT_FSIZE) and
+ * whose cut-off of the partial batch then fails too (there an injected
+ * ENOMEM in the filesystem's truncate; here the log is append-only, so
+ * truncate gives EPERM).  The kernel used to re-mark every page of the
+ * batch undrained while the log kept the whole records written before the
+ * failure: DIFF then repeated changes the log already held, against bases
+ * the log had moved past, and no drain could ever append again.  Now the
+ * whole records count as drained, the log and DIFF together say exactly
+ * what the session holds, drains fail (appending nothing) while the torn
+ * tail cannot be cut, and the first one that can cut it completes the log.
+ * For the bound log and for a log given to the drain (@fd_log).
+ */
+static void drain_cut_fails(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(regress) *self, int fd_log)
+{
+	uint8_t *m, *diff = NULL, *want = malloc(PGS(NPAGES)), *img = malloc(PGS(NPAGES));
+	size_t used = 0, torn = 0, end, len0, len1;
+	struct rlimit rl0, rl;
+	struct cowmap_drain d;
+	char *lp, why[128];
+	int bfd, lfd, dfd, dev, err;
+	struct stat st;
+	uint32_t recs;
+	long n;
+
+	ASSERT_NE(NULL, want);
+	ASSERT_NE(NULL, img);
+	lp = cm_path(self->dir, "log");
+	lfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, lfd);
+	bfd = open(self->backing, O_RDONLY | O_CLOEXEC);
+	dev = cm_session(bfd, fd_log ? -1 : lfd, 0);
+	ASSERT_LE(0, dev);
+	dfd = fd_log ? lfd : -1;
+	m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, m);
+	/* Even pages change whole (one record), odd ones in 64 runs. */
+	for (size_t p = 0; p < NPAGES; p++) {
+		for (size_t i = 0; i < PG; i += p % 2 ? 64 : 1)
+			m[p * PG + i] ^= 0x5a;
+	}
+	memcpy(want, m, PGS(NPAGES));
+	ASSERT_LE(0, cm_diff_all(dev, 0, 0, 1 << 20, &diff, &used, &recs));
+	free(diff);
+	diff = NULL;
+
+	err = set_append_only(lfd, 1);
+	if (err) {
+		munmap(m, PGS(NPAGES));
+		close(dev);
+		close(lfd);
+		close(bfd);
+		SKIP(return, "chattr +a on the scratch filesystem: %s", strerror(-err));
+	}
+	self->append_only = lp;
+	/* The log may grow to 70 % of the records (+13 bytes: mid-record). */
+	ASSERT_EQ(0, fstat(lfd, &st));
+	len0 = st.st_size;
+	ASSERT_EQ(0, getrlimit(RLIMIT_FSIZE, &rl0));
+	rl = rl0;
+	rl.rlim_cur = len0 + used * 7 / 10 + 13;
+	signal(SIGXFSZ, SIG_IGN);
+	ASSERT_EQ(0, setrlimit(RLIMIT_FSIZE, &rl));
+	err = cm_drain(dev, dfd, &d);
+	ASSERT_EQ(0, setrlimit(RLIMIT_FSIZE, &rl0));
+	EXPECT_EQ(-EFBIG, err) TH_LOG("drain: %s", strerror(-err));
+
+	/* The log: whole records, then the torn tail nobody could cut. */
+	ASSERT_EQ(0, stat(lp, &st));
+	len1 = st.st_size;
+	n = replay_log(lp, self->data, img, &torn, why);
+	ASSERT_LT(0, n) TH_LOG("log after the failed drain: %s", why);
+	EXPECT_LT(0, torn) TH_LOG("the log has no torn tail: was it cut?");
+	/* DIFF says exactly the rest. */
+	ASSERT_LE(0, cm_diff_all(dev, 0, 0, 1 << 20, &diff, &used, &recs));
+	EXPECT_LE(0, replay(diff, used, img, NULL, 0, &end, why))
+		TH_LOG("DIFF after the failed drain (%ld records in the log): %s", n, why);
+	EXPECT_EQ(0, memcmp(img, want, PGS(NPAGES)))
+		TH_LOG("the log and DIFF do not give the session's pages");
+	free(diff);
+
+	if (fd_log) {
+		/*
+		 * A log given to one drain is never appended to again: the
+		 * next drain goes to a new log, and the two (the first with
+		 * its torn tail) replayed in order give the session's pages.
+		 */
+		char *lp2 = cm_path(self->dir, "log2");
+		int lfd2 = open(lp2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		ASSERT_LE(0, lfd2);
+		err = cm_drain(dev, lfd2, &d);
+		EXPECT_EQ(0, err) TH_LOG("drain to a new log: %s", strerror(-err));
+		n = replay_log(lp, self->data, img, &torn, why);
+		ASSERT_LT(0, n) TH_LOG("first log: %s", why);
+		EXPECT_EQ(0, check_log(lp2, img, want, why)) TH_LOG("second log: %s", why);
+		ASSERT_EQ(0, stat(lp, &st));
+		EXPECT_EQ(len1, (size_t)st.st_size);
+		close(lfd2);
+		free(lp2);
+		goto out;
+	}
+
+	/* The tail still cannot be cut: the drain fails, the log stays. */
+	err = cm_drain(dev, dfd, &d);
+	EXPECT_EQ(-EPERM, err) TH_LOG("drain: %s", strerror(-err));
+	ASSERT_EQ(0, stat(lp, &st));
+	EXPECT_EQ(len1, (size_t)st.st_size);
+
+	/* It can be cut again: the next drain cuts it and completes the log. */
+	ASSERT_EQ(0, set_append_only(lfd, 0));
+	self->append_only = NULL;
+	err = cm_drain(dev, dfd, &d);
+	EXPECT_EQ(0, err) TH_LOG("drain: %s", strerror(-err));
+	EXPECT_EQ(0, check_log(lp, self->data, want, why)) TH_LOG("%s", why);
+out:
+
+	munmap(m, PGS(NPAGES));
+	close(dev);
+	close(lfd);
+	close(bfd);
+	free(lp);
+	free(want);
+	free(img);
+}
+
+TEST_F(regress, drain_cut_fails)
+{
+	drain_cut_fails(_metadata, self, 0);
+}
+
+/* The same with a log given to the drain (COWMAP_DRAIN_FD). */
+TEST_F(regress, drain_cut_fails_fd)
+{
+	drain_cut_fails(_metadata, self, 1);
 }
 
 TEST_HARNESS_MAIN

@@ -42,6 +42,7 @@
 #define COWMAP_STRESS_H
 
 #include <stddef.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -762,21 +763,113 @@ static void st_post(struct st_run *R, int actor)
 	sem_post(&st_sh->slot[actor].go);
 }
 
-/* Wait for @actor; fails the run if it does not answer in time. */
+/*
+ * Where a stuck process is: each thread's state, minor faults (twice, 2 s
+ * apart: a thread retrying a fault counts up) and kernel stack.
+ */
+static void st_dump_stuck(pid_t pid)
+{
+	char path[96], buf[4096], *p;
+	unsigned long flt[2][64] = { { 0 } };
+	char state[64] = { 0 };
+	int tids[64], n = 0, round, i;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)) && n < 64) {
+		if (de->d_name[0] != '.')
+			tids[n++] = atoi(de->d_name);
+	}
+	closedir(d);
+	for (round = 0; round < 2; round++) {
+		if (round)
+			sleep(2);
+		for (i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tids[i]);
+			if (cm_read_text(path, buf, sizeof(buf)))
+				continue;
+			/* After "(comm) ": state, then minflt is field 10. */
+			p = strrchr(buf, ')');
+			if (p && sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %lu",
+					&state[i], &flt[round][i]) != 2)
+				state[i] = '?';
+		}
+	}
+	for (i = 0; i < n; i++) {
+		printf("# stuck pid %d, thread %d: state %c, %lu minor faults in 2 s; kernel stack:\n",
+		       pid, tids[i], state[i] ? state[i] : '?', flt[1][i] - flt[0][i]);
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, tids[i]);
+		if (!cm_read_text(path, buf, sizeof(buf))) {
+			for (p = strtok(buf, "\n"); p; p = strtok(NULL, "\n"))
+				printf("#   %s\n", p);
+		}
+	}
+	fflush(stdout);
+}
+
+/*
+ * State letter of process @pid ('?' if it is gone); a zombie's exit status
+ * (the wait(2) status word: signal in the low bits) in *@status.
+ */
+static char st_proc_state(pid_t pid, int *status)
+{
+	char path[64], buf[2048], *p, *q;
+	char c = '?';
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (cm_read_text(path, buf, sizeof(buf)))
+		return '?';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c", &c) != 1)
+		return '?';
+	/* exit_code is the last field (52nd; the 50th after the comm). */
+	for (i = 0, q = p + 2; q && i < 49; i++) {
+		q = strchr(q, ' ');
+		if (q)
+			q++;
+	}
+	*status = q ? atoi(q) : 0;
+	return c;
+}
+
+/*
+ * Wait for @actor; fails the run if it does not answer in time, or at once
+ * if its process died (of a signal it did not expect, say).
+ */
 static int st_wait(struct st_run *R, int actor)
 {
 	struct timespec ts;
+	pid_t pid = st_sh->slot[actor].pid;
+	int waited = 0, status = 0;
+	char state;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 120;
-	while (sem_timedwait(&st_sh->slot[actor].done, &ts)) {
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (!sem_timedwait(&st_sh->slot[actor].done, &ts))
+			return 0;
 		if (errno == EINTR)
 			continue;
+		state = st_proc_state(pid, &status);
+		if (state == 'Z' || state == '?') {
+			st_fail(R, "actor %d (pid %d) died running %s: %s %d", actor, pid,
+				st_op_name[st_sh->slot[actor].c.op],
+				WIFSIGNALED(status) ? "signal" : "exit status",
+				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			return -1;
+		}
+		if (++waited < 120)
+			continue;
+		st_dump_stuck(pid);
 		st_fail(R, "actor %d (pid %d) did not answer %s within 120 s", actor,
-			st_sh->slot[actor].pid, st_op_name[st_sh->slot[actor].c.op]);
+			pid, st_op_name[st_sh->slot[actor].c.op]);
 		return -1;
 	}
-	return 0;
 }
 
 static struct st_cmd *st_cmd(int actor)
@@ -902,11 +995,7 @@ static int st_apply_records(struct st_run *R, int s, const uint8_t *buf, size_t 
 	*consumed = pos;
 	if (n < 0) {
 		/* A partial record at the very end is a torn tail (left for later). */
-		const struct cowmap_log_record *h = (const void *)(buf + pos);
-
-		if (len - pos < sizeof(*h) ||
-		    (le32toh(h->magic) == COWMAP_LOG_REC_MAGIC &&
-		     COWMAP_LOG_REC_SIZE(le32toh(h->length)) > len - pos))
+		if (cm_rec_torn(buf, len, pos))
 			return 1;
 		st_fail(R, "%s: bad record at byte %zu of the new part: %s", what, pos, why);
 		return -1;

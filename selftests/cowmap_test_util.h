@@ -481,6 +481,19 @@ static inline int cm_rec_next(const uint8_t *buf, size_t used, size_t *pos,
 	return 1;
 }
 
+/*
+ * After cm_rec_next() failed at @pos: is the rest of @buf the start of a
+ * record cut short (a torn tail), rather than a bad record?
+ */
+static inline int cm_rec_torn(const uint8_t *buf, size_t used, size_t pos)
+{
+	const struct cowmap_log_record *h = (const void *)(buf + pos);
+
+	return used - pos < sizeof(*h) ||
+	       (le32toh(h->magic) == COWMAP_LOG_REC_MAGIC &&
+		COWMAP_LOG_REC_SIZE(le32toh(h->length)) > used - pos);
+}
+
 /* ------------------------------------------------------------------------
  * Module parameters
  */

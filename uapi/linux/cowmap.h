@@ -223,8 +223,14 @@ struct cowmap_diff {
  * the log, page by page in ascending offset order, and makes each page's
  * current contents its new base snapshot once its records are written.  A
  * page whose records could not be written keeps its changes for the next
- * drain, so a failed drain loses nothing.  The private pages stay: the
- * session goes on seeing what it wrote.
+ * drain, so a failed drain loses nothing.  When a write to the log fails
+ * part way, the whole records that reached it count as drained and the
+ * rest is cut off again.  If that cut fails too (the file refused the
+ * truncate), the log ends in a torn tail, which readers skip; the next
+ * drain to the bound log cuts it first (and fails, appending nothing,
+ * while it cannot).  The logs and COWMAP_IOC_DIFF together always say
+ * exactly what the session changed.  The private pages stay: the session goes on seeing what it
+ * wrote.
  *
  * Errors: -ENODEV (not bound), -EBADFD (no log bound and no
  * COWMAP_DRAIN_FD), -EBADF, -EINVAL (log fd unusable, flags, reserved),
