@@ -135,6 +135,7 @@ struct st_shared {
 	int inject;
 	int outsider;		/* actor never made to fail */
 	uint64_t run_id;
+	long kernel_segv;	/* SIGSEGVs the kernel sent on its own (SI_KERNEL) */
 };
 
 struct st_cfg {
@@ -157,6 +158,7 @@ struct st_stats {
 	long ops, batches, reads, writes, sigbus, sigsegv, cows, drains, records;
 	long discards, forks, exits, fdpass, maps, unmaps, mremaps, madvs, owrites;
 	long truncs, punches, odirects, checks, enomem, failed_ops, cleanups;
+	long kernel_segv;	/* see st_sig() */
 	long mismatches;
 };
 
@@ -175,10 +177,31 @@ static void *st_obuf;				/* aligned buffer for O_DIRECT */
 
 static void st_sig(int sig, siginfo_t *si, void *uc)
 {
-	(void)si;
 	(void)uc;
+	if (!st_in_access && sig == SIGSEGV && si && si->si_code == SI_KERNEL &&
+	    st_sh && st_sh->inject) {
+		/*
+		 * Not a fault: the kernel could not write this thread's rseq
+		 * area (or a signal frame) on the way back to user space, an
+		 * injected allocation failure (the page is copy-on-write after
+		 * fork), and says so with SIGSEGV (kernel/rseq.c).  Carry on.
+		 */
+		__atomic_add_fetch(&st_sh->kernel_segv, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	if (!st_in_access) {
-		/* Not ours: die of it (the fault repeats with SIG_DFL). */
+		/*
+		 * Not during an access: say so (the runner then reports the
+		 * actor dead of it) and die of it (the fault repeats with
+		 * SIG_DFL).
+		 */
+		char m[160];
+		int n = snprintf(m, sizeof(m),
+				 "# stress: pid %d: signal %d (code %d, address %p) outside an access\n",
+				 (int)getpid(), sig, si ? si->si_code : 0, si ? si->si_addr : NULL);
+
+		if (n > 0 && write(2, m, (size_t)n) < 0)
+			n = 0;
 		signal(sig, SIG_DFL);
 		return;
 	}
@@ -2471,6 +2494,7 @@ static void st_teardown(struct st_run *R)
 			free(R->s[s].logimg[i]);
 		}
 	}
+	R->st.kernel_segv = st_sh->kernel_segv;
 	munmap(st_sh, sizeof(*st_sh));
 	st_sh = NULL;
 }
