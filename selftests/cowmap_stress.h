@@ -238,15 +238,35 @@ static int st_proc_init(int actor)
 	return 0;
 }
 
+/*
+ * Set this thread's make-it-fail.  The file stays open per thread (an
+ * open() with injection on may itself fail, and turning injection off must
+ * not); a forked child's copy names its parent's thread, so it is reopened
+ * when the thread id changes.
+ */
 static void st_make_it_fail(int on)
 {
-	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY | O_CLOEXEC);
+	static __thread int fd = -1;
+	static __thread pid_t tid;
+	pid_t me = (pid_t)syscall(SYS_gettid);
+	int tries;
 
-	if (fd >= 0) {
-		if (write(fd, on ? "1" : "0", 1) < 0)
-			perror("make-it-fail");
+	if (fd >= 0 && tid != me) {
 		close(fd);
+		fd = -1;
 	}
+	for (tries = 0; fd < 0 && tries < 1000; tries++)
+		fd = open("/proc/thread-self/make-it-fail", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		perror("make-it-fail");
+		return;
+	}
+	tid = me;
+	for (tries = 0; tries < 1000; tries++) {
+		if (pwrite(fd, on ? "1" : "0", 1, 0) == 1)
+			return;
+	}
+	perror("make-it-fail");
 }
 
 /*
