@@ -1931,6 +1931,16 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 		int got = c->sig ? c->sig : c->err ? SIGBUS : 0;
 
 		R->st.reads++;
+		/*
+		 * A read through /proc/self/mem or an O_DIRECT write from the
+		 * mapping holds the page (GUP): a drain that finds a private
+		 * page held keeps it marked (the holder could store into it),
+		 * so the session may count it undrained after the drain.
+		 */
+		if (c->mode && (drains_racing & (1 << s))) {
+			R->s[s].und_unsure = 1;
+			R->racing_ok |= 1 << s;
+		}
 		if (!want && c->err && st_injected(R, c->err))
 			break;
 		if (!want && got == SIGBUS && R->cfg.inject) {
@@ -2561,7 +2571,9 @@ static int st_run(struct st_run *R)
 		for (i = 0; i < n; i++)
 			if (pd[i].op == OP_DRAIN)
 				for (j = 0; j < n; j++)
-					if (j != i && pd[j].op == OP_WRITE && pd[j].sess == pd[i].sess)
+					if (j != i && pd[j].sess == pd[i].sess &&
+					    (pd[j].op == OP_WRITE ||
+					     (pd[j].op == OP_READ && pd[j].expect_sig)))
 						racing |= 1 << pd[i].sess;
 		for (i = 0; i < n; i++) {
 			newactor[i] = -1;
