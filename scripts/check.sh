@@ -68,7 +68,7 @@ phase() {
 		while IFS= read -r line; do
 			failures+=("$name: ${line:0:300}")
 		done < <(grep -avE '^([[:alnum:]_.-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" |
-			grep -aE '^not ok|FAIL|[Ff]ailed|[Ee]rror|[Tt]orn|TORN|timed out|[Cc]annot|: exited with' |
+			grep -aE '^not ok|MISMATCH|:Expected |passed, [1-9][0-9]* failed|failed:|kernel error|timed out|TORN|FATAL|: exited with' |
 			head -n 12 || true)
 	fi
 	return 0
