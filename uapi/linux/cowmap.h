@@ -226,10 +226,10 @@ struct cowmap_diff {
  * drain, so a failed drain loses nothing.  When a write to the log fails
  * part way, the whole records that reached it count as drained and the
  * rest is cut off again.  If that cut fails too (the file refused the
- * truncate), the log ends in a torn tail, which readers skip; the next
- * drain to the bound log cuts it first (and fails, appending nothing,
- * while it cannot).  The logs and COWMAP_IOC_DIFF together always say
- * exactly what the session changed.  The private pages stay: the session goes on seeing what it
+ * truncate), the log ends in a torn tail, which readers skip; a drain
+ * with records for the bound log cuts it first (and fails, appending
+ * nothing, while it cannot).  The logs and COWMAP_IOC_DIFF together always
+ * say exactly what the session changed.  The private pages stay: the session goes on seeing what it
  * wrote.
  *
  * Errors: -ENODEV (not bound), -EBADFD (no log bound and no
