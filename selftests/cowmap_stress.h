@@ -807,6 +807,24 @@ static void st_post(struct st_run *R, int actor)
 }
 
 /*
+ * Read /proc/<pid>[/task/<tid>]/stat (@tid 0: the process) into @buf and
+ * return its fields after "(comm) ", state first; NULL if it is gone.
+ */
+static char *st_stat(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[96], *p;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (cm_read_text(path, buf, len))
+		return NULL;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] ? p + 2 : NULL;
+}
+
+/*
  * Where a stuck process is: each thread's state, minor faults (twice, 2 s
  * apart: a thread retrying a fault counts up) and kernel stack.
  */
@@ -832,12 +850,9 @@ static void st_dump_stuck(pid_t pid)
 		if (round)
 			sleep(2);
 		for (i = 0; i < n; i++) {
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tids[i]);
-			if (cm_read_text(path, buf, sizeof(buf)))
-				continue;
-			/* After "(comm) ": state, then minflt is field 10. */
-			p = strrchr(buf, ')');
-			if (p && sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %lu",
+			/* State, then minflt (the 10th field). */
+			p = st_stat(pid, tids[i], buf, sizeof(buf));
+			if (p && sscanf(p, "%c %*d %*d %*d %*d %*d %*u %lu",
 					&state[i], &flt[round][i]) != 2)
 				state[i] = '?';
 		}
@@ -860,24 +875,19 @@ static void st_dump_stuck(pid_t pid)
  */
 static char st_proc_state(pid_t pid, int *status)
 {
-	char path[64], buf[2048], *p, *q;
-	char c = '?';
+	char buf[2048], *p = st_stat(pid, 0, buf, sizeof(buf)), *q;
 	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (cm_read_text(path, buf, sizeof(buf)))
+	if (!p)
 		return '?';
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%c", &c) != 1)
-		return '?';
-	/* exit_code is the last field (52nd; the 50th after the comm). */
-	for (i = 0, q = p + 2; q && i < 49; i++) {
+	/* exit_code is the last field (52nd; 49 fields after the state). */
+	for (i = 0, q = p; q && i < 49; i++) {
 		q = strchr(q, ' ');
 		if (q)
 			q++;
 	}
 	*status = q ? atoi(q) : 0;
-	return c;
+	return p[0];
 }
 
 /*
