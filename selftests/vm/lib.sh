@@ -181,6 +181,8 @@ vm_boot() {
 		# pci=noacpi: the AML interpreter under KASAN and TCG hits
 		# ACPICA's 30 s loop timeout in _PRT, once per PCI device.
 		cmdline="$cmdline kmemleak=on pci=noacpi"
+		# A freed page in use is caught where it happens (debug.config).
+		cmdline="$cmdline debug_pagealloc=on page_poison=1 page_owner=on"
 		# KASAN, lockdep and kmemleak under TCG run ~10x slower: the
 		# heaviest tests do less there (COWMAP_VM_CMDLINE overrides).
 		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600 COMMIT_KILLS=12 COWMAP_TIMEOUT_SCALE=8}"
