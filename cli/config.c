@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
  * cowmap config [--json] [KEY VALUE]...: show the module's limits, or set
- * some (COWMAP_CMD_SET_CONFIG, CAP_NET_ADMIN) and show the result.  Every
+ * some (COWMAP_CMD_SET_CONFIG, CAP_SYS_ADMIN) and show the result.  Every
  * pair is checked before anything is sent.
  */
 #include <getopt.h>

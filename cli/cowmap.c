@@ -33,7 +33,7 @@ const struct subcommand subcommands[] = {
 	  "list the sessions you may see (all of them for root), or one in detail",
 	  "  -j, --json           print JSON\n"),
 	CMD("config", config_main, "[--json] [KEY VALUE]...",
-	  "show the limits, or set them (needs CAP_NET_ADMIN)",
+	  "show the limits, or set them (needs CAP_SYS_ADMIN)",
 	  "  -j, --json           print JSON\n"
 	  "  KEY                  max_session_pages or max_total_pages (pages; 0 = none)\n"),
 	CMD("monitor", monitor_main, "[--json] [-t] [-c COUNT]",

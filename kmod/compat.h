@@ -14,7 +14,7 @@
 #if IS_ENABLED(CONFIG_READ_ONLY_THP_FOR_FS)
 /*
  * khugepaged's retract_page_tables() would free page tables holding our
- * private PTEs in VMAs of a collapsed file (see mm-notes, section 1).
+ * private PTEs in VMAs of a collapsed file.
  */
 #error "cowmap cannot be built for kernels with CONFIG_READ_ONLY_THP_FOR_FS"
 #endif
@@ -23,6 +23,11 @@
 static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
 {
 	vma->vm_flags |= flags;
+}
+
+static inline void vm_flags_clear(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags &= ~flags;
 }
 #endif
 
@@ -33,6 +38,13 @@ mm_get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long addr
 {
 	return mm->get_unmapped_area(file, addr, len, pgoff, flags);
 }
+#endif
+
+/* notify_change() takes the mount's idmap (6.3+) or its user namespace. */
+#ifdef COWMAP_HAVE_MNT_IDMAP
+#define cowmap_file_idmap(f)	file_mnt_idmap(f)
+#else
+#define cowmap_file_idmap(f)	file_mnt_user_ns(f)
 #endif
 
 #endif /* _COWMAP_COMPAT_H */

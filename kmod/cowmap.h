@@ -12,8 +12,38 @@
 #include <linux/xarray.h>
 #include <linux/uidgid.h>
 #include <linux/sched.h>
+#include <linux/refcount.h>
+#include <linux/cred.h>
+#include <linux/pid.h>
 
 #include <linux/cowmap.h>
+
+/*
+ * Locking and reference rules.
+ *
+ * Lock order, outermost first:
+ *   cowmap_sessions_lock (mutex: the session list)
+ *   s->lock (mutex: bind, diff, drain, discard, release; the bound log)
+ *   mmap/VMA lock (a fault's) -> page lock of a backing folio or of a
+ *     private page -> s->publish_lock (rwlock) -> xa_lock(&s->pages)
+ *   s->ring.lock, s->vmas_lock, cowmap_users_lock (spinlocks, leaves)
+ * A private page's lock is taken with s->lock held (drain, diff, discard)
+ * or from a fault (no s->lock): faults never take s->lock.
+ *
+ * References of a private page (order-0, never on the LRU, no mapping):
+ *   - the xarray's: the allocation reference, owned by s->pages from the
+ *     moment the page is stored there; dropped only by whoever erases it
+ *     (discard, under the page lock) or by session_free();
+ *   - a fault's: taken *before* the page is published when the fault
+ *     returns it (write_fault(): the page is also locked before it is
+ *     published, so a discard waits until the page is mapped), else by
+ *     cowmap_page_get_locked(); handed to the core with VM_FAULT_LOCKED;
+ *   - one per PTE mapping it (the core's), dropped by zaps;
+ *   - transient: cowmap_page_get_locked() callers (drain, diff, discard).
+ * The base snapshot (page_private()) has one reference, the session's,
+ * and lives exactly as long as its page is in s->pages; it is only read or
+ * written under s->lock.
+ */
 
 /* Xarray mark: the private page may differ from its base snapshot. */
 #define COWMAP_CHANGED	XA_MARK_0
@@ -45,8 +75,12 @@ struct cowmap_session {
 	u32 flags;
 	const char *path;		/* backing path at bind, for logs and listings */
 
-	kuid_t owner;
-	pid_t pid;
+	kuid_t owner;			/* euid of the binder */
+	struct cowmap_user *user;	/* charged for this session's pages */
+	long ring_charge;		/* private pages the ring is charged as */
+	const struct cred *cred;	/* the binder's, for the final drain */
+	struct pid *tgid;		/* the binder's process */
+	pid_t pid;			/* the same, as the binder saw it */
 	char comm[TASK_COMM_LEN];
 
 	/*
@@ -65,6 +99,8 @@ struct cowmap_session {
 	u64 log_seq;			/* next record number in @log */
 	loff_t log_cut;			/* torn tail of @log from here, or -1 */
 	bool dead;			/* released: no more drains */
+	/* The final drain's limit: RLIMIT_FSIZE of the last closer. */
+	unsigned long final_fsize;
 
 	atomic_long_t npriv;		/* private pages */
 	atomic64_t cow_faults;
@@ -84,6 +120,14 @@ struct cowmap_vma {
 	struct list_head node;
 };
 
+/* Pages charged to one uid (charge.c). */
+struct cowmap_user {
+	kuid_t uid;
+	refcount_t ref;
+	atomic_long_t pages;
+	struct hlist_node node;
+};
+
 /* Global state (main.c). */
 struct cowmap_stats {
 	atomic64_t cow_faults;
@@ -92,12 +136,19 @@ struct cowmap_stats {
 	atomic64_t cap_hits;
 	atomic64_t drained_bytes;
 	atomic_long_t private_pages;
-	atomic64_t sessions;
+	atomic_long_t charged_pages;	/* private pages plus ring charges */
 };
 
 extern struct cowmap_stats cowmap_stats;
 extern unsigned long cowmap_max_session_pages;
 extern unsigned long cowmap_max_total_pages;
+extern unsigned long cowmap_max_user_pages;
+
+/* charge.c */
+struct cowmap_user *cowmap_user_get(kuid_t uid);
+void cowmap_user_put(struct cowmap_user *u);
+bool cowmap_charge(struct cowmap_user *u, long pages);
+void cowmap_uncharge(struct cowmap_user *u, long pages);
 
 /* session.c */
 extern struct mutex cowmap_sessions_lock;
@@ -116,7 +167,6 @@ long cowmap_session_drain(struct cowmap_session *s, int log_fd,
 			  struct cowmap_drain *d);
 long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
 			    pgoff_t last);
-bool cowmap_session_may_act(struct cowmap_session *s);
 
 /* fault.c */
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
@@ -140,6 +190,7 @@ int cowmap_log_write_header(struct cowmap_session *s, struct file *log);
 long cowmap_diff_ioctl(struct cowmap_session *s, struct cowmap_diff *d);
 int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 		 struct cowmap_drain *out);
+int cowmap_log_check(struct file *log);
 
 /* netlink.c */
 int cowmap_netlink_init(void);

@@ -20,8 +20,10 @@
 #include <linux/cred.h>
 #include <linux/namei.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
 
 #include "cowmap.h"
+#include "compat.h"
 
 #define COALESCE_GAP	40
 #define DRAIN_BATCH	32	/* pages per write to the log */
@@ -103,6 +105,15 @@ static struct page *snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
 	p = cowmap_page_get_locked(s, idx);
 	if (!p)
 		return NULL;
+	if (unlikely(PageHWPoison(p))) {
+		/* Its contents are gone; reading them would be fatal. */
+		xa_clear_mark(&s->pages, idx, COWMAP_CHANGED);
+		unlock_page(p);
+		put_page(p);
+		pr_warn_ratelimited("session %llu: page at offset %llu is poisoned: its changes are lost\n",
+				    s->id, (u64)idx << PAGE_SHIFT);
+		return NULL;
+	}
 	cowmap_zap(s, idx);
 	memcpy_from_page(snap, p, 0, PAGE_SIZE);
 	/*
@@ -227,7 +238,7 @@ int cowmap_log_write_header(struct cowmap_session *s, struct file *log)
 	h->session_id = cpu_to_le64(s->id);
 	h->bind_time_ns = cpu_to_le64(s->bind_time_ns);
 	h->pid = cpu_to_le32(s->pid);
-	h->uid = cpu_to_le32(from_kuid_munged(&init_user_ns, s->owner));
+	h->uid = cpu_to_le32(from_kuid_munged(s->cred->user_ns, s->owner));
 	memcpy(h->comm, s->comm, min(sizeof(h->comm), sizeof(s->comm)));
 	h->path_len = cpu_to_le32(plen);
 	memcpy(h + 1, s->path, plen);
@@ -235,6 +246,46 @@ int cowmap_log_write_header(struct cowmap_session *s, struct file *log)
 
 	err = write_all(log, h, hlen, &pos);
 	kfree(h);
+	return err;
+}
+
+/* Filesystems a log may live on: local ones, where a write cannot hang. */
+int cowmap_log_check(struct file *log)
+{
+	switch (file_inode(log)->i_sb->s_magic) {
+	case EXT4_SUPER_MAGIC:
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return 0;
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+/*
+ * Cut @log to @size as ftruncate(2) on it would: the open file's write
+ * access is the right to do it, whatever the caller may do by path (a log
+ * an administrator opened for the user is the user's to cut).
+ */
+static int cut(struct file *log, loff_t size)
+{
+	struct dentry *dentry = log->f_path.dentry;
+	struct inode *inode = d_inode(dentry);
+	struct iattr ia = {
+		.ia_valid = ATTR_SIZE | ATTR_MTIME | ATTR_CTIME | ATTR_FILE,
+		.ia_size = size,
+		.ia_file = log,
+	};
+	int err;
+
+	if (IS_APPEND(inode) || IS_IMMUTABLE(inode))
+		return -EPERM;
+	sb_start_write(inode->i_sb);
+	inode_lock(inode);
+	err = notify_change(cowmap_file_idmap(log), dentry, &ia, NULL);
+	inode_unlock(inode);
+	sb_end_write(inode->i_sb);
 	return err;
 }
 
@@ -261,7 +312,9 @@ static size_t whole_records(const u8 *buf, size_t len)
  * torn record before later ones.  When that cut fails too, the log ends in
  * a torn tail, which readers skip: a log given to one drain is never
  * appended to again, and the bound log has its tail cut before the next
- * append (which fails while it cannot be).
+ * append (which fails while it cannot be), the final drain's included.
+ * The final drain stops at the last closer's RLIMIT_FSIZE (it runs in a
+ * kworker, whose own limit is not the user's).
  */
 static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 		  size_t len, size_t *kept)
@@ -269,14 +322,17 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 	loff_t start, pos, size;
 	int err, terr;
 
+	lockdep_assert_held(&s->lock);
 	*kept = 0;
 	if (log == s->log && s->log_cut >= 0) {
-		err = vfs_truncate(&log->f_path, s->log_cut);
+		err = cut(log, s->log_cut);
 		if (err)
 			return err;
 		s->log_cut = -1;
 	}
 	start = i_size_read(file_inode(log));
+	if (s->dead && (u64)start + len > s->final_fsize)
+		return -EFBIG;
 	pos = start;
 	/* Reserve the space first: running out of it then writes nothing. */
 	err = vfs_fallocate(log, FALLOC_FL_KEEP_SIZE, start, len);
@@ -293,7 +349,7 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 	*kept = whole_records(buf, min_t(loff_t, size - start, len));
 	if (start + *kept == size)
 		return err;
-	terr = vfs_truncate(&log->f_path, start + *kept);
+	terr = cut(log, start + *kept);
 	if (terr) {
 		pr_warn_ratelimited("session %llu: cannot cut a failed write off the log (%d)\n",
 				    s->id, terr);

@@ -38,7 +38,9 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t idx)
 
 /*
  * Returns the private page at @idx locked and referenced, or NULL.  The lock
- * orders us against discard, which unpublishes under the page lock.
+ * orders us against discard, which unpublishes under the page lock.  The
+ * reference is speculative until the xarray is seen to still hold the page:
+ * only then is it ours to lock (a freed and reused page is someone else's).
  */
 struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx)
 {
@@ -55,10 +57,17 @@ struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx)
 			rcu_read_unlock();
 			continue;
 		}
+		if (unlikely(xa_load(&s->pages, idx) != p)) {
+			rcu_read_unlock();
+			put_page(p);
+			continue;
+		}
 		rcu_read_unlock();
 		lock_page(p);
-		if (likely(xa_load(&s->pages, idx) == p))
+		if (likely(xa_load(&s->pages, idx) == p)) {
+			VM_BUG_ON_PAGE(page_count(p) < 2, p);
 			return p;
+		}
 		unlock_page(p);
 		put_page(p);
 	}
@@ -88,7 +97,10 @@ static int alloc_pair(struct page **copy, struct page **base)
  * Copy the backing page @src at @idx into @copy (and its base snapshot into
  * @base) and publish it.  The caller holds the backing folio's lock, which
  * serializes copies of @idx, and has checked that the folio is still in the
- * page cache.  On success the pages belong to the session.
+ * page cache.  On success the pages belong to the session: @copy's
+ * allocation reference becomes the xarray's, and any other reference the
+ * caller wants to keep must be taken before the call (after it, a discard
+ * may free the page at once).
  *
  * Returns 0, -EEXIST if @idx is already private, -ENOSPC at a cap, or
  * -ENOMEM.
@@ -113,6 +125,7 @@ static int cow_locked(struct cowmap_session *s, pgoff_t idx, struct page *src,
 		return -ENOMEM;
 	}
 
+	VM_BUG_ON_PAGE(page_private(copy), copy);
 	copy_highpage(copy, src);
 	copy_highpage(base, copy);
 	set_page_private(copy, (unsigned long)base);
@@ -187,6 +200,15 @@ static vm_fault_t write_fault(struct cowmap_session *s, struct vm_fault *vmf)
 		return ret;
 	}
 
+	/*
+	 * The reference and the lock we return the copy with are taken while
+	 * the copy is still ours alone: once published, a discard may erase
+	 * and free it, and it waits for the page lock to do so, which we hold
+	 * until the core has mapped the page.
+	 */
+	get_page(copy);
+	lock_page(copy);
+
 	/* filemap_fault() returned the backing page locked, still cached. */
 	src = vmf->page;
 	err = cow_locked(s, idx, src, copy, base);
@@ -194,17 +216,10 @@ static vm_fault_t write_fault(struct cowmap_session *s, struct vm_fault *vmf)
 	put_page(src);
 	vmf->page = NULL;
 	if (err) {
-		free_pair(copy, base);
-		return cow_errno(err);
-	}
-
-	get_page(copy);
-	lock_page(copy);
-	if (unlikely(xa_load(&s->pages, idx) != copy)) {
-		/* Discarded before we could map it. */
 		unlock_page(copy);
 		put_page(copy);
-		return VM_FAULT_NOPAGE;
+		free_pair(copy, base);
+		return cow_errno(err);
 	}
 	vmf->page = copy;
 	return VM_FAULT_LOCKED;
@@ -219,6 +234,15 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 
 	p = cowmap_page_get_locked(s, idx);
 	if (p) {
+		/*
+		 * Not for __do_fault()'s poison handling: it would unmap the
+		 * offset through the page's (NULL) mapping.
+		 */
+		if (unlikely(PageHWPoison(p))) {
+			unlock_page(p);
+			put_page(p);
+			return VM_FAULT_HWPOISON;
+		}
 		vmf->page = p;
 		return VM_FAULT_LOCKED;
 	}
@@ -380,6 +404,13 @@ int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 		return -ENODEV;
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
+	/*
+	 * Never executable: the backing file's mount (noexec) and the LSMs'
+	 * mmap hooks are not consulted for the backing file (6.1 exports no
+	 * hook a module could call), so nothing may run from it.
+	 */
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
 	if (pmd_congruent(vma->vm_start, vma->vm_pgoff))
 		return -EINVAL;
 
@@ -389,6 +420,7 @@ int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 	 * collapsed by khugepaged, never grown by mremap.
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_NOHUGEPAGE);
+	vm_flags_clear(vma, VM_MAYEXEC);
 	vma->vm_ops = &cowmap_vm_ops;
 	track_vma(s, vma);
 	vma_set_file(vma, ro);

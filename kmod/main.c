@@ -19,10 +19,35 @@ module_param_named(max_session_pages, cowmap_max_session_pages, ulong, 0644);
 MODULE_PARM_DESC(max_session_pages,
 		 "Private pages one session may hold; writes beyond get SIGBUS (0: no cap)");
 
+/* A cap of 0 would mean "none" to some and "nothing" to others: refused. */
+static int set_cap(const char *val, const struct kernel_param *kp)
+{
+	unsigned long v;
+	int err = kstrtoul(val, 0, &v);
+
+	if (err)
+		return err;
+	if (!v)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, v);
+	return 0;
+}
+
+static const struct kernel_param_ops cap_ops = {
+	.set = set_cap,
+	.get = param_get_ulong,
+};
+
+/* Each private page holds two pages of memory: the copy and its base. */
 unsigned long cowmap_max_total_pages;
-module_param_named(max_total_pages, cowmap_max_total_pages, ulong, 0644);
+module_param_cb(max_total_pages, &cap_ops, &cowmap_max_total_pages, 0644);
 MODULE_PARM_DESC(max_total_pages,
-		 "Private pages all sessions may hold (0 at load: half of RAM)");
+		 "Private pages all sessions may hold, event rings included (default: RAM/8, i.e. a quarter of RAM in memory)");
+
+unsigned long cowmap_max_user_pages;
+module_param_cb(max_user_pages, &cap_ops, &cowmap_max_user_pages, 0644);
+MODULE_PARM_DESC(max_user_pages,
+		 "Private pages the sessions one uid bound may hold, event rings included (default: RAM/16)");
 
 static int cowmap_open(struct inode *inode, struct file *file)
 {
@@ -103,7 +128,9 @@ static int __init cowmap_init(void)
 	int err;
 
 	if (!cowmap_max_total_pages)
-		cowmap_max_total_pages = totalram_pages() / 2;
+		cowmap_max_total_pages = max(totalram_pages() / 8, 1UL);
+	if (!cowmap_max_user_pages)
+		cowmap_max_user_pages = max(totalram_pages() / 16, 1UL);
 
 	err = cowmap_netlink_init();
 	if (err)

@@ -8,6 +8,7 @@
 #include <linux/file.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
+#include <linux/pid_namespace.h>
 
 #include "cowmap.h"
 
@@ -15,8 +16,12 @@ static struct genl_family cowmap_family;
 
 enum { MCGRP_EVENTS };
 
+/* Events name every session's id, owner and write offsets: admins only. */
 static const struct genl_multicast_group cowmap_mcgrps[] = {
-	[MCGRP_EVENTS] = { .name = COWMAP_MCGRP_EVENTS },
+	[MCGRP_EVENTS] = {
+		.name = COWMAP_MCGRP_EVENTS,
+		.flags = GENL_MCAST_CAP_SYS_ADMIN,
+	},
 };
 
 static const struct nla_policy config_policy[COWMAP_CONFIG_A_MAX + 1] = {
@@ -127,9 +132,13 @@ static int set_config_doit(struct sk_buff *skb, struct genl_info *info)
 	struct nlattr *tb[COWMAP_CONFIG_A_MAX + 1];
 	int err;
 
-	/* Checked here rather than with GENL_ADMIN_PERM, to say why. */
-	if (!netlink_capable(skb, CAP_NET_ADMIN)) {
-		NL_SET_ERR_MSG(info->extack, "changing the configuration needs CAP_NET_ADMIN");
+	/*
+	 * Checked here rather than with GENL_ADMIN_PERM, to say why.  The
+	 * caps bound the memory every user may pin, like the module
+	 * parameters, which only root may write.
+	 */
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG(info->extack, "changing the configuration needs CAP_SYS_ADMIN");
 		return -EPERM;
 	}
 	if (!info->attrs[COWMAP_A_CONFIG]) {
@@ -143,6 +152,12 @@ static int set_config_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!tb[COWMAP_CONFIG_A_MAX_SESSION_PAGES] && !tb[COWMAP_CONFIG_A_MAX_TOTAL_PAGES]) {
 		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[COWMAP_A_CONFIG],
 				    "no configuration attribute given");
+		return -EINVAL;
+	}
+	if (tb[COWMAP_CONFIG_A_MAX_TOTAL_PAGES] &&
+	    !nla_get_u64(tb[COWMAP_CONFIG_A_MAX_TOTAL_PAGES])) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[COWMAP_CONFIG_A_MAX_TOTAL_PAGES],
+				    "the total cap cannot be 0");
 		return -EINVAL;
 	}
 	if (tb[COWMAP_CONFIG_A_MAX_SESSION_PAGES])
@@ -174,7 +189,8 @@ static int fill_session(struct sk_buff *skb, struct cowmap_session *s)
 
 #define PUT64(attr, val) nla_put_u64_64bit(skb, attr, val, COWMAP_SESSION_A_PAD)
 	if (PUT64(COWMAP_SESSION_A_ID, s->id) ||
-	    nla_put_u32(skb, COWMAP_SESSION_A_PID, s->pid) ||
+	    nla_put_u32(skb, COWMAP_SESSION_A_PID,
+			pid_nr_ns(s->tgid, task_active_pid_ns(current))) ||
 	    nla_put_u32(skb, COWMAP_SESSION_A_UID,
 			from_kuid_munged(current_user_ns(), s->owner)) ||
 	    nla_put_string(skb, COWMAP_SESSION_A_COMM, s->comm) ||

@@ -39,9 +39,7 @@ struct cowmap_session *cowmap_session_create(struct file *dev)
 	init_waitqueue_head(&s->ring.wait);
 	INIT_LIST_HEAD(&s->node);
 	s->log_cut = -1;
-	s->owner = current_fsuid();
-	s->pid = task_tgid_nr(current);
-	get_task_comm(s->comm, current);
+	/* Owner, credentials and pid are the binder's: see do_bind(). */
 	return s;
 }
 
@@ -55,13 +53,21 @@ static void session_free(struct kref *ref)
 	xa_for_each(&s->pages, idx, p) {
 		__free_page((struct page *)page_private(p));
 		set_page_private(p, 0);
-		put_page(p);
+		put_page(p);	/* the xarray's reference */
 		n++;
+		cond_resched();
 	}
 	xa_destroy(&s->pages);
 	if (n)
 		cowmap_session_uncharge(s, n);
 	cowmap_ring_free(&s->ring);
+	if (s->user) {
+		cowmap_uncharge(s->user, s->ring_charge);
+		cowmap_user_put(s->user);
+	}
+	if (s->cred)
+		put_cred(s->cred);
+	put_pid(s->tgid);
 	if (s->ro)
 		fput(s->ro);
 	kfree(s->path);
@@ -89,24 +95,18 @@ struct cowmap_session *cowmap_session_find(u64 id)
 	return found;
 }
 
-bool cowmap_session_may_act(struct cowmap_session *s)
-{
-	return uid_eq(s->owner, current_euid()) || capable(CAP_SYS_ADMIN);
-}
-
+/* One more private page: within the session's, its uid's and the total cap? */
 bool cowmap_session_charge(struct cowmap_session *s)
 {
 	unsigned long max = READ_ONCE(cowmap_max_session_pages);
 
 	if (atomic_long_inc_return(&s->npriv) > max && max)
 		goto undo_session;
-	max = READ_ONCE(cowmap_max_total_pages);
-	if (atomic_long_inc_return(&cowmap_stats.private_pages) > max && max)
-		goto undo_total;
+	if (!cowmap_charge(s->user, 1))
+		goto undo_session;
+	atomic_long_inc(&cowmap_stats.private_pages);
 	return true;
 
-undo_total:
-	atomic_long_dec(&cowmap_stats.private_pages);
 undo_session:
 	atomic_long_dec(&s->npriv);
 	return false;
@@ -116,6 +116,7 @@ void cowmap_session_uncharge(struct cowmap_session *s, long pages)
 {
 	atomic_long_sub(pages, &s->npriv);
 	atomic_long_sub(pages, &cowmap_stats.private_pages);
+	cowmap_uncharge(s->user, pages);
 }
 
 u64 cowmap_session_mapped_bytes(struct cowmap_session *s)
@@ -148,8 +149,15 @@ static void final_drain_fn(struct work_struct *work)
 	struct final_drain *fd = container_of(work, struct final_drain, work);
 	struct cowmap_session *s = fd->s;
 	struct cowmap_drain out = {};
+	const struct cred *old;
 	int tries = 0;
 
+	/*
+	 * The binder's credentials, not the kworker's (init's): quotas, the
+	 * root reserve and LSM checks apply to the user's log as they would
+	 * to the user's own writes.
+	 */
+	old = override_creds(s->cred);
 	mutex_lock(&s->lock);
 	do {
 		if (tries)
@@ -157,6 +165,7 @@ static void final_drain_fn(struct work_struct *work)
 		fd->err = cowmap_drain(s, fd->log, &s->log_seq, &out);
 	} while (fd->err == -ENOMEM && ++tries < 50);
 	mutex_unlock(&s->lock);
+	revert_creds(old);
 }
 
 void cowmap_session_release(struct cowmap_session *s)
@@ -173,11 +182,15 @@ void cowmap_session_release(struct cowmap_session *s)
 	if (listed)
 		cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_DEL);
 
-	/* No VMA is left (each pins the file): nothing can change any more. */
+	/*
+	 * No VMA is left (each pins the file): nothing can change any more.
+	 * s->log stays set for the final drain, so a torn tail left by an
+	 * earlier drain is cut before anything is appended.
+	 */
 	mutex_lock(&s->lock);
 	s->dead = true;
+	s->final_fsize = rlimit(RLIMIT_FSIZE);
 	fd.log = s->log;
-	s->log = NULL;
 	mutex_unlock(&s->lock);
 
 	if (fd.log) {
@@ -188,6 +201,9 @@ void cowmap_session_release(struct cowmap_session *s)
 		if (fd.err)
 			pr_warn_ratelimited("session %llu: final drain to the log failed (%d): undrained changes are lost\n",
 					    s->id, fd.err);
+		mutex_lock(&s->lock);
+		s->log = NULL;
+		mutex_unlock(&s->lock);
 		fput(fd.log);
 	}
 	cowmap_session_put(s);
@@ -251,6 +267,7 @@ static struct file *get_log(int fd, struct file *backing)
 {
 	struct file *lf = fget(fd);
 	struct inode *inode;
+	int err;
 
 	if (!lf)
 		return ERR_PTR(-EBADF);
@@ -259,6 +276,11 @@ static struct file *get_log(int fd, struct file *backing)
 	    (lf->f_flags & O_DIRECT) || inode == file_inode(backing)) {
 		fput(lf);
 		return ERR_PTR(-EINVAL);
+	}
+	err = cowmap_log_check(lf);
+	if (err) {
+		fput(lf);
+		return ERR_PTR(err);
 	}
 	if (i_size_read(inode)) {
 		fput(lf);
@@ -326,9 +348,19 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 		err = PTR_ERR(ro);
 		goto err_unlock;
 	}
+	err = -ENOMEM;
+	s->user = cowmap_user_get(current_euid());
+	if (!s->user)
+		goto err_put_ro;
+	/* The ring's memory counts as the private pages it would hold. */
+	s->ring_charge = DIV_ROUND_UP((size_t)ring * sizeof(struct cowmap_event),
+				      2 * PAGE_SIZE);
+	err = -ENOSPC;
+	if (!cowmap_charge(s->user, s->ring_charge))
+		goto err_put_user;
 	err = cowmap_ring_init(&s->ring, ring);
 	if (err)
-		goto err_put_ro;
+		goto err_uncharge;
 	err = -ENOMEM;
 	s->path = path_of(ro);
 	if (!s->path)
@@ -341,7 +373,10 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	s->size = st.size;
 	s->bind_time_ns = cowmap_now_ns();
 	s->flags = b.flags;
-	s->pid = task_tgid_nr(current);
+	s->owner = current_euid();
+	s->cred = get_current_cred();
+	s->tgid = get_task_pid(current, PIDTYPE_TGID);
+	s->pid = task_tgid_vnr(current);
 	get_task_comm(s->comm, current);
 	if (lf) {
 		err = cowmap_log_write_header(s, lf);
@@ -359,7 +394,6 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	list_add_tail(&s->node, &cowmap_sessions);
 	cowmap_sessions_gen++;
 	mutex_unlock(&cowmap_sessions_lock);
-	atomic64_inc(&cowmap_stats.sessions);
 	cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_NEW);
 
 	b.id = s->id;
@@ -370,7 +404,19 @@ err_free_ring:
 	kfree(s->path);
 	s->path = NULL;
 	s->mapping = NULL;
+	if (s->cred) {
+		put_cred(s->cred);
+		s->cred = NULL;
+	}
+	put_pid(s->tgid);
+	s->tgid = NULL;
 	cowmap_ring_free(&s->ring);
+err_uncharge:
+	cowmap_uncharge(s->user, s->ring_charge);
+err_put_user:
+	cowmap_user_put(s->user);
+	s->user = NULL;
+	s->ring_charge = 0;
 err_put_ro:
 	fput(ro);
 err_unlock:

@@ -603,7 +603,7 @@ COWMAP_EXPORT int cowmap_nl_set_config(struct cowmap_nl *nl,
 		mnl_attr_put_u64(nlh, COWMAP_CONFIG_A_MAX_TOTAL_PAGES, cfg->max_total_pages);
 	mnl_attr_nest_end(nlh, nest);
 	return transact(nl, nlh, &r, nl->family, "set configuration",
-			"changing the configuration needs CAP_NET_ADMIN");
+			"changing the configuration needs CAP_SYS_ADMIN");
 }
 
 static int stats_cb(const struct nlmsghdr *nlh, void *data)

@@ -848,7 +848,7 @@ TEST_F(cli, config_needs_admin)
 	EXPECT_EQ(1, r.status) SHOW(&r);
 	EXPECT_NE(NULL, strstr(r.err, "cowmap config: set configuration: Operation not "
 			       "permitted")) SHOW(&r);
-	EXPECT_NE(NULL, strstr(r.err, "CAP_NET_ADMIN")) SHOW(&r);
+	EXPECT_NE(NULL, strstr(r.err, "CAP_SYS_ADMIN")) SHOW(&r);
 	res_free(&r);
 	EXPECT_EQ(sp, read_param("max_session_pages"));
 

@@ -412,7 +412,7 @@ struct cowmap_log_record {
  * command numbers start at 1 and are only ever appended to.
  *
  * COWMAP_CMD_GET_CONFIG	(do) -> CONFIG nest.
- * COWMAP_CMD_SET_CONFIG	(do, CAP_NET_ADMIN) CONFIG nest in; only the
+ * COWMAP_CMD_SET_CONFIG	(do, CAP_SYS_ADMIN) CONFIG nest in; only the
  *				attributes given change.
  * COWMAP_CMD_GET_STATS		(do) -> STATS nest.
  * COWMAP_CMD_GET_SESSION	(dump) -> one SESSION nest per message;
@@ -424,7 +424,7 @@ struct cowmap_log_record {
  * COWMAP_CMD_DRAIN		(do) COWMAP_A_SESSION_ID, COWMAP_A_LOG_FD
  *				(a file open for writing in the caller):
  *				drain into it (owner or CAP_SYS_ADMIN).
- * Notifications (group COWMAP_MCGRP_EVENTS, open to every listener):
+ * Notifications (group COWMAP_MCGRP_EVENTS; joining needs CAP_SYS_ADMIN):
  *	COWMAP_CMD_SESSION_NEW and COWMAP_CMD_SESSION_DEL carry a SESSION
  *	nest with only COWMAP_SESSION_A_ID and COWMAP_SESSION_A_UID (the
  *	owner); COWMAP_CMD_CAP_REACHED and COWMAP_CMD_RING_OVERFLOW carry
