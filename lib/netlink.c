@@ -776,8 +776,9 @@ COWMAP_EXPORT int cowmap_nl_subscribe(struct cowmap_nl *nl)
 			       COWMAP_MCGRP_EVENTS);
 	grp = (int)nl->events_group;
 	if (mnl_socket_setsockopt(nl->sock, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0)
-		return err_set(errno, "join the \"%s\" multicast group: %s",
-			       COWMAP_MCGRP_EVENTS, strerror(errno));
+		return err_set(errno, "join the \"%s\" multicast group: %s%s",
+			       COWMAP_MCGRP_EVENTS, strerror(errno),
+			       errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	return 0;
 }
 

@@ -2240,7 +2240,10 @@ TEST_F(sess, cap_session)
 	munmap((void *)done, PG);
 }
 
-/* Defaults: no per-session cap, a global cap of half of RAM. */
+/*
+ * Defaults: no per-session cap, a per-uid cap of RAM/16 and a global cap of
+ * RAM/8 private pages (each holds two pages of memory).
+ */
 TEST_F(sess, cap_defaults)
 {
 	unsigned long long total_kb = 0;
@@ -2257,8 +2260,11 @@ TEST_F(sess, cap_defaults)
 	fclose(f);
 	ASSERT_LT(0, total_kb);
 	ASSERT_EQ(0, cm_param_read("max_total_pages", v, sizeof(v)));
-	EXPECT_EQ(total_kb / (PG / 1024) / 2, strtoull(v, NULL, 10))
+	EXPECT_EQ(total_kb / (PG / 1024) / 8, strtoull(v, NULL, 10))
 		TH_LOG("max_total_pages %s, MemTotal %llu kB", v, total_kb);
+	ASSERT_EQ(0, cm_param_read("max_user_pages", v, sizeof(v)));
+	EXPECT_EQ(total_kb / (PG / 1024) / 16, strtoull(v, NULL, 10))
+		TH_LOG("max_user_pages %s, MemTotal %llu kB", v, total_kb);
 }
 
 TEST_F(sess, cap_total)
