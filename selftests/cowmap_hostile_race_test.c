@@ -745,6 +745,7 @@ static void *hr_outsider(void *arg)
 				o = hr_touch((uint8_t *)ro + len * PG, 0, 0);
 				hr_ok(&c, op, o, ALLOW(0, HR_SIG + SIGBUS), "read");
 			}
+			usleep(200);	/* leave the CPUs to the racers */
 			break;
 		case H_OWRITE:
 			cm_fill(c.rng, buf, 64);
