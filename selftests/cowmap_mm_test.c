@@ -1212,18 +1212,28 @@ TEST_F(mm, madv_dontneed)
  * exactly what /proc/self/maps shows of the session, and the pages show
  * what they should.
  */
-static uint64_t maps_bytes(ino_t ino)
+static uint64_t maps_bytes(const struct stat *st)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	unsigned long lo, hi, off, in;
-	char perms[8], dev[16], line[512];
+	unsigned int maj, min;
+	char perms[8], line[512];
 	uint64_t total = 0;
 
 	if (!f)
 		return ~0ULL;
+	/*
+	 * Device and inode: an inode number alone also matches other files'
+	 * shared mappings (a MAP_SHARED|MAP_ANONYMOUS page is a shmem file
+	 * with a small inode number).  maps prints the superblock's s_dev,
+	 * which is st_dev on ext4 (not on btrfs, whose st_dev is the
+	 * subvolume's).
+	 */
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu", &lo, &hi, perms, &off,
-			   dev, &in) == 6 && in == ino && perms[3] == 's')
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms,
+			   &off, &maj, &min, &in) == 7 && in == st->st_ino &&
+		    maj == major(st->st_dev) && min == minor(st->st_dev) &&
+		    perms[3] == 's')
 			total += hi - lo;
 	}
 	fclose(f);
@@ -1347,7 +1357,7 @@ TEST_F_TIMEOUT(ext4, vma_surgery_mapped_bytes, 120)
 			break;
 		}
 		}
-		want = maps_bytes(st.st_ino);
+		want = maps_bytes(&st);
 		INFO(in);
 		ASSERT_EQ(want, in.mapped_bytes) TH_LOG("step %d op %u", step, op);
 	}
@@ -1356,7 +1366,7 @@ TEST_F_TIMEOUT(ext4, vma_surgery_mapped_bytes, 120)
 	munmap(arena, VS_ARENA_PAGES * PS);
 	INFO(in);
 	ASSERT_EQ(0, in.mapped_bytes);
-	ASSERT_EQ(0, maps_bytes(st.st_ino));
+	ASSERT_EQ(0, maps_bytes(&st));
 	ASSERT_FILE_INTACT(34, VS_FILE_PAGES);
 }
 
