@@ -102,6 +102,7 @@ static struct page *snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
 {
 	struct page *p, *base;
 
+	lockdep_assert_held(&s->lock);
 	p = cowmap_page_get_locked(s, idx);
 	if (!p)
 		return NULL;
