@@ -12,9 +12,10 @@
  *  4 lost_log           a torn tail the user may not truncate by path is
  *                       cut through the log's own fd, also by the final
  *                       drain
- *  5 log_fs, final_drain_fsize
+ *  5 log_fs, final_drain_fsize, final_drain_creds
  *                       logs only on ext4/xfs/btrfs/tmpfs; the final drain
- *                       honours the closing task's RLIMIT_FSIZE
+ *                       honours the closing task's RLIMIT_FSIZE and writes
+ *                       with the binder's credentials
  *  6 hwpoison           a poisoned private page faults with SIGBUS
  *                       (BUS_MCEERR_AR), not an oops in __do_fault()
  *  7 fd_passing, events_group, pidns_pid
@@ -703,6 +704,12 @@ TEST_F(hostile, log_fs)
 	close(dev);
 	EXPECT_EQ(0, cm_fsize(lfd)) TH_LOG("a header went to the ramfs log");
 
+	/* A fresh ramfs file for DRAIN_FD (the first may hold a header). */
+	close(lfd);
+	free(lp);
+	lp = cm_path(self->ramfs, "log2");
+	lfd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, lfd);
 	dev = cm_session(bfd, -1, 0);
 	ASSERT_LE(0, dev);
 	m = cm_map(dev, 0, PG, PROT_READ | PROT_WRITE);
@@ -711,7 +718,8 @@ TEST_F(hostile, log_fs)
 	err = cm_drain(dev, lfd, NULL);
 	EXPECT_EQ(-EOPNOTSUPP, err) TH_LOG("DRAIN_FD to ramfs: %s",
 					    err ? strerror(-err) : "accepted");
-	EXPECT_EQ(0, cm_fsize(lfd)) TH_LOG("the drain wrote to the ramfs log");
+	EXPECT_EQ(0, cm_fsize(lfd)) TH_LOG("the drain wrote %lld bytes to the ramfs log",
+					   (long long)cm_fsize(lfd));
 
 	/* Sanity: tmpfs is a log filesystem. */
 	tfd = open("hostile-tmpfs.log", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -795,6 +803,62 @@ TEST_F_TIMEOUT(hostile, final_drain_fsize, 120)
 	free(want);
 	free(img);
 	munmap(limit, sizeof(*limit));
+}
+
+/*
+ * final_drain_creds: the final drain writes with the credentials of the
+ * process that bound the log, not the kernel's.  Observable without an
+ * LSM: a write by a task without CAP_FSETID clears the setuid bit of the
+ * file it writes (file_remove_privs()).  uid 1000 binds its own log, sets
+ * its setuid bit after the bind (header) and exits with changes undrained:
+ * the final drain's write must clear the bit, as uid 1000's own would.
+ */
+TEST_F(hostile, final_drain_creds)
+{
+	uint8_t *base = malloc(PGS(4)), *want = malloc(PGS(4)), *img = malloc(PGS(4));
+	char *bp = make_file(self, "backing", 61, PGS(4), base);
+	char *lp = cm_path(self->dir, "log"), why[128];
+	struct stat st;
+	pid_t pid;
+	long n;
+
+	ASSERT_NE(NULL, bp);
+	cm_fill(62, want, PGS(4));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int bfd, lfd, dev;
+		uint8_t *m;
+
+		become(TESTER);
+		bfd = open(bp, O_RDONLY | O_CLOEXEC);
+		lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		dev = cm_session(bfd, lfd, 0);
+		if (dev < 0) {
+			TH_LOG("bind: %s", strerror(-dev));
+			_exit(2);
+		}
+		m = cm_map(dev, 0, PGS(4), PROT_READ | PROT_WRITE);
+		if (m == MAP_FAILED)
+			_exit(3);
+		memcpy(m, want, PGS(4));
+		if (fchmod(lfd, 04600))
+			_exit(4);
+		_exit(0);	/* the final drain */
+	}
+	ASSERT_EQ(0, child_code(pid));
+	ASSERT_EQ(0, stat(lp, &st));
+	n = check_log(lp, base, want, PGS(4), img, why);
+	EXPECT_LT(0, n) TH_LOG("the log: %s", why);
+	EXPECT_EQ(0, memcmp(img, want, PGS(4))) TH_LOG("the log lacks changes");
+	EXPECT_FALSE(st.st_mode & S_ISUID)
+		TH_LOG("the final drain wrote uid %d's log with CAP_FSETID: mode %o kept "
+		       "its setuid bit", TESTER, st.st_mode & 07777);
+	free(bp);
+	free(lp);
+	free(base);
+	free(want);
+	free(img);
 }
 
 /* ---------------------------------------------------------------- 7 -- */
