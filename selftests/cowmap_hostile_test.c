@@ -56,6 +56,7 @@
 #define NPAGES		40	/* lost_log, final_drain_fsize */
 #define WIN_PAGES	4096	/* pin_hog: 16 MiB windows */
 #define KPF_HWPOISON	19
+#define WHY_LEN		192	/* check_log()'s reasons */
 #ifndef BUS_MCEERR_AR
 #define BUS_MCEERR_AR	4
 #endif
@@ -222,7 +223,7 @@ static int nl_session_pid(uint64_t id, uint32_t *pid)
  * (good CRC, seq 0, 1, 2...) whose old bytes chain from @base (@len bytes)
  * and whose new bytes are @want's.  No torn tail.  The replay goes to
  * @img.  Returns the number of records, or -1 with the reason in @why
- * (128 bytes).
+ * (WHY_LEN bytes).
  */
 static long check_log(const char *path, const uint8_t *base, const uint8_t *want,
 		      size_t len, uint8_t *img, char *why)
@@ -237,7 +238,7 @@ static long check_log(const char *path, const uint8_t *base, const uint8_t *want
 
 	memcpy(img, base, len);
 	if (!log || flen < sizeof(*h)) {
-		snprintf(why, 128, "log of %zu bytes: no header", log ? flen : 0);
+		snprintf(why, WHY_LEN, "log of %zu bytes: no header", log ? flen : 0);
 		free(log);
 		return -1;
 	}
@@ -246,7 +247,7 @@ static long check_log(const char *path, const uint8_t *base, const uint8_t *want
 	if (memcmp(h->magic, COWMAP_LOG_MAGIC, 8) || hl > flen || hl < sizeof(*h) ||
 	    cm_crc32c_skip(log, hl, offsetof(struct cowmap_log_header, crc)) !=
 	    le32toh(h->crc)) {
-		snprintf(why, 128, "bad log header (header_len %zu, file %zu bytes)",
+		snprintf(why, WHY_LEN, "bad log header (header_len %zu, file %zu bytes)",
 			 hl, flen);
 		free(log);
 		return -1;
@@ -256,7 +257,7 @@ static long check_log(const char *path, const uint8_t *base, const uint8_t *want
 		if (r.seq != (uint64_t)n || r.offset + r.length > len ||
 		    memcmp(img + r.offset, r.old, r.length) ||
 		    memcmp(want + r.offset, r.new, r.length)) {
-			snprintf(why, 128, "record %ld (seq %llu, %#llx+%u) does not chain",
+			snprintf(why, WHY_LEN, "record %ld (seq %llu, %#llx+%u) does not chain",
 				 n, (unsigned long long)r.seq,
 				 (unsigned long long)r.offset, r.length);
 			free(log);
@@ -266,8 +267,9 @@ static long check_log(const char *path, const uint8_t *base, const uint8_t *want
 		n++;
 	}
 	if (k < 0)
-		snprintf(why, 128, "after %ld whole records, at byte %zu of %zu: %s%.40s",
-			 n, hl + pos, flen,
+		snprintf(why, WHY_LEN,
+			 "after %ld whole records (offsets past the %zu-byte header): %s%.40s",
+			 n, hl,
 			 cm_rec_torn(log + hl, flen - hl, pos) ? "torn tail: " : "", w);
 	free(log);
 	return k < 0 ? -1 : n;
@@ -597,6 +599,30 @@ TEST_F_TIMEOUT(hostile, ring_cap, 300)
 /* ---------------------------------------------------------------- 4 -- */
 
 /*
+ * In a child: bind a session of the file @bp with the log @lfd and write
+ * @want (@len bytes from offset 0) through it, unmapped again.  Returns
+ * the session fd; _exit()s on failure.
+ */
+static int child_dirty(struct __test_metadata *_metadata, const char *bp,
+		       int lfd, const void *want, size_t len)
+{
+	int bfd = open(bp, O_RDONLY | O_CLOEXEC), dev;
+	uint8_t *m;
+
+	dev = cm_session(bfd, lfd, 0);
+	if (dev < 0) {
+		TH_LOG("bind with the log: %s", strerror(-dev));
+		_exit(2);
+	}
+	m = cm_map(dev, 0, len, PROT_READ | PROT_WRITE);
+	if (m == MAP_FAILED)
+		_exit(3);
+	memcpy(m, want, len);
+	munmap(m, len);
+	return dev;
+}
+
+/*
  * lost_log: root gives uid 1000 an fd of a root-owned 0644 log (O_WRONLY);
  * the user binds it, dirties 40 pages, and a drain fails part way
  * (RLIMIT_FSIZE: EFBIG).  The user may not truncate the log by path, so
@@ -605,39 +631,27 @@ TEST_F_TIMEOUT(hostile, ring_cap, 300)
  */
 TEST_F_TIMEOUT(hostile, lost_log, 120)
 {
-	uint8_t *base = malloc(PGS(NPAGES)), *want = shared(PGS(NPAGES));
+	uint8_t *base = malloc(PGS(NPAGES)), *want = malloc(PGS(NPAGES));
 	uint8_t *img = malloc(PGS(NPAGES));
 	char *bp = make_file(self, "backing", 41, PGS(NPAGES), base);
-	char *lp = cm_path(self->dir, "log"), why[128];
+	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
 	int lfd, code;
 	long n;
 	pid_t pid;
 
 	ASSERT_NE(NULL, bp);
-	ASSERT_NE(NULL, want);
+	cm_fill(42, want, PGS(NPAGES));
 	lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	ASSERT_LE(0, lfd);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
-		int bfd, dev, err;
-		uint8_t *m;
+		int dev, err;
 		off_t hl;
 
 		become(TESTER);
-		bfd = open(bp, O_RDONLY | O_CLOEXEC);
-		dev = cm_session(bfd, lfd, 0);
-		if (dev < 0) {
-			TH_LOG("bind with the passed log: %s", strerror(-dev));
-			_exit(2);
-		}
-		m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
-		if (m == MAP_FAILED)
-			_exit(3);
-		cm_fill(42, want, PGS(NPAGES));
-		memcpy(m, want, PGS(NPAGES));
-		munmap(m, PGS(NPAGES));
+		dev = child_dirty(_metadata, bp, lfd, want, PGS(NPAGES));
 		hl = cm_fsize(lfd);
 		/* Room for the header and 15 of ~40 page records, mid-record. */
 		rl.rlim_cur = hl + 15 * COWMAP_LOG_REC_SIZE(PG) + 100;
@@ -666,7 +680,7 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
 	free(lp);
 	free(base);
 	free(img);
-	munmap(want, PGS(NPAGES));
+	free(want);
 }
 
 /* ---------------------------------------------------------------- 5 -- */
@@ -751,7 +765,7 @@ TEST_F_TIMEOUT(hostile, final_drain_fsize, 120)
 	uint8_t *base = malloc(PGS(NPAGES)), *want = malloc(PGS(NPAGES));
 	uint8_t *img = malloc(PGS(NPAGES));
 	char *bp = make_file(self, "backing", 51, PGS(NPAGES), base);
-	char *lp = cm_path(self->dir, "log"), why[128];
+	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
 	uint64_t *limit = shared(sizeof(*limit));
 	struct stat st;
 	pid_t pid;
@@ -764,22 +778,11 @@ TEST_F_TIMEOUT(hostile, final_drain_fsize, 120)
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
-		int bfd, lfd, dev;
-		uint8_t *m;
+		int lfd, dev;
 
 		become(TESTER);
-		bfd = open(bp, O_RDONLY | O_CLOEXEC);
 		lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		dev = cm_session(bfd, lfd, 0);
-		if (dev < 0) {
-			TH_LOG("bind: %s", strerror(-dev));
-			_exit(2);
-		}
-		m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
-		if (m == MAP_FAILED)
-			_exit(3);
-		memcpy(m, want, PGS(NPAGES));
-		munmap(m, PGS(NPAGES));
+		dev = child_dirty(_metadata, bp, lfd, want, PGS(NPAGES));
 		*limit = cm_fsize(lfd) + 10 * COWMAP_LOG_REC_SIZE(PG) + 13;
 		rl.rlim_cur = *limit;
 		signal(SIGXFSZ, SIG_IGN);
@@ -817,7 +820,7 @@ TEST_F(hostile, final_drain_creds)
 {
 	uint8_t *base = malloc(PGS(4)), *want = malloc(PGS(4)), *img = malloc(PGS(4));
 	char *bp = make_file(self, "backing", 61, PGS(4), base);
-	char *lp = cm_path(self->dir, "log"), why[128];
+	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
 	struct stat st;
 	pid_t pid;
 	long n;
@@ -827,24 +830,14 @@ TEST_F(hostile, final_drain_creds)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
-		int bfd, lfd, dev;
-		uint8_t *m;
+		int lfd;
 
 		become(TESTER);
-		bfd = open(bp, O_RDONLY | O_CLOEXEC);
 		lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		dev = cm_session(bfd, lfd, 0);
-		if (dev < 0) {
-			TH_LOG("bind: %s", strerror(-dev));
-			_exit(2);
-		}
-		m = cm_map(dev, 0, PGS(4), PROT_READ | PROT_WRITE);
-		if (m == MAP_FAILED)
-			_exit(3);
-		memcpy(m, want, PGS(4));
+		child_dirty(_metadata, bp, lfd, want, PGS(4));
 		if (fchmod(lfd, 04600))
 			_exit(4);
-		_exit(0);	/* the final drain */
+		_exit(0);	/* the session goes: the final drain */
 	}
 	ASSERT_EQ(0, child_code(pid));
 	ASSERT_EQ(0, stat(lp, &st));
