@@ -16,8 +16,8 @@
 # /usr/local/lib) when they are built, every shared library those need
 # (ldd closure, plus libgcc_s for pthread_cancel), /etc/passwd and
 # /etc/group (root, tester 1000, nobody), and with --moddir the Debian
-# kernel's modules the VM needs (virtio, loop, ext4, xfs, btrfs, fuse, crc32c
-# and their dependencies, decompressed, indexed with depmod and listed in
+# kernel's modules the VM needs (virtio, loop, ext4, xfs, btrfs, fuse, crc32c,
+# hwpoison_inject and their dependencies, decompressed, indexed with depmod and listed in
 # load order in /etc/cowmap/modules.load).  --payload-dir is copied to
 # /payload/<its name>; --payload is the command /init runs there.
 set -euo pipefail
@@ -52,8 +52,11 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 # Modules the VM loads on Debian kernels (those built in are skipped).
 # crc32c: ext4, jbd2, btrfs and libcrc32c ask for it by alias at mount time;
 # xxhash64 and blake2b are btrfs' other checksums (soft dependencies).
+# hwpoison_inject: /sys/kernel/debug/hwpoison/corrupt-pfn for the poisoned
+# private page test (cowmap_hostile_test.c); the debug kernel builds it in.
 VM_MODULES=(virtio_pci virtio_blk loop ext4 xfs btrfs fuse
-	crc32c_generic crc32c_intel xxhash_generic blake2b_generic)
+	crc32c_generic crc32c_intel xxhash_generic blake2b_generic
+	hwpoison_inject)
 
 root=$(mktemp -d "${out}.root.XXXXXX")
 trap 'rm -rf "$root"' EXIT
