@@ -3,9 +3,10 @@
  * What sessions may hold.  Private pages are not swappable and, once
  * unmapped, in nobody's RSS: the OOM killer cannot see who holds them.  So
  * every page the module allocates for a session is charged to the uid that
- * bound it (max_user_pages) and to the module (max_total_pages), besides
- * the memory cgroup of the faulting task (__GFP_ACCOUNT).  A hog hits its
- * uid's cap (SIGBUS) long before bystanders run short.
+ * bound it (max_user_pages), besides the memory cgroup of the faulting task
+ * (__GFP_ACCOUNT); private pages also count against max_session_pages and
+ * max_total_pages (session.c).  A hog hits its uid's cap (SIGBUS) long
+ * before bystanders run short.
  *
  * The unit is a private page, which holds two pages of memory: the copy and
  * its base snapshot.  An event ring is charged as the private pages its
@@ -65,21 +66,13 @@ void cowmap_user_put(struct cowmap_user *u)
 	kfree(u);
 }
 
-/* Charge @pages to @u and to the module; false (nothing charged) at a cap. */
+/* Charge @pages to @u; false (nothing charged) at its cap. */
 bool cowmap_charge(struct cowmap_user *u, long pages)
 {
-	unsigned long umax = READ_ONCE(cowmap_max_user_pages);
-	unsigned long tmax = READ_ONCE(cowmap_max_total_pages);
+	unsigned long max = READ_ONCE(cowmap_max_user_pages);
 
-	if (atomic_long_add_return(pages, &u->pages) > umax)
-		goto undo_user;
-	if (atomic_long_add_return(pages, &cowmap_stats.charged_pages) > tmax)
-		goto undo_total;
-	return true;
-
-undo_total:
-	atomic_long_sub(pages, &cowmap_stats.charged_pages);
-undo_user:
+	if (atomic_long_add_return(pages, &u->pages) <= max)
+		return true;
 	atomic_long_sub(pages, &u->pages);
 	return false;
 }
@@ -87,5 +80,4 @@ undo_user:
 void cowmap_uncharge(struct cowmap_user *u, long pages)
 {
 	atomic_long_sub(pages, &u->pages);
-	atomic_long_sub(pages, &cowmap_stats.charged_pages);
 }

@@ -136,7 +136,6 @@ struct cowmap_stats {
 	atomic64_t cap_hits;
 	atomic64_t drained_bytes;
 	atomic_long_t private_pages;
-	atomic_long_t charged_pages;	/* private pages plus ring charges */
 };
 
 extern struct cowmap_stats cowmap_stats;

@@ -42,7 +42,7 @@ static const struct kernel_param_ops cap_ops = {
 unsigned long cowmap_max_total_pages;
 module_param_cb(max_total_pages, &cap_ops, &cowmap_max_total_pages, 0644);
 MODULE_PARM_DESC(max_total_pages,
-		 "Private pages all sessions may hold, event rings included (default: RAM/8, i.e. a quarter of RAM in memory)");
+		 "Private pages all sessions may hold (default: RAM/8, i.e. a quarter of RAM in memory)");
 
 unsigned long cowmap_max_user_pages;
 module_param_cb(max_user_pages, &cap_ops, &cowmap_max_user_pages, 0644);

@@ -102,11 +102,15 @@ bool cowmap_session_charge(struct cowmap_session *s)
 
 	if (atomic_long_inc_return(&s->npriv) > max && max)
 		goto undo_session;
+	max = READ_ONCE(cowmap_max_total_pages);
+	if (atomic_long_inc_return(&cowmap_stats.private_pages) > max)
+		goto undo_total;
 	if (!cowmap_charge(s->user, 1))
-		goto undo_session;
-	atomic_long_inc(&cowmap_stats.private_pages);
+		goto undo_total;
 	return true;
 
+undo_total:
+	atomic_long_dec(&cowmap_stats.private_pages);
 undo_session:
 	atomic_long_dec(&s->npriv);
 	return false;

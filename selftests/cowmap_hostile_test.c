@@ -428,8 +428,8 @@ static uint64_t user_cap(struct __test_metadata *_metadata, int *have)
 	*have = !err;
 	if (err) {
 		TH_LOG(MODPARAM_DIR "max_user_pages: %s (no per-uid cap); "
-		       "going on with totalram/8", strerror(-err));
-		v = ram_pages() / 8;
+		       "going on with totalram/16", strerror(-err));
+		v = ram_pages() / 16;
 	}
 	return v;
 }
@@ -444,9 +444,9 @@ struct hog {
 /*
  * pin_hog: uid 1000 maps 16 MiB windows of a sparse file through new
  * sessions, writes every page, unmaps and keeps the session: the private
- * pages stay pinned.  The uid cap (private copy + base snapshot: 2 pages
- * each) must stop it with SIGBUS after at most max_user_pages/2 private
- * pages, and a bystander (uid 1001, 128 MiB of anonymous memory it keeps
+ * pages stay pinned.  The uid cap (in private pages, each a copy and its
+ * base snapshot) must stop it with SIGBUS after at most max_user_pages
+ * private pages, and a bystander (uid 1001, 128 MiB of anonymous memory it keeps
  * touching) must survive.  The hog stops at that bound plus two windows in
  * any case, so that a module without the cap fails the test instead of
  * OOM-killing the VM's processes.
@@ -463,7 +463,7 @@ TEST_F_TIMEOUT(hostile, pin_hog, 600)
 	cap = user_cap(_metadata, &have);
 	EXPECT_TRUE(have);
 	ASSERT_LT(0, cap);
-	bound = cap / 2 + 2 * WIN_PAGES;
+	bound = cap + 2 * WIN_PAGES;
 	size = 2 * ram_pages() * PG;
 	if (size < (bound + WIN_PAGES) * PG)
 		size = (bound + WIN_PAGES) * PG;
@@ -541,7 +541,7 @@ TEST_F_TIMEOUT(hostile, pin_hog, 600)
 	EXPECT_EQ(SIGBUS, h->sig)
 		TH_LOG("no SIGBUS after %llu private pages (bound %llu)",
 		       (unsigned long long)h->pages, (unsigned long long)bound);
-	EXPECT_GE(cap / 2 + slack, h->pages);
+	EXPECT_GE(cap + slack, h->pages);
 	free(bp);
 	munmap(h, sizeof(*h));
 }
@@ -549,11 +549,13 @@ TEST_F_TIMEOUT(hostile, pin_hog, 600)
 /*
  * ring_cap: an event ring is charged at bind.  uid 1000 binding sessions
  * with the largest ring (COWMAP_RING_MAX events) gets ENOSPC once the
- * rings would pass max_user_pages, and never holds more than that.
+ * rings would pass max_user_pages, and never holds more than that.  A ring
+ * counts as the private pages its memory would hold (two pages each).
  */
 TEST_F_TIMEOUT(hostile, ring_cap, 300)
 {
-	uint64_t ring_pages = ((uint64_t)COWMAP_RING_MAX * sizeof(struct cowmap_event) + PG - 1) / PG;
+	uint64_t ring_pages = ((uint64_t)COWMAP_RING_MAX * sizeof(struct cowmap_event) +
+			       2 * PG - 1) / (2 * PG);
 	char *bp = make_file(self, "backing", 1, PGS(4), NULL);
 	int *res = shared(2 * sizeof(int));
 	uint64_t cap, bound;
