@@ -343,6 +343,7 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w);
 #define COWMAP_MERGE_FORCE		(1U << 1)  /* skip the dev/ino check */
 #define COWMAP_MERGE_PREFER_FIRST	(1U << 2)  /* first log wins conflicts */
 #define COWMAP_MERGE_PREFER_LAST	(1U << 3)  /* last log wins conflicts */
+#define COWMAP_MERGE_TRUST_ALL_LOGS	(1U << 4)  /* logs of any owner (below) */
 
 /* struct cowmap_conflict.kind */
 #define COWMAP_CONFLICT_LOGS	1	/* two logs, different new bytes */
@@ -540,12 +541,14 @@ void cowmap_merge_free(struct cowmap_merge *m);
 
 /* cowmap_recover() flags */
 #define COWMAP_RECOVER_ROLLBACK	(1U << 0)	/* undo a complete journal */
+#define COWMAP_RECOVER_DISCARD	(1U << 1)	/* remove the journal, unapplied */
 
 /* cowmap_recover() results */
 #define COWMAP_RECOVER_NONE	0	/* no journal */
 #define COWMAP_RECOVER_REPLAYED	1	/* interrupted merge completed */
 #define COWMAP_RECOVER_DROPPED	2	/* incomplete journal removed */
 #define COWMAP_RECOVER_ROLLED_BACK 3	/* complete journal undone */
+#define COWMAP_RECOVER_DISCARDED 4	/* journal removed, file left as is */
 
 /**
  * cowmap_recover() - finish or roll back an interrupted merge of a file
@@ -555,10 +558,20 @@ void cowmap_merge_free(struct cowmap_merge *m);
  * Takes the merge lock.  A complete journal is replayed (idempotent) or,
  * with COWMAP_RECOVER_ROLLBACK, undone; an incomplete one means the merge
  * never wrote to the file and is removed.  Merges and commits do this
- * themselves first.
+ * themselves first.  @path must not be a symbolic link (-ELOOP).
+ *
+ * A journal is used only if it is a regular file owned by the caller
+ * (euid), the file's owner or root and not writable by group or others
+ * (else -EPERM, it is left in place).  Before anything is written, every
+ * journalled byte must hold its old or its new value and the file must be
+ * able to grow to the journal's end; otherwise the file changed after the
+ * merge was interrupted (or cannot take it) and nothing is written.
+ * COWMAP_RECOVER_DISCARD removes the journal without applying it, after a
+ * human checked the file.
  *
  * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL if the journal is
- * complete but corrupt or belongs to another file (it is left in place);
+ * complete but corrupt, belongs to another file, or the file changed
+ * since (it is left in place); -EPERM (untrusted journal); -EFBIG;
  * -errno.
  */
 int cowmap_recover(const char *path, unsigned int flags);
