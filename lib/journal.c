@@ -550,25 +550,22 @@ void journal_abort(struct journal *j)
 
 /* Refuse a journal that someone other than the caller, the file's owner
  * or root could have written (git's safe.directory rule, CVE-2022-24765). */
-static int check_trusted(const char *path, const char *jpath, int jfd,
+static int check_trusted(const char *path, const char *jpath, const struct stat *st,
 			 const struct stat *fst)
 {
 	char why[160];
-	struct stat st;
 
-	if (jfd < 0)
+	if (S_ISLNK(st->st_mode))
 		snprintf(why, sizeof(why), "it is a symbolic link");
-	else if (fstat(jfd, &st) < 0)
-		return err_set(errno, "%s: %s", jpath, strerror(errno));
-	else if (!S_ISREG(st.st_mode))
+	else if (!S_ISREG(st->st_mode))
 		snprintf(why, sizeof(why), "it is not a regular file");
-	else if (!owner_trusted(st.st_uid, fst->st_uid))
+	else if (!owner_trusted(st->st_uid, fst->st_uid))
 		snprintf(why, sizeof(why), "it is owned by uid %u, neither you (uid %u), "
-			 "the file's owner (uid %u) nor root", (unsigned int)st.st_uid,
+			 "the file's owner (uid %u) nor root", (unsigned int)st->st_uid,
 			 (unsigned int)geteuid(), (unsigned int)fst->st_uid);
-	else if (st.st_mode & 022)
+	else if (st->st_mode & 022)
 		snprintf(why, sizeof(why), "it is writable by group or others (mode %04o)",
-			 (unsigned int)(st.st_mode & 07777));
+			 (unsigned int)(st->st_mode & 07777));
 	else
 		return 0;
 	return err_set(EPERM, "%s: refusing the merge journal %s: %s.  Anyone who can "
@@ -588,9 +585,9 @@ static int discard_journal(const char *jpath)
 static int do_recover(const char *path, int fd, bool can_write, unsigned int flags)
 {
 	char *jpath = journal_path(path);
-	struct stat st;
+	struct stat st, jst;
 	struct jview v = { 0 };
-	int jfd, wfd = -1, ret;
+	int jfd, jerr, wfd = -1, ret;
 
 	if (!jpath)
 		return -ENOMEM;
@@ -601,11 +598,11 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 	}
 	/* O_NONBLOCK: a FIFO planted there must not hang the merge. */
 	jfd = open(jpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (jfd < 0 && errno != ELOOP) {
+	jerr = errno;
+	if (jfd < 0 ? lstat(jpath, &jst) : fstat(jfd, &jst)) {
 		ret = errno == ENOENT ? COWMAP_RECOVER_NONE :
 			err_set(errno, "%s: %s", jpath, strerror(errno));
-		free(jpath);
-		return ret;
+		goto out;
 	}
 	if (flags & COWMAP_RECOVER_DISCARD) {
 		/* The user checked the file: remove whatever is there. */
@@ -614,7 +611,10 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 			ret = COWMAP_RECOVER_DISCARDED;
 		goto out;
 	}
-	ret = check_trusted(path, jpath, jfd, &st);
+	/* Say why a journal that cannot be opened is not to be trusted. */
+	ret = check_trusted(path, jpath, &jst, &st);
+	if (!ret && jfd < 0)
+		ret = err_set(jerr, "%s: %s", jpath, strerror(jerr));
 	if (ret)
 		goto out;
 	if (flags & JOURNAL_CHECK_ONLY) {
