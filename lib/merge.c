@@ -625,7 +625,7 @@ COWMAP_EXPORT int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir)
 			char msg[512];
 
 			snprintf(msg, sizeof(msg), "%.250s: not merged: owned by uid %u, neither "
-				 "you, the file's owner (uid %u) nor root; trust all logs to "
+				 "you, the file's owner (uid %u) nor root; --trust-all-logs to "
 				 "merge it", path, (unsigned int)st.st_uid,
 				 (unsigned int)fst.st_uid);
 			close(fd);
@@ -1235,7 +1235,7 @@ static int check_log_owners(struct cowmap_merge *m, const struct stat *st)
 		if (!owner_trusted(lst.st_uid, st->st_uid))
 			return err_set(EPERM, "%s: owned by uid %u, neither root nor the owner of "
 				       "%s (uid %u): root does not merge another user's log into "
-				       "a file unless told to trust all logs; nothing written",
+				       "a file without --trust-all-logs; nothing written",
 				       m->logs[i].name, (unsigned int)lst.st_uid, m->file_path,
 				       (unsigned int)st->st_uid);
 	}
