@@ -177,10 +177,10 @@ static const char *mkfile_as(const char *dir, const char *name, int uid, mode_t 
 	return f;
 }
 
-static bool root_or_skip(void)
-{
-	return geteuid() == 0;
-}
+#define NEED_ROOT() do {							\
+	if (geteuid() != 0)						\
+		SKIP("needs root to simulate other users");		\
+} while (0)
 
 static const struct chg evil[] = { { 0, 4, "0123", "EVIL" } };
 
@@ -194,8 +194,7 @@ TEST(trust_planted_journal_refused)
 	char *jpath;
 	struct res r;
 
-	if (!root_or_skip())
-		SKIP("needs root to simulate other users");
+	NEED_ROOT();
 	d = mkdir_as("tA", 01777, ROOT);
 	f = mkfile_as(d, "data", OWNER, 0644);
 	log = join(d, "owner.log");
@@ -264,8 +263,7 @@ TEST(trust_merge_all_skips_other_users_logs)
 	char *l1, *l2;
 	struct res r;
 
-	if (!root_or_skip())
-		SKIP("needs root to simulate other users");
+	NEED_ROOT();
 	d = mkdir_as("tA2", 0755, OWNER);
 	f = mkfile_as(d, "data", OWNER, 0644);
 	logs = mkdir_as("tA2/logs", 01777, ROOT);
@@ -337,8 +335,7 @@ TEST(trust_root_merge_symlink_and_foreign_logs)
 	char *link, *log;
 	struct res r;
 
-	if (!root_or_skip())
-		SKIP("needs root to simulate other users");
+	NEED_ROOT();
 	write_file(target, BASE, BLEN);
 	ud = mkdir_as("tC", 0755, OTHER);
 	logs = mkdir_as("tC/logs", 0755, OTHER);
