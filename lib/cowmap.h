@@ -53,7 +53,14 @@
  *   -EBUSY instead.  Merges of one file serialize on an exclusive
  *   flock(2) of the file.
  * - A change beyond the end of the file is stale (the file does not hold
- *   its old bytes); when a prefer flag applies it, the file grows.
+ *   its old bytes); when a prefer flag applies it, the file grows.  A
+ *   change the file cannot reach (RLIMIT_FSIZE, the filesystem's maximum
+ *   file size) fails the merge with -EFBIG before anything is written.
+ * - Trust: the file may not be a symbolic link (-ELOOP; its directories
+ *   may be).  Unless COWMAP_MERGE_TRUST_ALL_LOGS, cowmap_merge_add_dir()
+ *   skips (with a warning) logs owned by other users than the caller
+ *   (euid), the file's owner or root, and a merge run by root refuses such
+ *   logs (-EPERM).  A journal is trusted as in cowmap_recover().
  */
 #ifndef COWMAP_H
 #define COWMAP_H
@@ -438,7 +445,10 @@ int cowmap_merge_new(const char *file_path, unsigned int flags,
  * cowmap_merge_set_output() - write a merged copy instead of merging in place
  * @m: the merge.
  * @out_path: the new file; replaced atomically (a temporary file in its
- *	directory, fsync, rename).  The input file is not modified.
+ *	directory, fsync, rename), with the input's permission bits less the
+ *	umask (no setuid, setgid or sticky bit).  The input file is not
+ *	modified; cowmap_merge_run() fails with -EINVAL if @out_path is the
+ *	input (the same path, or the same device and inode).
  *
  * Return: 0, -EINVAL, -ENOMEM.
  */
@@ -475,6 +485,8 @@ int cowmap_merge_add_log_fd(struct cowmap_merge *m, int fd, const char *name);
  * header names another file (st_dev, st_ino) are skipped and counted; a
  * malformed log is an error.  The logs found are added sorted by
  * bind_time_ns, then session_id, then name.  Other files are ignored.
+ * Logs owned by other users than the caller, the file's owner or root
+ * are skipped with a warning unless COWMAP_MERGE_TRUST_ALL_LOGS.
  *
  * Return: number of logs added (>= 0); -COWMAP_EBADLOG; -errno.
  */
@@ -488,7 +500,9 @@ int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir);
  * -COWMAP_ECONFLICT if unresolved conflicts were found (nothing written;
  * see cowmap_merge_conflict()); -COWMAP_EWRONGFILE, -COWMAP_EBADLOG,
  * -COWMAP_ECHAIN, -COWMAP_EBADJOURNAL; -EBUSY (dry run or output file
- * while an interrupted merge is pending); -errno.  On any failure the
+ * while an interrupted merge is pending); -ELOOP (the file is a symbolic
+ * link); -EPERM (untrusted journal or log); -EFBIG; -EINVAL (output is
+ * the input); -errno.  On any failure the
  * file is unchanged (or, if the failure came after the journal was
  * complete, the next merge or cowmap_recover() completes it).
  */
