@@ -57,7 +57,7 @@ void print_version(void);
 #define COMMON_LONGOPTS \
 	{ "help", no_argument, NULL, 'h' }, \
 	{ "version", no_argument, NULL, OPT_VERSION }
-enum { OPT_VERSION = 0x100, OPT_FIRST_PRIVATE };
+enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_FIRST_PRIVATE };
 
 /*
  * Handle what every subcommand's getopt loop shares: -h/--help (usage to

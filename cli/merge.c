@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
- * cowmap merge [--dry-run] [--prefer first|last] [--force] [-o OUT] [--json]
- * FILE LOG...: apply logs to FILE failure-atomically (libcowmap's merge),
+ * cowmap merge [--dry-run] [--prefer first|last] [--force] [--trust-all-logs]
+ * [-o OUT] [--json] FILE LOG...: apply logs to FILE failure-atomically (libcowmap's merge),
  * report what was written and every conflict.  Exit status 3 when
  * unresolved conflicts left the file untouched.
  */
@@ -24,6 +24,7 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 		{ "force", no_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "trust-all-logs", no_argument, NULL, OPT_TRUST_ALL_LOGS },
 		COMMON_LONGOPTS, {}
 	};
 	int c, r;
@@ -53,6 +54,9 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 			continue;
 		case 'j':
 			o->json = true;
+			continue;
+		case OPT_TRUST_ALL_LOGS:
+			o->flags |= COWMAP_MERGE_TRUST_ALL_LOGS;
 			continue;
 		}
 		if ((r = common_option(cmd, c, argv)) >= 0)

@@ -2,7 +2,9 @@
 /*
  * cowmap merge-all [merge options] FILE DIR: merge every log in DIR that
  * was recorded against FILE (same st_dev and st_ino), in time order: the
- * prototype's merge_all.  Logs of other files are skipped and counted.
+ * prototype's merge_all.  Logs of other files are skipped and counted;
+ * logs owned by other users than the caller, FILE's owner or root are
+ * skipped with a warning unless --trust-all-logs.
  */
 #include <stdio.h>
 

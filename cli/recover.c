@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
- * cowmap recover [--rollback] FILE: finish an interrupted merge of FILE
- * from its journal (or undo it with --rollback), or drop a journal that
- * was never complete (the file was not touched then).
+ * cowmap recover [--rollback | --discard] FILE: finish an interrupted
+ * merge of FILE from its journal (or undo it with --rollback, or remove
+ * the journal unapplied with --discard), or drop a journal that was never
+ * complete (the file was not touched then).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,14 +13,16 @@
 int recover_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "rollback", no_argument, NULL, 'r' }, COMMON_LONGOPTS, {}
+		{ "rollback", no_argument, NULL, 'r' },
+		{ "discard", no_argument, NULL, OPT_FIRST_PRIVATE },
+		COMMON_LONGOPTS, {}
 	};
 	unsigned int flags = 0;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, ":rh", opts, NULL)) != -1) {
-		if (c == 'r') {
-			flags |= COWMAP_RECOVER_ROLLBACK;
+		if (c == 'r' || c == OPT_FIRST_PRIVATE) {
+			flags |= c == 'r' ? COWMAP_RECOVER_ROLLBACK : COWMAP_RECOVER_DISCARD;
 			continue;
 		}
 		if ((r = common_option("recover", c, argv)) >= 0)
@@ -28,6 +31,8 @@ int recover_main(int argc, char **argv)
 	if (argc - optind != 1)
 		return usage_error("recover", argc == optind ? "a file is needed" :
 				   "too many arguments");
+	if ((flags & COWMAP_RECOVER_ROLLBACK) && (flags & COWMAP_RECOVER_DISCARD))
+		return usage_error("recover", "--rollback and --discard are exclusive");
 	r = cowmap_recover(argv[optind], flags);
 	switch (r) {
 	case COWMAP_RECOVER_NONE:
@@ -42,6 +47,10 @@ int recover_main(int argc, char **argv)
 		return EXIT_OK;
 	case COWMAP_RECOVER_ROLLED_BACK:
 		printf("%s: the interrupted merge was rolled back\n", argv[optind]);
+		return EXIT_OK;
+	case COWMAP_RECOVER_DISCARDED:
+		printf("%s: the merge journal was removed unapplied (the file is left as "
+		       "it is)\n", argv[optind]);
 		return EXIT_OK;
 	default:
 		return fail_lib("recover", r);

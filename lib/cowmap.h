@@ -53,7 +53,14 @@
  *   -EBUSY instead.  Merges of one file serialize on an exclusive
  *   flock(2) of the file.
  * - A change beyond the end of the file is stale (the file does not hold
- *   its old bytes); when a prefer flag applies it, the file grows.
+ *   its old bytes); when a prefer flag applies it, the file grows.  A
+ *   change the file cannot reach (RLIMIT_FSIZE, the filesystem's maximum
+ *   file size) fails the merge with -EFBIG before anything is written.
+ * - Trust: the file may not be a symbolic link (-ELOOP; its directories
+ *   may be).  Unless COWMAP_MERGE_TRUST_ALL_LOGS, cowmap_merge_add_dir()
+ *   skips (with a warning) logs owned by other users than the caller
+ *   (euid), the file's owner or root, and a merge run by root refuses such
+ *   logs (-EPERM).  A journal is trusted as in cowmap_recover().
  */
 #ifndef COWMAP_H
 #define COWMAP_H
@@ -343,6 +350,7 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w);
 #define COWMAP_MERGE_FORCE		(1U << 1)  /* skip the dev/ino check */
 #define COWMAP_MERGE_PREFER_FIRST	(1U << 2)  /* first log wins conflicts */
 #define COWMAP_MERGE_PREFER_LAST	(1U << 3)  /* last log wins conflicts */
+#define COWMAP_MERGE_TRUST_ALL_LOGS	(1U << 4)  /* logs of any owner (below) */
 
 /* struct cowmap_conflict.kind */
 #define COWMAP_CONFLICT_LOGS	1	/* two logs, different new bytes */
@@ -437,7 +445,10 @@ int cowmap_merge_new(const char *file_path, unsigned int flags,
  * cowmap_merge_set_output() - write a merged copy instead of merging in place
  * @m: the merge.
  * @out_path: the new file; replaced atomically (a temporary file in its
- *	directory, fsync, rename).  The input file is not modified.
+ *	directory, fsync, rename), with the input's permission bits less the
+ *	umask (no setuid, setgid or sticky bit).  The input file is not
+ *	modified; cowmap_merge_run() fails with -EINVAL if @out_path is the
+ *	input (the same path, or the same device and inode).
  *
  * Return: 0, -EINVAL, -ENOMEM.
  */
@@ -474,6 +485,8 @@ int cowmap_merge_add_log_fd(struct cowmap_merge *m, int fd, const char *name);
  * header names another file (st_dev, st_ino) are skipped and counted; a
  * malformed log is an error.  The logs found are added sorted by
  * bind_time_ns, then session_id, then name.  Other files are ignored.
+ * Logs owned by other users than the caller, the file's owner or root
+ * are skipped with a warning unless COWMAP_MERGE_TRUST_ALL_LOGS.
  *
  * Return: number of logs added (>= 0); -COWMAP_EBADLOG; -errno.
  */
@@ -487,7 +500,9 @@ int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir);
  * -COWMAP_ECONFLICT if unresolved conflicts were found (nothing written;
  * see cowmap_merge_conflict()); -COWMAP_EWRONGFILE, -COWMAP_EBADLOG,
  * -COWMAP_ECHAIN, -COWMAP_EBADJOURNAL; -EBUSY (dry run or output file
- * while an interrupted merge is pending); -errno.  On any failure the
+ * while an interrupted merge is pending); -ELOOP (the file is a symbolic
+ * link); -EPERM (untrusted journal or log); -EFBIG; -EINVAL (output is
+ * the input); -errno.  On any failure the
  * file is unchanged (or, if the failure came after the journal was
  * complete, the next merge or cowmap_recover() completes it).
  */
@@ -540,12 +555,14 @@ void cowmap_merge_free(struct cowmap_merge *m);
 
 /* cowmap_recover() flags */
 #define COWMAP_RECOVER_ROLLBACK	(1U << 0)	/* undo a complete journal */
+#define COWMAP_RECOVER_DISCARD	(1U << 1)	/* remove the journal, unapplied */
 
 /* cowmap_recover() results */
 #define COWMAP_RECOVER_NONE	0	/* no journal */
 #define COWMAP_RECOVER_REPLAYED	1	/* interrupted merge completed */
 #define COWMAP_RECOVER_DROPPED	2	/* incomplete journal removed */
 #define COWMAP_RECOVER_ROLLED_BACK 3	/* complete journal undone */
+#define COWMAP_RECOVER_DISCARDED 4	/* journal removed, file left as is */
 
 /**
  * cowmap_recover() - finish or roll back an interrupted merge of a file
@@ -555,10 +572,20 @@ void cowmap_merge_free(struct cowmap_merge *m);
  * Takes the merge lock.  A complete journal is replayed (idempotent) or,
  * with COWMAP_RECOVER_ROLLBACK, undone; an incomplete one means the merge
  * never wrote to the file and is removed.  Merges and commits do this
- * themselves first.
+ * themselves first.  @path must not be a symbolic link (-ELOOP).
+ *
+ * A journal is used only if it is a regular file owned by the caller
+ * (euid), the file's owner or root and not writable by group or others
+ * (else -EPERM, it is left in place).  Before anything is written, every
+ * journalled byte must hold its old or its new value and the file must be
+ * able to grow to the journal's end; otherwise the file changed after the
+ * merge was interrupted (or cannot take it) and nothing is written.
+ * COWMAP_RECOVER_DISCARD removes the journal without applying it, after a
+ * human checked the file.
  *
  * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL if the journal is
- * complete but corrupt or belongs to another file (it is left in place);
+ * complete but corrupt, belongs to another file, or the file changed
+ * since (it is left in place); -EPERM (untrusted journal); -EFBIG;
  * -errno.
  */
 int cowmap_recover(const char *path, unsigned int flags);

@@ -49,6 +49,15 @@ char *path_dirname(const char *path);
 const char *path_basename(const char *path);
 char *journal_path(const char *file_path);
 int open_tmpfile_in(const char *dir, const char *hint, char **namep);
+/* open(@path, @flags | O_NOFOLLOW | O_CLOEXEC), naming a link as such. */
+int open_nofollow(const char *path, int flags);
+/* realpath() of @path's directory, then its last component as given. */
+char *real_target(const char *path);
+/* May a log or journal owned by @owner touch a file owned by @file_owner? */
+bool owner_trusted(uid_t owner, uid_t file_owner);
+mode_t current_umask(void);
+/* 0 if a file near @near_path may grow to @end bytes; else -EFBIG. */
+int check_size_limit(const char *near_path, const char *file, uint64_t end);
 void crash_point(const char *what);
 bool mem_is_zero(const void *p, size_t len);
 char *xstrdup(const char *s);
@@ -128,6 +137,8 @@ int journal_begin(struct journal **jp, const char *jpath,
 /* Add an entry; @newb and @oldb must stay valid until journal_flush(). */
 int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
 		const uint8_t *oldb, uint32_t len);
+/* 0 if the file can grow to the end of every entry (before the commit). */
+int journal_check_size(const struct journal *j);
 /* Write the pending entries. */
 int journal_flush(struct journal *j);
 /* Make the journal complete and durable (entries, fsync, trailer, fsync,
@@ -135,7 +146,7 @@ int journal_flush(struct journal *j);
 int journal_commit(struct journal *j);
 /* Apply a committed journal to its target, fsync the target. */
 int journal_apply(struct journal *j);
-/* Remove the journal (durably) and free it. */
+/* Remove the journal, fsync its directory, free it. */
 int journal_finish(struct journal *j);
 /* Abort: remove an uncommitted journal, free it. */
 void journal_abort(struct journal *j);

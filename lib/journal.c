@@ -17,14 +17,21 @@
  * Order of a merge: entries are written and fsynced, then the trailer is
  * written and fsynced, then the directory; only then is the file touched
  * (pwrite of every entry's new bytes, fsync), then the journal is
- * unlinked.  So a journal without a valid trailer was never applied (it
- * is dropped), and one with a valid trailer is complete and durable:
- * replaying it forward is idempotent (which is also why the unlink needs
- * no directory fsync).  A journal whose trailer is valid but whose
- * entries are not is corrupt and is left for a human
- * (-COWMAP_EBADJOURNAL).  The old bytes allow cowmap_recover() with
- * COWMAP_RECOVER_ROLLBACK to undo a complete journal instead; a grown
+ * unlinked and the directory fsynced.  So a journal without a valid
+ * trailer was never applied (it is dropped), and one with a valid trailer
+ * is complete and durable: replaying it forward is idempotent.  A journal
+ * whose trailer is valid but whose entries are not is corrupt and is left
+ * for a human (-COWMAP_EBADJOURNAL).  The old bytes allow cowmap_recover()
+ * with COWMAP_RECOVER_ROLLBACK to undo a complete journal instead; a grown
  * file is cut back to its old size.
+ *
+ * A journal is trusted only if it is a regular file, owned by the caller,
+ * the file's owner or root, and not writable by group or others: anyone
+ * who can write the directory could otherwise plant one.  Before a replay
+ * or rollback writes anything, every journalled byte of the file must
+ * hold its old or its new value (else another program wrote the file
+ * after the merge was interrupted, and the journal would undo that), and
+ * the file must be able to reach the journal's end.
  *
  * The merge lock is flock(LOCK_EX) on the file itself: it is released
  * when the process dies, and it serializes merges, commits and
@@ -94,6 +101,7 @@ struct journal {
 	uint64_t entries;
 	uint64_t bytes;
 	uint32_t ecrc;		/* chained entry CRCs */
+	uint64_t maxend;	/* end of the last byte journalled */
 	bool committed;
 };
 
@@ -233,6 +241,7 @@ static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 	j->iov_bytes += total;
 	j->entries++;
 	j->bytes += len;
+	j->maxend = MAX(j->maxend, off + len);
 	return 0;
 }
 
@@ -251,6 +260,13 @@ int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
 		len -= n;
 	}
 	return 0;
+}
+
+int journal_check_size(const struct journal *j)
+{
+	if (j->maxend <= j->t.size)
+		return 0;
+	return check_size_limit(j->path, j->t.path, j->maxend);
 }
 
 int journal_commit(struct journal *j)
@@ -367,7 +383,62 @@ static int jview_validate(struct jview *v)
 	return 0;
 }
 
-/* Write every entry's new (or, rollback, old) bytes to @fd, then fsync. */
+/*
+ * Before a recovery writes anything: every journalled byte the file has
+ * must hold its old or its new value, and a byte the file lacks must lie
+ * beyond the size it had before the merge; replaying forward, the file
+ * must be able to grow to the journal's end.
+ */
+static int jview_check_file(const struct jview *v, int fd, const char *path,
+			    uint64_t fsize, bool old)
+{
+	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, maxend = 0;
+	uint8_t *buf = malloc(J_ENT_MAX);
+	int ret = 0;
+
+	if (!buf)
+		return err_set(ENOMEM, "out of memory");
+	while (p < end && !ret) {
+		const uint8_t *e = v->m + p;
+		uint32_t len = get_le32(e + JE_LENGTH), i;
+		uint64_t off = get_le64(e + JE_OFFSET);
+		const uint8_t *nb = e + J_ENT_SIZE, *ob = nb + len;
+		uint32_t have = off < fsize ? (uint32_t)MIN((uint64_t)len, fsize - off) : 0;
+
+		p += J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
+		maxend = MAX(maxend, off + len);
+		ret = pread_full(fd, buf, have, off);
+		if (ret < 0) {
+			ret = err_set(-ret, "%s: read at %llu: %s", path,
+				      (unsigned long long)off, strerror(-ret));
+			break;
+		}
+		for (i = 0; i < have && (buf[i] == nb[i] || buf[i] == ob[i]); i++)
+			;
+		if (i < have)
+			ret = err_set(COWMAP_EBADJOURNAL, "%s: byte %llu holds 0x%02x, neither its "
+				      "value before (0x%02x) nor after (0x%02x) the interrupted "
+				      "merge: the file changed since, and %s the journal would "
+				      "overwrite that; nothing written.  Check the file, then "
+				      "'cowmap recover --discard' removes the journal and leaves "
+				      "the file as it is", path, (unsigned long long)(off + i),
+				      buf[i], ob[i], nb[i], old ? "rolling back" : "replaying");
+		else if (have < len && off + have < v->size)
+			ret = err_set(COWMAP_EBADJOURNAL, "%s: the file ends at byte %llu, before "
+				      "its size when the interrupted merge began (%llu): it changed "
+				      "since; nothing written.  Check the file, then 'cowmap "
+				      "recover --discard' removes the journal", path,
+				      (unsigned long long)fsize, (unsigned long long)v->size);
+	}
+	free(buf);
+	if (!ret && !old && maxend > fsize)
+		ret = check_size_limit(path, path, maxend);
+	return ret;
+}
+
+/* Write every entry's new (or, rollback, old) bytes to @fd, then fsync.
+ * A rollback writes no old bytes past the old size: it cuts the file
+ * back to that size. */
 static int jview_apply(const struct jview *v, int fd, const char *path, bool old)
 {
 	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, maxend = 0;
@@ -375,13 +446,15 @@ static int jview_apply(const struct jview *v, int fd, const char *path, bool old
 
 	while (p < end) {
 		const uint8_t *e = v->m + p;
-		uint32_t len = get_le32(e + JE_LENGTH);
+		uint32_t len = get_le32(e + JE_LENGTH), wlen = len;
 		uint64_t off = get_le64(e + JE_OFFSET);
 		const uint8_t *data = e + J_ENT_SIZE + (old ? len : 0);
 
-		ret = pwrite_full(fd, data, len, off);
+		if (old)
+			wlen = off < v->size ? (uint32_t)MIN((uint64_t)len, v->size - off) : 0;
+		ret = pwrite_full(fd, data, wlen, off);
 		if (ret < 0)
-			return err_set(-ret, "%s: write of %u bytes at %llu: %s", path, len,
+			return err_set(-ret, "%s: write of %u bytes at %llu: %s", path, wlen,
 				       (unsigned long long)off, strerror(-ret));
 		crash_point("file write");
 		maxend = MAX(maxend, off + len);
@@ -440,11 +513,14 @@ int journal_finish(struct journal *j)
 {
 	int ret = 0;
 
-	/* No directory fsync: should the unlink be lost in a crash, the
-	 * journal is replayed once more, which is idempotent. */
+	/* The directory too: a journal that came back after a crash would
+	 * be replayed over whatever was written to the file since (recovery
+	 * refuses that, and a human has to decide). */
 	if (unlink(j->path) < 0)
 		ret = err_set(errno, "%s: unlink: %s", j->path, strerror(errno));
 	crash_point("journal unlinked");
+	if (!ret)
+		ret = fsync_dir_of(j->path);
 	close(j->fd);
 	free(j->path);
 	free(j);
@@ -472,29 +548,80 @@ void journal_abort(struct journal *j)
  * Lock and recovery
  */
 
+/* Refuse a journal that someone other than the caller, the file's owner
+ * or root could have written (git's safe.directory rule, CVE-2022-24765). */
+static int check_trusted(const char *path, const char *jpath, const struct stat *st,
+			 const struct stat *fst)
+{
+	char why[160];
+
+	if (S_ISLNK(st->st_mode))
+		snprintf(why, sizeof(why), "it is a symbolic link");
+	else if (!S_ISREG(st->st_mode))
+		snprintf(why, sizeof(why), "it is not a regular file");
+	else if (!owner_trusted(st->st_uid, fst->st_uid))
+		snprintf(why, sizeof(why), "it is owned by uid %u, neither you (uid %u), "
+			 "the file's owner (uid %u) nor root", (unsigned int)st->st_uid,
+			 (unsigned int)geteuid(), (unsigned int)fst->st_uid);
+	else if (st->st_mode & 022)
+		snprintf(why, sizeof(why), "it is writable by group or others (mode %04o)",
+			 (unsigned int)(st->st_mode & 07777));
+	else
+		return 0;
+	return err_set(EPERM, "%s: refusing the merge journal %s: %s.  Anyone who can "
+		       "write the directory can plant a journal that rewrites the file: "
+		       "if you did not interrupt a merge of this file, check the journal "
+		       "and remove it (rm, or 'cowmap recover --discard')", path, jpath, why);
+}
+
+static int discard_journal(const char *jpath)
+{
+	if (unlink(jpath) < 0)
+		return err_set(errno, "%s: cannot remove the merge journal: %s",
+			       jpath, strerror(errno));
+	return fsync_dir_of(jpath);
+}
+
 static int do_recover(const char *path, int fd, bool can_write, unsigned int flags)
 {
 	char *jpath = journal_path(path);
-	struct stat st;
-	struct jview v;
-	int jfd, wfd = -1, ret;
+	struct stat st, jst;
+	struct jview v = { 0 };
+	int jfd, jerr, wfd = -1, ret;
 
 	if (!jpath)
 		return -ENOMEM;
-	jfd = open(jpath, O_RDONLY | O_CLOEXEC);
-	if (jfd < 0) {
-		ret = errno == ENOENT ? COWMAP_RECOVER_NONE :
-			err_set(errno, "%s: %s", jpath, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(errno, "%s: %s", path, strerror(errno));
 		free(jpath);
 		return ret;
 	}
+	/* O_NONBLOCK: a FIFO planted there must not hang the merge. */
+	jfd = open(jpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	jerr = errno;
+	if (jfd < 0 ? lstat(jpath, &jst) : fstat(jfd, &jst)) {
+		ret = errno == ENOENT ? COWMAP_RECOVER_NONE :
+			err_set(errno, "%s: %s", jpath, strerror(errno));
+		goto out;
+	}
+	if (flags & COWMAP_RECOVER_DISCARD) {
+		/* The user checked the file: remove whatever is there. */
+		ret = discard_journal(jpath);
+		if (!ret)
+			ret = COWMAP_RECOVER_DISCARDED;
+		goto out;
+	}
+	/* Say why a journal that cannot be opened is not to be trusted. */
+	ret = check_trusted(path, jpath, &jst, &st);
+	if (!ret && jfd < 0)
+		ret = err_set(jerr, "%s: %s", jpath, strerror(jerr));
+	if (ret)
+		goto out;
 	if (flags & JOURNAL_CHECK_ONLY) {
 		ret = err_set(EBUSY, "%s: an interrupted merge is pending (%s); recover the "
 			      "file first (a dry run or a merge into another file does not "
 			      "modify it)", path, jpath);
-		close(jfd);
-		free(jpath);
-		return ret;
+		goto out;
 	}
 	ret = map_journal(jfd, jpath, &v);
 	if (ret)
@@ -502,23 +629,16 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 	if (!jview_complete(&v)) {
 		/* Never applied: the trailer is written after the entries are
 		 * durable and before the file is touched. */
-		if (unlink(jpath) < 0) {
-			ret = err_set(errno, "%s: cannot remove an incomplete merge journal: %s",
-				      jpath, strerror(errno));
-			goto out;
-		}
-		ret = fsync_dir_of(jpath);
-		if (!ret)
+		ret = discard_journal(jpath);
+		if (ret)
+			err_prefix(-ret, "%s: cannot remove an incomplete merge journal", path);
+		else
 			ret = COWMAP_RECOVER_DROPPED;
 		goto out;
 	}
 	ret = jview_validate(&v);
 	if (ret) {
 		err_prefix(COWMAP_EBADJOURNAL, "%s: interrupted merge cannot be completed", path);
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(errno, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if ((uint64_t)st.st_dev != v.dev || (uint64_t)st.st_ino != v.ino) {
@@ -528,10 +648,14 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 			      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 		goto out;
 	}
+	ret = jview_check_file(&v, fd, path, (uint64_t)st.st_size,
+			       flags & COWMAP_RECOVER_ROLLBACK);
+	if (ret)
+		goto out;
 	if (!can_write) {
 		struct stat wst;
 
-		wfd = open(path, O_RDWR | O_CLOEXEC);
+		wfd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (wfd < 0) {
 			ret = err_set(errno, "%s: an interrupted merge must be completed first, "
 				      "which needs write access: %s", path, strerror(errno));
@@ -546,11 +670,7 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 	ret = jview_apply(&v, fd, path, flags & COWMAP_RECOVER_ROLLBACK);
 	if (ret)
 		goto out;
-	if (unlink(jpath) < 0) {
-		ret = err_set(errno, "%s: unlink: %s", jpath, strerror(errno));
-		goto out;
-	}
-	ret = fsync_dir_of(jpath);
+	ret = discard_journal(jpath);
 	if (!ret)
 		ret = (flags & COWMAP_RECOVER_ROLLBACK) ? COWMAP_RECOVER_ROLLED_BACK :
 			COWMAP_RECOVER_REPLAYED;
@@ -559,7 +679,8 @@ out:
 		munmap((void *)v.m, v.len);
 	if (wfd >= 0)
 		close(wfd);
-	close(jfd);
+	if (jfd >= 0)
+		close(jfd);
 	free(jpath);
 	return ret;
 }
@@ -576,30 +697,30 @@ int journal_lock_and_recover(const char *path, int fd, bool can_write,
 
 COWMAP_EXPORT int cowmap_recover(const char *path, unsigned int flags)
 {
+	const unsigned int known = COWMAP_RECOVER_ROLLBACK | COWMAP_RECOVER_DISCARD;
 	char *real;
 	int fd, ret;
+	bool rw = true;
 
 	if (!path)
 		return err_set(EINVAL, "cowmap_recover: NULL path");
-	if (flags & ~COWMAP_RECOVER_ROLLBACK)
-		return err_set(EINVAL, "cowmap_recover: unknown flags 0x%x", flags);
-	real = realpath(path, NULL);
+	if (flags & ~known)
+		return err_set(EINVAL, "cowmap_recover: unknown flags 0x%x", flags & ~known);
+	if ((flags & COWMAP_RECOVER_ROLLBACK) && (flags & COWMAP_RECOVER_DISCARD))
+		return err_set(EINVAL, "rollback and discard are exclusive");
+	real = real_target(path);
 	if (!real)
-		return err_set(errno, "%s: %s", path, strerror(errno));
-	fd = open(real, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		bool rw = false;
-
-		fd = open(real, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			ret = err_set(errno, "%s: %s", path, strerror(errno));
-			free(real);
-			return ret;
-		}
-		ret = journal_lock_and_recover(real, fd, rw, flags);
-	} else {
-		ret = journal_lock_and_recover(real, fd, true, flags);
+		return -errno;
+	fd = open_nofollow(real, O_RDWR);
+	if (fd < 0 && fd != -ELOOP) {
+		rw = false;
+		fd = open_nofollow(real, O_RDONLY);
 	}
+	if (fd < 0) {
+		free(real);
+		return fd;
+	}
+	ret = journal_lock_and_recover(real, fd, rw, flags);
 	close(fd);	/* drops the lock */
 	free(real);
 	return ret < 0 ? err_ret(ret) : ret;

@@ -437,7 +437,8 @@ COWMAP_EXPORT int cowmap_merge_new(const char *file_path, unsigned int flags,
 {
 	struct cowmap_merge *m;
 	const unsigned int known = COWMAP_MERGE_DRY_RUN | COWMAP_MERGE_FORCE |
-		COWMAP_MERGE_PREFER_FIRST | COWMAP_MERGE_PREFER_LAST;
+		COWMAP_MERGE_PREFER_FIRST | COWMAP_MERGE_PREFER_LAST |
+		COWMAP_MERGE_TRUST_ALL_LOGS;
 
 	if (!file_path || !mp)
 		return err_set(EINVAL, "cowmap_merge_new: NULL argument");
@@ -573,14 +574,19 @@ COWMAP_EXPORT int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir)
 	struct dirent *de;
 	struct stat fst;
 	DIR *d;
-	int ret = 0;
+	int ret = 0, ffd;
 
 	if (!m || !dir)
 		return err_set(EINVAL, "cowmap_merge_add_dir: NULL argument");
 	if (m->ran)
 		return err_set(EINVAL, "merge already ran");
-	if (stat(m->file_path, &fst) < 0)
-		return err_set(errno, "%s: %s", m->file_path, strerror(errno));
+	ffd = open_nofollow(m->file_path, O_RDONLY | O_NONBLOCK);
+	if (ffd < 0)
+		return ffd;
+	ret = fstat(ffd, &fst) < 0 ? err_set(errno, "%s: %s", m->file_path, strerror(errno)) : 0;
+	close(ffd);
+	if (ret)
+		return ret;
 	real = realpath(m->file_path, NULL);
 	d = opendir(dir);
 	if (!d) {
@@ -612,6 +618,21 @@ COWMAP_EXPORT int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir)
 			if (fd >= 0)
 				close(fd);
 			free(path);
+			continue;
+		}
+		if (!(m->flags & COWMAP_MERGE_TRUST_ALL_LOGS) &&
+		    !owner_trusted(st.st_uid, fst.st_uid)) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%.250s: not merged: owned by uid %u, neither "
+				 "you, the file's owner (uid %u) nor root; --trust-all-logs to "
+				 "merge it", path, (unsigned int)st.st_uid,
+				 (unsigned int)fst.st_uid);
+			close(fd);
+			free(path);
+			ret = add_warning(m, msg);
+			if (ret)
+				break;
 			continue;
 		}
 		ret = cowmap_log_open_fd(fd, path, 0, &log);
@@ -1179,6 +1200,48 @@ static int check_identity(struct cowmap_merge *m, const struct stat *st)
 	return 0;
 }
 
+/* -o naming the input itself (a path or a link to it, a hard link) would
+ * replace the file with a new inode under its live sessions. */
+static int check_output(struct cowmap_merge *m, const char *real, const struct stat *st)
+{
+	char *out;
+	struct stat ost;
+	bool same;
+
+	if (!m->out_path)
+		return 0;
+	out = real_target(m->out_path);
+	same = (out && !strcmp(out, real)) ||
+	       (!stat(m->out_path, &ost) && ost.st_dev == st->st_dev && ost.st_ino == st->st_ino);
+	free(out);
+	if (same)
+		return err_set(EINVAL, "%s: the output %s is the input file; merge in place "
+			       "(without an output) or name another file", m->file_path,
+			       m->out_path);
+	return 0;
+}
+
+/* Root merging logs it did not write: refuse those of other users than the
+ * file's owner, unless told to trust them (merge-all skips them earlier). */
+static int check_log_owners(struct cowmap_merge *m, const struct stat *st)
+{
+	struct stat lst;
+
+	if (geteuid() != 0 || (m->flags & COWMAP_MERGE_TRUST_ALL_LOGS))
+		return 0;
+	for (size_t i = 0; i < m->n_logs; i++) {
+		if (fstat(m->logs[i].log->fd, &lst) < 0)
+			return err_set(errno, "%s: %s", m->logs[i].name, strerror(errno));
+		if (!owner_trusted(lst.st_uid, st->st_uid))
+			return err_set(EPERM, "%s: owned by uid %u, neither root nor the owner of "
+				       "%s (uid %u): root does not merge another user's log into "
+				       "a file without --trust-all-logs; nothing written",
+				       m->logs[i].name, (unsigned int)lst.st_uid, m->file_path,
+				       (unsigned int)st->st_uid);
+	}
+	return 0;
+}
+
 static int run_output(struct cowmap_merge *m, const struct stat *st)
 {
 	char *dir = path_dirname(m->out_path), *tmp = NULL;
@@ -1192,7 +1255,8 @@ static int run_output(struct cowmap_merge *m, const struct stat *st)
 	m->out_fd = ret;
 	m->out_name = tmp;
 	ret = copy_sparse(m->fd, m->out_fd, m->fsize, m->file_path, tmp);
-	if (!ret && fchmod(m->out_fd, st->st_mode & 07777) < 0)
+	/* As cp without -p: no setuid, setgid or sticky bit, the umask applies. */
+	if (!ret && fchmod(m->out_fd, st->st_mode & 0777 & ~current_umask()) < 0)
 		ret = err_set(errno, "%s: chmod: %s", tmp, strerror(errno));
 	if (ret)
 		goto out;
@@ -1256,6 +1320,8 @@ static int run_in_place(struct cowmap_merge *m, const char *real, const struct s
 		return 0;
 	}
 	if (!ret)
+		ret = journal_check_size(m->j);
+	if (!ret)
 		ret = journal_commit(m->j);
 	if (ret) {
 		journal_abort(m->j);
@@ -1297,13 +1363,13 @@ COWMAP_EXPORT int cowmap_merge_run(struct cowmap_merge *m)
 			return err_ret(ret);
 	}
 
-	real = realpath(m->file_path, NULL);
+	real = real_target(m->file_path);
 	if (!real)
-		return err_set(errno, "%s: %s", m->file_path, strerror(errno));
+		return -errno;
 	in_place = !(m->flags & COWMAP_MERGE_DRY_RUN) && !m->out_path;
-	m->fd = open(real, (in_place ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	m->fd = open_nofollow(real, in_place ? O_RDWR : O_RDONLY);
 	if (m->fd < 0) {
-		ret = err_set(errno, "%s: %s", m->file_path, strerror(errno));
+		ret = m->fd;
 		goto out;
 	}
 	can_write = in_place;
@@ -1315,6 +1381,11 @@ COWMAP_EXPORT int cowmap_merge_run(struct cowmap_merge *m)
 		ret = err_set(EINVAL, "%s: not a regular file", m->file_path);
 		goto out;
 	}
+	ret = check_output(m, real, &st);
+	if (!ret)
+		ret = check_log_owners(m, &st);
+	if (ret)
+		goto out;
 	rec = journal_lock_and_recover(real, m->fd, can_write,
 				       in_place ? 0 : JOURNAL_CHECK_ONLY);
 	if (rec < 0) {

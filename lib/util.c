@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -200,6 +202,120 @@ int fsync_dir_of(const char *path)
 	ret = fsync_dir_fd(fd);
 	if (ret < 0)
 		err_set(-ret, "fsync %s: %s", dir, strerror(-ret));
+	close(fd);
+	free(dir);
+	return ret;
+}
+
+/*
+ * Open @path without following a symbolic link in its last component:
+ * a link planted where the file was expected must not redirect a write
+ * (a privileged merge) to the file it points to.
+ */
+int open_nofollow(const char *path, int flags)
+{
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd >= 0)
+		return fd;
+	if (errno == ELOOP && !lstat(path, &st) && S_ISLNK(st.st_mode))
+		return err_set(ELOOP, "%s is a symbolic link; give the target path "
+			       "(cowmap does not follow a link to the file it writes)", path);
+	return err_set(errno, "%s: %s", path, strerror(errno));
+}
+
+/* The absolute path of @path with its directory resolved but not its last
+ * component (which open_nofollow() then refuses if it is a link). */
+char *real_target(const char *path)
+{
+	char *dir = path_dirname(path), *rdir, *p;
+	const char *base = path_basename(path);
+	size_t len;
+
+	if (!dir)
+		return NULL;
+	rdir = realpath(dir, NULL);
+	free(dir);
+	if (!rdir) {
+		err_set(errno, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		err_set(EISDIR, "%s: not a regular file", path);
+		free(rdir);
+		return NULL;
+	}
+	len = strlen(rdir) + strlen(base) + 2;
+	p = malloc(len);
+	if (p)
+		snprintf(p, len, "%s/%s", strcmp(rdir, "/") ? rdir : "", base);
+	else
+		err_set(ENOMEM, "out of memory");
+	free(rdir);
+	return p;
+}
+
+/* Files owned by the caller, by the file's owner or by root are trusted
+ * (root could write the file anyway); those of other users are not. */
+bool owner_trusted(uid_t owner, uid_t file_owner)
+{
+	return owner == geteuid() || owner == file_owner || owner == 0;
+}
+
+/* The process's umask, read without changing it (umask(2) would race
+ * with other threads creating files). */
+mode_t current_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned int v;
+	mode_t m;
+
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "Umask: %o", &v) == 1) {
+				fclose(f);
+				return (mode_t)v & 0777;
+			}
+		}
+		fclose(f);
+	}
+	m = umask(022);
+	umask(m);
+	return m;
+}
+
+/*
+ * Can a file in the directory of @near_path grow to @end bytes?  Checked
+ * before a merge commits to writing there: the limit of RLIMIT_FSIZE
+ * (without raising SIGXFSZ), then the filesystem's maximum file size,
+ * probed by extending an anonymous, sparse file (no blocks allocated).
+ */
+int check_size_limit(const char *near_path, const char *file, uint64_t end)
+{
+	struct rlimit rl;
+	char *dir;
+	int fd, ret = 0;
+
+	if (end > (uint64_t)INT64_MAX ||
+	    (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	     end > (uint64_t)rl.rlim_cur))
+		return err_set(EFBIG, "%s: the changes end at byte %llu, beyond the file size "
+			       "limit of this process (ulimit -f); nothing written", file,
+			       (unsigned long long)end);
+	dir = path_dirname(near_path);
+	if (!dir)
+		return -ENOMEM;
+	fd = open_tmpfile_in(dir, path_basename(near_path), NULL);
+	if (fd < 0) {
+		free(dir);
+		return fd;
+	}
+	if (ftruncate(fd, (off_t)end) < 0)
+		ret = err_set(errno == EINVAL ? EFBIG : errno, "%s: the changes end at byte "
+			      "%llu, beyond what the file system of %s allows: %s; nothing "
+			      "written", file, (unsigned long long)end, dir, strerror(errno));
 	close(fd);
 	free(dir);
 	return ret;
