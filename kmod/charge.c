@@ -58,10 +58,15 @@ struct cowmap_user *cowmap_user_get(kuid_t uid)
 
 void cowmap_user_put(struct cowmap_user *u)
 {
-	if (!refcount_dec_and_lock(&u->ref, &cowmap_users_lock))
-		return;
-	hash_del(&u->node);
+	bool last;
+
+	spin_lock(&cowmap_users_lock);
+	last = refcount_dec_and_test(&u->ref);
+	if (last)
+		hash_del(&u->node);
 	spin_unlock(&cowmap_users_lock);
+	if (!last)
+		return;
 	WARN_ON_ONCE(atomic_long_read(&u->pages));
 	kfree(u);
 }

@@ -65,7 +65,7 @@ struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx)
 		rcu_read_unlock();
 		lock_page(p);
 		if (likely(xa_load(&s->pages, idx) == p)) {
-			VM_BUG_ON_PAGE(page_count(p) < 2, p);
+			VM_WARN_ON_ONCE_PAGE(page_count(p) < 2, p);
 			return p;
 		}
 		unlock_page(p);
@@ -125,7 +125,7 @@ static int cow_locked(struct cowmap_session *s, pgoff_t idx, struct page *src,
 		return -ENOMEM;
 	}
 
-	VM_BUG_ON_PAGE(page_private(copy), copy);
+	VM_WARN_ON_ONCE_PAGE(page_private(copy), copy);
 	copy_highpage(copy, src);
 	copy_highpage(base, copy);
 	set_page_private(copy, (unsigned long)base);
