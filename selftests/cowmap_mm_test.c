@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * cowmap and the rest of memory management (issue #3).
+ * cowmap and the rest of memory management.
  *
- * Checked against /work/notes/kmod-semantics.md, the uapi header and the
- * design in kmod/fault.c (mm-notes sections 4 and 8):
+ * Checked against the uapi header, the README's semantics and the design
+ * in kmod/fault.c and kmod/cowmap.h (locking and reference rules):
  *  - read pages are the backing file's page-cache pages (same PFN as a plain
  *    mmap), fault-around never maps one over a private offset; the first
  *    write makes exactly one private copy and zaps every other mapping;
