@@ -321,6 +321,7 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 		  size_t len, size_t *kept)
 {
 	loff_t start, pos, size;
+	bool limited = false;
 	int err, terr;
 
 	lockdep_assert_held(&s->lock);
@@ -332,8 +333,14 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 		s->log_cut = -1;
 	}
 	start = i_size_read(file_inode(log));
-	if (s->dead && (u64)start + len > s->final_fsize)
-		return -EFBIG;
+	if (s->dead && (u64)start + len > s->final_fsize) {
+		/* The whole records that fit, as a limited write() would. */
+		len = (u64)start < s->final_fsize ?
+		      whole_records(buf, s->final_fsize - start) : 0;
+		if (!len)
+			return -EFBIG;
+		limited = true;
+	}
 	pos = start;
 	/* Reserve the space first: running out of it then writes nothing. */
 	err = vfs_fallocate(log, FALLOC_FL_KEEP_SIZE, start, len);
@@ -342,7 +349,7 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 	err = write_all(log, buf, len, &pos);
 	if (!err) {
 		*kept = len;
-		return 0;
+		return limited ? -EFBIG : 0;
 	}
 	size = i_size_read(file_inode(log));
 	if (size <= start)
