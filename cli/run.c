@@ -303,13 +303,13 @@ int run_main(int argc, char **argv)
 		failf("run", "%s: %s", dir, strerror(errno));
 		goto out;
 	}
+	if (run_locate_preload(preload, sizeof(preload))) {
+		failf("run", "cannot find %s (set COWMAP_PRELOAD to its path)", PRELOAD_NAME);
+		goto out;
+	}
 	if (access(COWMAP_DEVICE_PATH, R_OK | W_OK) < 0) {
 		failf("run", "%s: %s%s", COWMAP_DEVICE_PATH, strerror(errno),
 		      errno == ENOENT ? " (is the cowmap module loaded?)" : "");
-		goto out;
-	}
-	if (run_locate_preload(preload, sizeof(preload))) {
-		failf("run", "cannot find %s (set COWMAP_PRELOAD to its path)", PRELOAD_NAME);
 		goto out;
 	}
 	if (strpbrk(preload, " :")) {
