@@ -176,6 +176,19 @@ else
 	ok 0 "make install-module # SKIP no kernel tree"
 fi
 
+# Every SPDX identifier of the tree has its licence text in LICENSES/.
+missing=
+while read -r id; do
+	base=${id%-or-later}
+	base=${base%-only}
+	base=${base%+}
+	[ -f "$TOP/LICENSES/$base" ] || missing="$missing $id"
+done < <(git -C "$TOP" grep -h -E '^[^[:alnum:]]{1,4} ?SPDX-License-Identifier: ' 2>/dev/null |
+	sed 's/.*SPDX-License-Identifier: //; s/\*\/.*//' | tr '()' '  ' | tr ' ' '\n' |
+	grep -v -E '^(|OR|AND|WITH|\.\*)$' | sort -u)
+[ -z "$missing" ] && [ -f "$TOP/COPYING" ]
+ok $? "COPYING, and LICENSES/ has a text for every SPDX identifier" "missing:$missing"
+
 # Nothing outside DESTDIR: no depmod, no ldconfig, no module in /lib/modules.
 out=$(find /lib/modules/*/modules.dep /lib/modules/*/updates /etc/ld.so.cache \
 	/etc/udev/rules.d /usr/share/bash-completion/completions \
