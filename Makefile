@@ -3,12 +3,15 @@
 # cowmap: kernel module (Kbuild), libcowmap, the cowmap CLI, tests.
 #
 #   make              module for KDIR, library, CLI
+#   make userspace    library, CLI, examples only (no kernel tree, no root)
 #   make check        host tests, then VM selftests on 6.1, 6.12 and debug
 #   make demo         boots a VM and runs 'cowmap demo'
 #   make vm-run SCRIPT=path [KVER=6.1|6.12|debug]
 #   make style        checkpatch + sparse on kmod/ and uapi/
-#   make install      module, library, header, CLI, man page, udev rule
-#   make dkms-install register and build the module with DKMS
+#   make install      install-userspace + install-module ([DESTDIR=] [PREFIX=])
+#   make uninstall    uninstall-userspace + uninstall-module
+#   make dkms-install register and build the module with DKMS (instead of
+#                     install-module)
 
 VERSION   := 1.0.0
 SOVERSION := 1
@@ -35,8 +38,18 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR     ?= $(PREFIX)/bin
-MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/cowmap
+UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 DESTDIR    ?=
+# Where 'cowmap run' finds libcowmap-preload.so: relative to the directory of
+# the cowmap executable, so that the same binary works for any PREFIX (and
+# inside DESTDIR).  Only BINDIR and LIBDIR's relative position is built in.
+PRELOAD_REL = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR)/cowmap)
+# The kernel release of KDIR (install-module, uninstall-module).
+KRELEASE ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 
 # lib/preload.c is the LD_PRELOAD shim of 'cowmap run', not part of libcowmap.
 LIB_SRCS := $(filter-out lib/preload.c,$(wildcard lib/*.c))
@@ -51,10 +64,18 @@ STLIB  := $(BUILD)/libcowmap.a
 PCFILE := $(BUILD)/cowmap.pc
 CLI    := $(BUILD)/cowmap
 PRELOAD := $(BUILD)/libcowmap-preload.so
+# Test builds: the library with its test hooks (COWMAP_TEST_CRASH_AT) and
+# its internal symbols global, and a CLI linked with it.  Used by the host
+# tests and the VM selftests, never installed.
+TEST_OBJS  := $(patsubst lib/%.c,$(BUILD)/test/lib/%.o,$(LIB_SRCS))
+TEST_STLIB := $(BUILD)/test/libcowmap.a
+TEST_CLI   := $(BUILD)/test/cowmap
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/cowmap-%,$(wildcard examples/*.c))
 
 .PHONY: all module userspace lib cli deps check check-host check-vm demo \
-	vm-run style install dkms-install dkms-test bench clean help examples
+	vm-run style install dkms-install dkms-test bench clean help examples \
+	install-userspace install-module uninstall uninstall-userspace \
+	uninstall-module test-build FORCE
 
 all: module userspace
 
@@ -63,8 +84,10 @@ lib: $(SHLIB) $(STLIB) $(PCFILE) $(PRELOAD)
 cli: $(CLI)
 examples: $(EXAMPLES)
 
+test-build: $(TEST_STLIB) $(TEST_CLI)
+
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
 
 module:
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || \
@@ -79,29 +102,58 @@ $(BUILD)/lib/%.pic.o: lib/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) $(MNL_CFLAGS) -fvisibility=hidden -fPIC -c -o $@ $<
 
+$(BUILD)/test/lib/%.o: lib/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DCOWMAP_TEST_HOOKS $(CFLAGS) $(WFLAGS) $(MNL_CFLAGS) -fvisibility=hidden -c -o $@ $<
+
 $(SHLIB): $(LIB_PIC) lib/libcowmap.map
 	$(CC) -shared -Wl,-soname,libcowmap.so.$(SOVERSION) \
 		-Wl,--version-script=lib/libcowmap.map -o $@ $(LIB_PIC) $(MNL_LIBS) -ldl -lpthread
 	ln -sf libcowmap.so.$(VERSION) $(BUILD)/libcowmap.so.$(SOVERSION)
 	ln -sf libcowmap.so.$(SOVERSION) $(BUILD)/libcowmap.so
 
+# The static library is one relocatable object whose hidden (internal)
+# symbols are made local: like the shared library, it defines only the
+# cowmap_* functions, so internal names cannot clash with a program's own.
 $(STLIB): $(LIB_OBJS)
+	rm -f $@ $(BUILD)/lib/libcowmap.o
+	ld -r -o $(BUILD)/lib/libcowmap.o $^
+	objcopy --localize-hidden $(BUILD)/lib/libcowmap.o
+	ar rcs $@ $(BUILD)/lib/libcowmap.o
+
+$(TEST_STLIB): $(TEST_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+# The build tree's cowmap.pc (for PKG_CONFIG_PATH=build); 'make install'
+# writes the installed one from the install-time PREFIX/LIBDIR/INCLUDEDIR.
+PCSUBST = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|'
 $(PCFILE): lib/cowmap.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+	$(PCSUBST) $< > $@
 
 $(PRELOAD): lib/preload.c $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) -fPIC -shared -fvisibility=hidden \
-		-o $@ $< -ldl -lpthread
+		-Wl,-soname,libcowmap-preload.so -o $@ $< -ldl -lpthread
+
+# Rewritten only when PRELOAD_REL changes (a different BINDIR/LIBDIR layout).
+$(BUILD)/cli/paths.h: FORCE
+	@mkdir -p $(@D)
+	@printf '#define COWMAP_PRELOAD_REL "%s"\n' '$(PRELOAD_REL)' | cmp -s - $@ || \
+		printf '#define COWMAP_PRELOAD_REL "%s"\n' '$(PRELOAD_REL)' > $@
+
+$(BUILD)/cli/run.o: $(BUILD)/cli/paths.h
 
 $(BUILD)/cli/%.o: cli/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -DCOWMAP_LIBDIR='"$(LIBDIR)"' $(CFLAGS) $(WFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -I$(BUILD)/cli $(CFLAGS) $(WFLAGS) -c -o $@ $<
 
 $(CLI): $(CLI_OBJS) $(STLIB)
 	$(CC) -o $@ $(CLI_OBJS) $(STLIB) $(MNL_LIBS) -ldl -lpthread
+
+$(TEST_CLI): $(CLI_OBJS) $(TEST_STLIB)
+	$(CC) -o $@ $(CLI_OBJS) $(TEST_STLIB) $(MNL_LIBS) -ldl -lpthread
+
+FORCE:
 
 # Example programs using libcowmap (linked statically: they run from the
 # build tree and in the test VM).
@@ -143,24 +195,67 @@ bench:
 style:
 	@scripts/style.sh
 
-install: all
-	$(MAKE) -C $(KDIR) M=$(TOP) modules_install
-	-depmod -a $(notdir $(patsubst %/build,%,$(KDIR)))
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(INCLUDEDIR)/linux $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)/etc/udev/rules.d $(DESTDIR)/usr/share/bash-completion/completions
-	install -m 0755 $(SHLIB) $(PRELOAD) $(DESTDIR)$(LIBDIR)/
+install: install-userspace install-module
+uninstall: uninstall-userspace uninstall-module
+
+# Userspace: no kernel tree needed.  Nothing outside $(DESTDIR) is touched;
+# ldconfig runs only for a real install (DESTDIR empty).
+install-userspace: lib cli
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cowmap \
+		$(DESTDIR)$(INCLUDEDIR)/cowmap/linux $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcowmap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcowmap.so.$(SOVERSION)
 	ln -sf libcowmap.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libcowmap.so
 	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PCSUBST) lib/cowmap.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc
+	install -m 0644 $(PRELOAD) $(DESTDIR)$(LIBDIR)/cowmap/
 	install -m 0644 lib/cowmap.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 uapi/linux/cowmap.h $(DESTDIR)$(INCLUDEDIR)/linux/
+	install -m 0644 uapi/linux/cowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/linux/
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/
 	install -m 0644 cli/cowmap.8 $(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 scripts/60-cowmap.rules $(DESTDIR)/etc/udev/rules.d/
-	install -m 0644 cli/completion.bash $(DESTDIR)/usr/share/bash-completion/completions/cowmap
-	-ldconfig
+	install -m 0644 cli/completion.bash $(DESTDIR)$(COMPLETIONDIR)/cowmap
+	install -m 0644 scripts/60-cowmap.rules $(DESTDIR)$(DOCDIR)/60-cowmap.rules.example
+	@# The udev rule is installed only if it has an active line (it ships
+	@# commented out: /dev/cowmap is 0666); see $(DOCDIR).
+	if grep -qv '^[[:space:]]*\(#\|$$\)' scripts/60-cowmap.rules; then \
+		install -d $(DESTDIR)$(UDEVRULESDIR) && \
+		install -m 0644 scripts/60-cowmap.rules $(DESTDIR)$(UDEVRULESDIR)/; fi
+	if [ -z "$(DESTDIR)" ]; then ldconfig || true; fi
+
+uninstall-userspace:
+	rm -f $(DESTDIR)$(LIBDIR)/libcowmap.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/libcowmap.so.$(SOVERSION) \
+		$(DESTDIR)$(LIBDIR)/libcowmap.so $(DESTDIR)$(LIBDIR)/libcowmap.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc \
+		$(DESTDIR)$(LIBDIR)/cowmap/libcowmap-preload.so \
+		$(DESTDIR)$(INCLUDEDIR)/cowmap.h \
+		$(DESTDIR)$(INCLUDEDIR)/cowmap/linux/cowmap.h \
+		$(DESTDIR)$(BINDIR)/cowmap $(DESTDIR)$(MANDIR)/man8/cowmap.8 \
+		$(DESTDIR)$(COMPLETIONDIR)/cowmap \
+		$(DESTDIR)$(DOCDIR)/60-cowmap.rules.example \
+		$(DESTDIR)$(UDEVRULESDIR)/60-cowmap.rules
+	-rmdir $(DESTDIR)$(LIBDIR)/cowmap $(DESTDIR)$(INCLUDEDIR)/cowmap/linux \
+		$(DESTDIR)$(INCLUDEDIR)/cowmap $(DESTDIR)$(DOCDIR) 2>/dev/null
+	if [ -z "$(DESTDIR)" ]; then ldconfig || true; fi
+
+# The module for KDIR, into $(DESTDIR)/lib/modules/KRELEASE/updates/;
+# depmod only for a real install.  Not with 'make dkms-install' (DKMS
+# installs its own copy in updates/dkms/).
+install-module: module
+	@test -n "$(KRELEASE)" || { echo "no kernel release for KDIR=$(KDIR)" >&2; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(TOP) INSTALL_MOD_PATH=$(DESTDIR) \
+		$(if $(DESTDIR),DEPMOD=true) modules_install
+	if [ -z "$(DESTDIR)" ]; then depmod -a $(KRELEASE); fi
+
+uninstall-module:
+	@test -n "$(KRELEASE)" || { echo "no kernel release: set KDIR or KRELEASE" >&2; exit 1; }
+	rm -f $(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko \
+		$(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko.xz \
+		$(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko.zst \
+		$(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko.gz
+	if [ -z "$(DESTDIR)" ]; then depmod -a $(KRELEASE); fi
 
 dkms-install:
 	scripts/dkms-install.sh $(VERSION)

@@ -117,6 +117,20 @@ void print_usage(FILE *f, const char *name)
 		"3 merge conflicts (nothing written).\n");
 }
 
+/* After a usage error: the one synopsis line and where the help is, as git
+ * does (the whole help is for --help). */
+static void print_usage_hint(FILE *f, const char *name)
+{
+	const struct subcommand *c = name ? find_subcommand(name) : NULL;
+
+	if (c) {
+		fprintf(f, "Usage: cowmap %s %s\nTry 'cowmap %s --help' for more.\n",
+			c->name, c->synopsis, c->name);
+		return;
+	}
+	fprintf(f, "Usage: cowmap [SUBCOMMAND] [ARGS]...\nTry 'cowmap --help' for more.\n");
+}
+
 int common_option(const char *cmd, int c, char **argv)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "?";
@@ -156,7 +170,7 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg(cmd, "", fmt, ap);
 	va_end(ap);
-	print_usage(stderr, cmd);
+	print_usage_hint(stderr, cmd);
 	return EXIT_USAGE;
 }
 
@@ -229,7 +243,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cowmap: unknown option '%s'\n", argv[1]);
 		else
 			fprintf(stderr, "cowmap: unknown subcommand '%s'\n", argv[1]);
-		print_usage(stderr, NULL);
+		print_usage_hint(stderr, NULL);
 		return EXIT_USAGE;
 	}
 	return c->fn(argc - 1, argv + 1);

@@ -25,9 +25,9 @@
 #define BTRFS_MAGIC	0x9123683E
 #define TMPFS_MAGIC	0x01021994
 
-#ifndef COWMAP_LIBDIR
-#define COWMAP_LIBDIR "/usr/local/lib"
-#endif
+/* COWMAP_PRELOAD_REL: LIBDIR/cowmap relative to BINDIR (the Makefile's
+ * build/cli/paths.h), e.g. "../lib/cowmap": no absolute path is built in. */
+#include "paths.h"
 #define PRELOAD_NAME "libcowmap-preload.so"
 
 /* Name of a filesystem magic cowmap does not support, for messages. */
@@ -100,15 +100,13 @@ int run_locate_preload(char *buf, size_t size)
 			snprintf(cand, sizeof(cand), "%s/%s", exe, PRELOAD_NAME);
 			if (usable_preload(cand) && realpath(cand, buf))
 				return 0;
-			/* PREFIX/bin/cowmap and PREFIX/lib/libcowmap-preload.so */
-			snprintf(cand, sizeof(cand), "%s/../lib/%s", exe, PRELOAD_NAME);
+			/* BINDIR/cowmap and LIBDIR/cowmap/libcowmap-preload.so */
+			snprintf(cand, sizeof(cand), "%s/%s/%s", exe, COWMAP_PRELOAD_REL,
+				 PRELOAD_NAME);
 			if (usable_preload(cand) && realpath(cand, buf))
 				return 0;
 		}
 	}
-	snprintf(cand, sizeof(cand), "%s/%s", COWMAP_LIBDIR, PRELOAD_NAME);
-	if (usable_preload(cand) && realpath(cand, buf))
-		return 0;
 	return -1;
 }
 
@@ -305,13 +303,13 @@ int run_main(int argc, char **argv)
 		failf("run", "%s: %s", dir, strerror(errno));
 		goto out;
 	}
+	if (run_locate_preload(preload, sizeof(preload))) {
+		failf("run", "cannot find %s (set COWMAP_PRELOAD to its path)", PRELOAD_NAME);
+		goto out;
+	}
 	if (access(COWMAP_DEVICE_PATH, R_OK | W_OK) < 0) {
 		failf("run", "%s: %s%s", COWMAP_DEVICE_PATH, strerror(errno),
 		      errno == ENOENT ? " (is the cowmap module loaded?)" : "");
-		goto out;
-	}
-	if (run_locate_preload(preload, sizeof(preload))) {
-		failf("run", "cannot find %s (set COWMAP_PRELOAD to its path)", PRELOAD_NAME);
 		goto out;
 	}
 	if (strpbrk(preload, " :")) {

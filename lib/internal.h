@@ -58,19 +58,29 @@ bool owner_trusted(uid_t owner, uid_t file_owner);
 mode_t current_umask(void);
 /* 0 if a file near @near_path may grow to @end bytes; else -EFBIG. */
 int check_size_limit(const char *near_path, const char *file, uint64_t end);
-void crash_point(const char *what);
 bool mem_is_zero(const void *p, size_t len);
 char *xstrdup(const char *s);
 /* Grow *buf (doubling from 64 KiB) to hold @need bytes; keeps contents. */
 int buf_reserve(uint8_t **buf, size_t *cap, size_t need);
 void *xrealloc_array(void *p, size_t n, size_t size);
 
-/* Test hooks: the environment variable COWMAP_TEST_CRASH_AT=N makes the
- * library kill itself with SIGKILL at its N-th crash point (1-based) of
- * a merge; COWMAP_TEST_CRASH_TRACE=1 prints each point to stderr.  Both
- * are read once.  crash_points_passed() counts points passed so far. */
+/* Test hooks, compiled only into test builds (-DCOWMAP_TEST_HOOKS: the
+ * host tests' and the VM selftests' library, 'make test-build'), never into
+ * the released library and CLI: the environment variable
+ * COWMAP_TEST_CRASH_AT=N makes the library kill itself with SIGKILL at its
+ * N-th crash point (1-based) of a merge; COWMAP_TEST_CRASH_TRACE=1 prints
+ * each point to stderr.  Both are read once.  crash_points_passed() counts
+ * points passed so far. */
+#ifdef COWMAP_TEST_HOOKS
+void crash_point(const char *what);
 uint64_t crash_points_passed(void);
 void crash_reset(void);
+#else
+static inline void crash_point(const char *what)
+{
+	(void)what;
+}
+#endif
 
 static inline uint32_t get_le32(const void *p)
 {

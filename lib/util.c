@@ -363,8 +363,10 @@ int open_tmpfile_in(const char *dir, const char *hint, char **namep)
 }
 
 /* ------------------------------------------------------------------------
- * Crash points: COWMAP_TEST_CRASH_AT=N kills the process at the N-th.
+ * Crash points (test builds only): COWMAP_TEST_CRASH_AT=N kills the process
+ * at the N-th.
  */
+#ifdef COWMAP_TEST_HOOKS
 static int crash_inited;
 static uint64_t crash_at;
 static int crash_trace;
@@ -403,3 +405,4 @@ void crash_point(const char *what)
 	if (crash_at && crash_count == crash_at)
 		raise(SIGKILL);
 }
+#endif /* COWMAP_TEST_HOOKS */

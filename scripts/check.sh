@@ -4,6 +4,9 @@
 #   build   the module for the host's KDIR (W=1) and the userspace (make all);
 #           any compiler warning fails
 #   host    libcowmap's host tests (make check-host), if selftests/host exists
+#   install selftests/install-test.sh: make install/uninstall into a
+#           temporary DESTDIR, the installed tree file by file, exported
+#           symbols, no test hooks in the release build
 #   style   scripts/style.sh (checkpatch, sparse, shellcheck)
 #   dkms    selftests/dkms-test.sh (private DKMS tree, 6.1 and 6.12 headers)
 #   vm      selftests/vm/run-selftests.sh 6.1 6.12 debug (QEMU; the debug
@@ -117,6 +120,7 @@ if [ -f "$TOP/selftests/host/Makefile" ]; then
 else
 	echo "==== host: selftests/host/Makefile does not exist, no host tests"
 fi
+phase install "$TOP/selftests/install-test.sh"
 phase style "$TOP/scripts/style.sh"
 phase dkms "$TOP/selftests/dkms-test.sh"
 # 6.1 and 6.12 (Debian's kernels), then the debug kernel (KASAN, lockdep,

@@ -17,6 +17,8 @@ die() {
 version=$1
 mkver=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$TOP/Makefile")
 [ "$version" = "$mkver" ] || die "version $version is not the Makefile's VERSION ($mkver)"
+confver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$TOP/dkms.conf")
+[ "$confver" = "$mkver" ] || die "dkms.conf's PACKAGE_VERSION ($confver) is not the Makefile's VERSION ($mkver)"
 [ "$(id -u)" = 0 ] || die "must be run as root (try: sudo make dkms-install)"
 command -v dkms >/dev/null || die "dkms is not installed (apt-get install dkms)"
 krel=$(uname -r)
@@ -30,7 +32,7 @@ if dkms status -m cowmap -v "$version" | grep -q .; then
 fi
 rm -rf "$src"
 mkdir -p "$src"
-cp -r "$TOP/dkms.conf" "$TOP/Makefile" "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$src/"
+cp -r "$TOP/dkms.conf" "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$src/"
 rm -f "$src"/kmod/*.o "$src"/kmod/.*.cmd
 
 dkms add -m cowmap -v "$version"

@@ -678,6 +678,15 @@ TEST_F_TIMEOUT(cli, help_and_version, 120)
 	res_free(&r);
 }
 
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
 TEST_F_TIMEOUT(cli, usage_errors_change_nothing, 120)
 {
 	uint64_t sp = read_param("max_session_pages"), tp = read_param("max_total_pages");
@@ -735,6 +744,9 @@ TEST_F_TIMEOUT(cli, usage_errors_change_nothing, 120)
 					     cases[i].args[1] ? cases[i].args[1] : "");
 		EXPECT_NE(NULL, strstr(r.err, cases[i].msg)) SHOW(&r);
 		EXPECT_NE(NULL, strstr(r.err, "Usage: cowmap")) SHOW(&r);
+		/* The error, one usage line and a hint: not the whole help. */
+		EXPECT_NE(NULL, strstr(r.err, "--help' for more")) SHOW(&r);
+		EXPECT_EQ(3, count_lines(r.err)) SHOW(&r);
 		EXPECT_EQ('\0', r.out[0]) SHOW(&r);
 		res_free(&r);
 	}

@@ -32,6 +32,11 @@ finish() {
 command -v dkms >/dev/null || { echo "dkms-test.sh: dkms missing: run 'make deps'" >&2; exit 1; }
 version=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$TOP/Makefile")
 [ -n "$version" ] || { echo "dkms-test.sh: no VERSION in $TOP/Makefile" >&2; exit 1; }
+# dkms.conf's PACKAGE_VERSION is a literal: the Makefile's VERSION is the one
+# source, this keeps them equal.
+confver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$TOP/dkms.conf")
+[ "$confver" = "$version" ]
+result $? "dkms.conf PACKAGE_VERSION ($confver) is the Makefile's VERSION ($version)"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowmap-dkms.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -43,11 +48,11 @@ dk() {
 	dkms "$@" --dkmstree "$tmp/dkms" --sourcetree "$tmp/src" --installtree "$tmp/install"
 }
 
-# What dkms-install.sh ships: the module sources, dkms.conf and the Makefile
-# (dkms.conf reads VERSION from it).
+# What dkms-install.sh ships: the module sources and dkms.conf (no
+# Makefile: dkms.conf must not need it).
 src=$tmp/src/cowmap-$version
 mkdir -p "$src"
-cp -r "$TOP/dkms.conf" "$TOP/Makefile" "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$src/"
+cp -r "$TOP/dkms.conf" "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$src/"
 rm -f "$src"/kmod/*.o "$src"/kmod/.*.cmd
 
 rc=0
@@ -58,7 +63,7 @@ result "$rc" "dkms add cowmap/$version" "$tmp/add.log"
 rc=0
 dk status -m cowmap -v "$version" >"$tmp/status.log" 2>&1 || rc=$?
 grep -q "^cowmap/$version: added" "$tmp/status.log" || rc=1
-result "$rc" "dkms status: cowmap/$version added (version from the Makefile)" "$tmp/status.log"
+result "$rc" "dkms status: cowmap/$version added" "$tmp/status.log"
 
 mapfile -t headers < <(find /usr/src -maxdepth 1 -name 'linux-headers-*-amd64' | sort -V)
 [ ${#headers[@]} -gt 0 ] || { result 1 "linux-headers-*-amd64 installed"; finish; }

@@ -120,6 +120,9 @@ build_userspace() {
 	fi
 	if compgen -G "$TOP/cli/*.c" >/dev/null; then
 		make -s -C "$TOP" BUILD="$BUILD" cli || die "building the CLI failed"
+		# The library and CLI with test hooks (COWMAP_TEST_CRASH_AT),
+		# for the VM.
+		make -s -C "$TOP" BUILD="$BUILD" test-build || die "building the test CLI failed"
 	fi
 	make -s -C "$TOP" BUILD="$BUILD" examples || die "building the examples failed"
 	make -s -C "$TOP/selftests" BUILD="$BUILD" TOP="$TOP" ||

@@ -10,10 +10,10 @@
 # Contents: busybox-static and its applets, /init (guest/init), the guest
 # scripts (/opt/cowmap/guest), cowmap.ko (/opt/cowmap/cowmap.ko), the
 # kselftest binaries of $BUILD/selftests (/opt/cowmap/selftests), the CLI
-# ($BUILD/cowmap -> /usr/local/bin), the examples ($BUILD/examples/cowmap-*
-# -> /usr/local/bin) and libcowmap ($BUILD/libcowmap.so* and
-# the 'cowmap run' shim libcowmap-preload.so ->
-# /usr/local/lib) when they are built, every shared library those need
+# ($BUILD/test/cowmap, the test build, else $BUILD/cowmap -> /usr/local/bin),
+# the examples ($BUILD/examples/cowmap-* -> /usr/local/bin), libcowmap
+# ($BUILD/libcowmap.so* -> /usr/local/lib) and the 'cowmap run' shim
+# (libcowmap-preload.so -> /usr/local/lib/cowmap) when they are built, every shared library those need
 # (ldd closure, plus libgcc_s for pthread_cancel), /etc/passwd and
 # /etc/group (root, tester 1000, nobody), and with --moddir the Debian
 # kernel's modules the VM needs (virtio, loop, ext4, xfs, btrfs, fuse, crc32c,
@@ -93,20 +93,30 @@ for t in "$BUILD"/selftests/*_test; do
 	install -m 0755 "$t" "$root/opt/cowmap/selftests/"
 	elves+=("$t")
 done
-if [ -x "$BUILD/cowmap" ]; then
-	install -m 0755 "$BUILD/cowmap" "$root/usr/local/bin/cowmap"
-	elves+=("$BUILD/cowmap")
+# The CLI's test build (its crash-point hooks are used by cowmap_cli_test)
+# when there is one, else the released one.
+cli=$BUILD/cowmap
+[ -x "$BUILD/test/cowmap" ] && cli=$BUILD/test/cowmap
+if [ -x "$cli" ]; then
+	install -m 0755 "$cli" "$root/usr/local/bin/cowmap"
+	elves+=("$cli")
 fi
 for ex in "$BUILD"/examples/cowmap-*; do
 	[ -x "$ex" ] || continue
 	install -m 0755 "$ex" "$root/usr/local/bin/"
 	elves+=("$ex")
 done
-for so in "$BUILD"/libcowmap.so* "$BUILD"/libcowmap-preload.so; do
+for so in "$BUILD"/libcowmap.so*; do
 	[ -e "$so" ] || continue
 	cp -P "$so" "$root/usr/local/lib/"
 	[ -L "$so" ] || elves+=("$so")
 done
+# Where 'make install' puts it: LIBDIR/cowmap/, found relative to the CLI.
+if [ -e "$BUILD/libcowmap-preload.so" ]; then
+	mkdir -p "$root/usr/local/lib/cowmap"
+	cp "$BUILD/libcowmap-preload.so" "$root/usr/local/lib/cowmap/"
+	elves+=("$BUILD/libcowmap-preload.so")
+fi
 # bash, so that payload scripts starting with #!/bin/bash run, and
 # util-linux's setpriv (busybox's cannot change uids) to drop privileges.
 install -m 0755 /bin/bash "$root/bin/bash"
