@@ -233,6 +233,20 @@ static int copy_out(void __user *arg, unsigned int cmd, const void *k,
 }
 
 /*
+ * The results of an action that happened (BIND, DRAIN, DISCARD).  fetch()
+ * probed the structure, but another thread may unmap it before this copy:
+ * the action stands, so it is not reported as failed (a retried BIND would
+ * get -EBUSY, a retried DRAIN would find nothing); the results are lost,
+ * and COWMAP_IOC_INFO still tells the id and the counters.
+ */
+static int report(void __user *arg, unsigned int cmd, const void *k,
+		  size_t ksize)
+{
+	copy_out(arg, cmd, k, ksize);
+	return 0;
+}
+
+/*
  * Read the caller's structure, and fail with -EFAULT before acting if the
  * result could not be returned (bad input changes nothing): the probe writes
  * back what the caller passed.
@@ -467,7 +481,7 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 
 	b.id = s->id;
 	b.size = s->size;
-	return copy_out(arg, cmd, &b, sizeof(b));
+	return report(arg, cmd, &b, sizeof(b));
 
 err_free_ring:
 	kfree(s->path);
@@ -596,7 +610,7 @@ static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *ar
 	err = cowmap_session_drain(s, d.flags & COWMAP_DRAIN_FD ? d.log_fd : -1, &d);
 	if (err)
 		return err;
-	return copy_out(arg, cmd, &d, sizeof(d));
+	return report(arg, cmd, &d, sizeof(d));
 }
 
 long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
@@ -664,7 +678,7 @@ static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *
 	if (err < 0)
 		return err;
 	r.pages = err;
-	return copy_out(arg, cmd, &r, sizeof(r));
+	return report(arg, cmd, &r, sizeof(r));
 }
 
 long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,

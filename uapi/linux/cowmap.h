@@ -18,6 +18,10 @@
  *   truncated to the caller's size; the bytes of a longer one past the
  *   kernel's structure are set to zero (the output-only VERSION and INFO
  *   included).
+ * - -EFAULT means nothing was done: the structure is read and written back
+ *   before BIND, DRAIN or DISCARD acts.  If another thread unmaps it while
+ *   the action runs, the ioctl still returns 0 (the action happened) and
+ *   its results are lost; COWMAP_IOC_INFO tells the id and the counters.
  * - Unknown flag bits are refused with -EINVAL.
  * - All offsets and lengths are in bytes; times are CLOCK_REALTIME in
  *   nanoseconds.
