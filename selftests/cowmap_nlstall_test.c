@@ -378,8 +378,18 @@ static int dump_sessions(struct dump_ctx *c)
 	memset(c, 0, sizeof(*c));
 	if (sk < 0)
 		return sk;
-	err = nlu_resolve(sk, &f) ?:
-	      nlu_request(sk, f.id, COWMAP_CMD_GET_SESSION, NLM_F_DUMP, NULL, 0,
+	err = nlu_resolve(sk, &f);
+	close(sk);
+	if (err)
+		return err;
+	/*
+	 * A fresh socket: its first dump chunk is built before any recvmsg()
+	 * grew its allocation, at the default size (or min_dump_alloc).
+	 */
+	sk = nlu_socket();
+	if (sk < 0)
+		return sk;
+	err = nlu_request(sk, f.id, COWMAP_CMD_GET_SESSION, NLM_F_DUMP, NULL, 0,
 			  dump_cb, c, 10000);
 	close(sk);
 	return err;
