@@ -498,6 +498,11 @@ int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 				err = flush_batch(s, log, b, seq, st);
 				if (err)
 					goto out_free;
+				/* The rest keep their changes. */
+				if (fatal_signal_pending(current)) {
+					err = -EINTR;
+					goto out_free;
+				}
 			}
 		}
 		if (idx == ULONG_MAX)

@@ -83,7 +83,11 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 		if (_IOC_SIZE(cmd) < sizeof(v))
 			return -EINVAL;
-		return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+		/* A newer caller's larger structure: zeroes past ours. */
+		if (copy_to_user(uarg, &v, sizeof(v)) ||
+		    clear_user(uarg + sizeof(v), _IOC_SIZE(cmd) - sizeof(v)))
+			return -EFAULT;
+		return 0;
 	}
 	return cowmap_session_ioctl(file->private_data, cmd, uarg);
 }

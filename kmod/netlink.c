@@ -9,6 +9,8 @@
 #include <net/genetlink.h>
 #include <net/netlink.h>
 #include <linux/pid_namespace.h>
+#include <linux/user_namespace.h>
+#include <linux/sched/signal.h>
 
 #include "cowmap.h"
 
@@ -175,7 +177,13 @@ static bool may_see(struct sk_buff *skb, struct cowmap_session *s)
 	       netlink_capable(skb, CAP_SYS_ADMIN);
 }
 
-static int fill_session(struct sk_buff *skb, struct cowmap_session *s)
+/*
+ * Pids and uids as @pid_ns and @user_ns see them: the requester's, also in
+ * a dump's continuations, which run in whoever reads the socket.
+ */
+static int fill_session(struct sk_buff *skb, struct cowmap_session *s,
+			struct pid_namespace *pid_ns,
+			struct user_namespace *user_ns)
 {
 	struct nlattr *nest = nla_nest_start(skb, COWMAP_A_SESSION);
 	u64 events, lost;
@@ -190,9 +198,9 @@ static int fill_session(struct sk_buff *skb, struct cowmap_session *s)
 #define PUT64(attr, val) nla_put_u64_64bit(skb, attr, val, COWMAP_SESSION_A_PAD)
 	if (PUT64(COWMAP_SESSION_A_ID, s->id) ||
 	    nla_put_u32(skb, COWMAP_SESSION_A_PID,
-			pid_nr_ns(s->tgid, task_active_pid_ns(current))) ||
+			pid_nr_ns(s->tgid, pid_ns)) ||
 	    nla_put_u32(skb, COWMAP_SESSION_A_UID,
-			from_kuid_munged(current_user_ns(), s->owner)) ||
+			from_kuid_munged(user_ns, s->owner)) ||
 	    nla_put_string(skb, COWMAP_SESSION_A_COMM, s->comm) ||
 	    PUT64(COWMAP_SESSION_A_DEV, s->dev_nr) ||
 	    PUT64(COWMAP_SESSION_A_INO, s->ino) ||
@@ -274,7 +282,8 @@ static int get_session_doit(struct sk_buff *skb, struct genl_info *info)
 		goto out_put;
 	err = -EMSGSIZE;
 	hdr = put_header(msg, info, COWMAP_CMD_GET_SESSION);
-	if (!hdr || fill_session(msg, s)) {
+	if (!hdr || fill_session(msg, s, task_active_pid_ns(current),
+				 current_user_ns())) {
 		nlmsg_free(msg);
 		goto out_put;
 	}
@@ -285,17 +294,72 @@ out_put:
 	return err;
 }
 
-/* cb->args[0]: id of the last session sent; sessions are listed by id. */
+/*
+ * A dump's state, set up by dump_start() in the requester's sendmsg():
+ * continuations run in whoever calls recvmsg() on the socket (maybe a
+ * setuid program the socket was handed to), so who may see which session,
+ * and in which namespaces pids and uids are shown, is decided once, here.
+ */
+struct dump_ctx {
+	u64 last_id;			/* sessions are listed by id */
+	kuid_t euid;
+	bool admin;
+	struct pid_namespace *pid_ns;
+	struct user_namespace *user_ns;
+};
+
+static struct dump_ctx *dump_ctx(struct netlink_callback *cb)
+{
+	BUILD_BUG_ON(sizeof(struct dump_ctx) > sizeof(cb->ctx));
+	return (struct dump_ctx *)cb->ctx;
+}
+
+static int get_session_dump_start(struct netlink_callback *cb)
+{
+	struct dump_ctx *c = dump_ctx(cb);
+
+	c->last_id = 0;
+	c->euid = current_euid();
+	c->admin = netlink_capable(cb->skb, CAP_SYS_ADMIN);
+	c->pid_ns = get_pid_ns(task_active_pid_ns(current));
+	c->user_ns = get_user_ns(current_user_ns());
+	/* One message always fits: a session with a PATH_MAX path. */
+	cb->min_dump_alloc = NLMSG_DEFAULT_SIZE + PATH_MAX;
+	return 0;
+}
+
+static int get_session_dump_done(struct netlink_callback *cb)
+{
+	struct dump_ctx *c = dump_ctx(cb);
+
+	if (c->pid_ns)
+		put_pid_ns(c->pid_ns);
+	if (c->user_ns)
+		put_user_ns(c->user_ns);
+	c->pid_ns = NULL;
+	c->user_ns = NULL;
+	return 0;
+}
+
+/*
+ * The session list is kept in id order (see cowmap_session_list_add()),
+ * so a dump resumes after the last id it sent.  A session that joins or
+ * leaves in between changes cowmap_sessions_gen: the next message (or
+ * NLMSG_DONE) carries NLM_F_DUMP_INTR.
+ */
 static int get_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
+	struct dump_ctx *c = dump_ctx(cb);
 	struct cowmap_session *s;
 	int err = 0;
 	void *hdr;
 
-	mutex_lock(&cowmap_sessions_lock);
-	cb->seq = cowmap_sessions_gen;
+	if (mutex_lock_killable(&cowmap_sessions_lock))
+		return -EINTR;
+	cb->seq = cowmap_sessions_gen + 1;	/* 0 would mean "not set" */
 	list_for_each_entry(s, &cowmap_sessions, node) {
-		if (s->id <= cb->args[0] || !may_see(cb->skb, s))
+		if (s->id <= c->last_id ||
+		    !(c->admin || uid_eq(s->owner, c->euid)))
 			continue;
 		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 				  &cowmap_family, NLM_F_MULTI, COWMAP_CMD_GET_SESSION);
@@ -304,13 +368,13 @@ static int get_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 			break;
 		}
 		genl_dump_check_consistent(cb, hdr);
-		err = fill_session(skb, s);
+		err = fill_session(skb, s, c->pid_ns, c->user_ns);
 		if (err) {
 			genlmsg_cancel(skb, hdr);
 			break;
 		}
 		genlmsg_end(skb, hdr);
-		cb->args[0] = s->id;
+		c->last_id = s->id;
 	}
 	mutex_unlock(&cowmap_sessions_lock);
 	if (err == -EMSGSIZE && skb->len)
@@ -322,11 +386,13 @@ static int discard_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct cowmap_session *s = lookup(skb, info, true);
 
+	long n;
+
 	if (IS_ERR(s))
 		return PTR_ERR(s);
-	cowmap_session_discard(s, 0, ULONG_MAX);
+	n = cowmap_session_discard(s, 0, ULONG_MAX);
 	cowmap_session_put(s);
-	return 0;
+	return n < 0 ? n : 0;
 }
 
 static int drain_doit(struct sk_buff *skb, struct genl_info *info)
@@ -356,6 +422,9 @@ static int drain_doit(struct sk_buff *skb, struct genl_info *info)
 		break;
 	case -ENOTEMPTY:
 		NL_SET_ERR_MSG_ATTR(info->extack, fd_attr, "log file is not empty");
+		break;
+	case -EINTR:
+		NL_SET_ERR_MSG(info->extack, "interrupted by a fatal signal");
 		break;
 	case -EINVAL:
 		NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
@@ -390,7 +459,9 @@ static const struct genl_ops cowmap_ops[] = {
 	{
 		.cmd = COWMAP_CMD_GET_SESSION,
 		.doit = get_session_doit,
+		.start = get_session_dump_start,
 		.dumpit = get_session_dumpit,
+		.done = get_session_dump_done,
 		.policy = session_id_policy,
 		.maxattr = COWMAP_A_MAX,
 	},
@@ -419,6 +490,14 @@ static struct genl_family cowmap_family __ro_after_init = {
 	.n_mcgrps = ARRAY_SIZE(cowmap_mcgrps),
 	/* Every command is strict: header, flags and attributes. */
 	.resv_start_op = COWMAP_CMD_GET_CONFIG,
+	/*
+	 * Not under the global genl_mutex: a handler may sleep on a session's
+	 * lock (killable) or on a log file's write.  Nothing here relies on
+	 * genl_mutex: sessions are refcounted, cowmap_sessions_lock guards
+	 * the list, s->lock serializes each session, the caps are single
+	 * words (WRITE_ONCE), a dump's state is its socket's (cb_mutex).
+	 */
+	.parallel_ops = true,
 };
 
 static void notify(struct sk_buff *msg, void *hdr)

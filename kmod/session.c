@@ -219,11 +219,30 @@ static int copy_in(void *k, size_t ksize, unsigned int cmd, void __user *arg)
 	return copy_struct_from_user(k, ksize, arg, _IOC_SIZE(cmd));
 }
 
+/* A caller's structure larger than ours gets zeroes past our fields. */
 static int copy_out(void __user *arg, unsigned int cmd, const void *k,
 		    size_t ksize)
 {
-	if (copy_to_user(arg, k, min_t(size_t, ksize, _IOC_SIZE(cmd))))
+	size_t usize = _IOC_SIZE(cmd);
+
+	if (copy_to_user(arg, k, min(ksize, usize)))
 		return -EFAULT;
+	if (usize > ksize && clear_user(arg + ksize, usize - ksize))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The results of an action that happened (BIND, DRAIN, DISCARD).  fetch()
+ * probed the structure, but another thread may unmap it before this copy:
+ * the action stands, so it is not reported as failed (a retried BIND would
+ * get -EBUSY, a retried DRAIN would find nothing); the results are lost,
+ * and COWMAP_IOC_INFO still tells the id and the counters.
+ */
+static int report(void __user *arg, unsigned int cmd, const void *k,
+		  size_t ksize)
+{
+	copy_out(arg, cmd, k, ksize);
 	return 0;
 }
 
@@ -291,6 +310,69 @@ static struct file *get_log(int fd, struct file *backing)
 		return ERR_PTR(-ENOTEMPTY);
 	}
 	return lf;
+}
+
+/*
+ * A log's header is written once, at offset 0 of an empty file.  The
+ * emptiness check and the header write are one step per log inode: two
+ * callers (BIND with a log, DRAIN_FD, over ioctl or netlink) racing on one
+ * empty file cannot both pass the check and both write a header.  The
+ * inode lock cannot be held across the write (->write_iter takes it), so
+ * a claim on the inode: a second caller sees the claim, or the header
+ * already written, and fails with -ENOTEMPTY.  Nobody waits on a claim.
+ */
+struct log_claim {
+	struct list_head node;
+	struct inode *inode;
+};
+
+static DEFINE_SPINLOCK(log_claims_lock);
+static LIST_HEAD(log_claims);
+
+static int log_start(struct cowmap_session *s, struct file *lf)
+{
+	struct inode *inode = file_inode(lf);
+	struct log_claim c = { .inode = inode }, *o;
+	int err = 0;
+
+	spin_lock(&log_claims_lock);
+	list_for_each_entry(o, &log_claims, node) {
+		if (o->inode == inode) {
+			err = -ENOTEMPTY;
+			break;
+		}
+	}
+	if (!err)
+		list_add(&c.node, &log_claims);
+	spin_unlock(&log_claims_lock);
+	if (err)
+		return err;
+	/* The other claimant's header, if any, is in i_size by now. */
+	err = i_size_read(inode) ? -ENOTEMPTY : cowmap_log_write_header(s, lf);
+	spin_lock(&log_claims_lock);
+	list_del(&c.node);
+	spin_unlock(&log_claims_lock);
+	return err;
+}
+
+/*
+ * Sessions join the list in id order (an id is assigned before the bind
+ * writes the log header, so a slow bind joins after later ones): a dump
+ * resuming after the last id it sent skips none.
+ */
+static void session_list_add(struct cowmap_session *s)
+{
+	struct cowmap_session *pos;
+
+	mutex_lock(&cowmap_sessions_lock);
+	list_for_each_entry_reverse(pos, &cowmap_sessions, node) {
+		if (pos->id < s->id)
+			break;
+	}
+	/* After @pos, or first if the loop ran off the head. */
+	list_add(&s->node, &pos->node);
+	cowmap_sessions_gen++;
+	mutex_unlock(&cowmap_sessions_lock);
 }
 
 /* The path as the binding process sees it, kept for logs and listings. */
@@ -383,7 +465,7 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	s->pid = task_tgid_vnr(current);
 	get_task_comm(s->comm, current);
 	if (lf) {
-		err = cowmap_log_write_header(s, lf);
+		err = log_start(s, lf);
 		if (err)
 			goto err_free_ring;
 		s->log = lf;
@@ -394,15 +476,12 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	mutex_unlock(&s->lock);
 	fput(f);
 
-	mutex_lock(&cowmap_sessions_lock);
-	list_add_tail(&s->node, &cowmap_sessions);
-	cowmap_sessions_gen++;
-	mutex_unlock(&cowmap_sessions_lock);
+	session_list_add(s);
 	cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_NEW);
 
 	b.id = s->id;
 	b.size = s->size;
-	return copy_out(arg, cmd, &b, sizeof(b));
+	return report(arg, cmd, &b, sizeof(b));
 
 err_free_ring:
 	kfree(s->path);
@@ -496,15 +575,18 @@ long cowmap_session_drain(struct cowmap_session *s, int log_fd,
 		if (IS_ERR(lf))
 			return PTR_ERR(lf);
 	}
-	mutex_lock(&s->lock);
+	/* Killable: netlink callers wait here behind an ioctl's drain. */
+	err = mutex_lock_killable(&s->lock);
+	if (err)
+		goto out;
 	if (s->dead)
 		err = -ENODEV;
 	else if (!lf)
 		err = s->log ? cowmap_drain(s, s->log, &s->log_seq, d) : -EBADFD;
 	else
-		err = cowmap_log_write_header(s, lf) ?:
-		      cowmap_drain(s, lf, &seq, d);
+		err = log_start(s, lf) ?: cowmap_drain(s, lf, &seq, d);
 	mutex_unlock(&s->lock);
+out:
 	if (lf)
 		fput(lf);
 	return err;
@@ -528,7 +610,7 @@ static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *ar
 	err = cowmap_session_drain(s, d.flags & COWMAP_DRAIN_FD ? d.log_fd : -1, &d);
 	if (err)
 		return err;
-	return copy_out(arg, cmd, &d, sizeof(d));
+	return report(arg, cmd, &d, sizeof(d));
 }
 
 long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
@@ -538,8 +620,17 @@ long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
 	struct page *p, *base;
 	long n = 0;
 
-	mutex_lock(&s->lock);
+	/*
+	 * Killable, and cut short by a fatal signal: a netlink DISCARD waits
+	 * here behind an ioctl's drain, and zaps every page in every mapping.
+	 */
+	if (mutex_lock_killable(&s->lock))
+		return -EINTR;
 	while (xa_find(&s->pages, &idx, last, XA_PRESENT)) {
+		if (fatal_signal_pending(current)) {
+			n = -EINTR;
+			break;
+		}
 		p = cowmap_page_get_locked(s, idx);
 		if (p) {
 			write_lock(&s->publish_lock);
@@ -583,8 +674,11 @@ static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *
 		first = r.offset >> PAGE_SHIFT;
 		last = ((r.offset + r.length) >> PAGE_SHIFT) - 1;
 	}
-	r.pages = cowmap_session_discard(s, first, last);
-	return copy_out(arg, cmd, &r, sizeof(r));
+	err = cowmap_session_discard(s, first, last);
+	if (err < 0)
+		return err;
+	r.pages = err;
+	return report(arg, cmd, &r, sizeof(r));
 }
 
 long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,

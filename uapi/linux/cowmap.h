@@ -15,7 +15,13 @@
  *   structure size from the ioctl number (_IOC_SIZE): a shorter (older)
  *   structure is zero-extended, a longer (newer) one is accepted only if the
  *   bytes the kernel does not know are zero (-E2BIG otherwise).  Output is
- *   truncated to the caller's size.
+ *   truncated to the caller's size; the bytes of a longer one past the
+ *   kernel's structure are set to zero (the output-only VERSION and INFO
+ *   included).
+ * - -EFAULT means nothing was done: the structure is read and written back
+ *   before BIND, DRAIN or DISCARD acts.  If another thread unmaps it while
+ *   the action runs, the ioctl still returns 0 (the action happened) and
+ *   its results are lost; COWMAP_IOC_INFO tells the id and the counters.
  * - Unknown flag bits are refused with -EINVAL.
  * - All offsets and lengths are in bytes; times are CLOCK_REALTIME in
  *   nanoseconds.
@@ -107,7 +113,9 @@ struct cowmap_version {
  * -EACCES	@fd is not open for reading.
  * -EOPNOTSUPP	the filesystem is not supported (tmpfs/shmem, hugetlbfs,
  *		DAX, network and FUSE filesystems, ...).
- * -ENOTEMPTY	@log_fd is not empty.
+ * -ENOTEMPTY	@log_fd is not empty, or another BIND or DRAIN_FD is writing
+ *		a log header to the same file at this moment (one file, one
+ *		header: exactly one of them succeeds).
  * -EBUSY	the session is already bound.
  * -EFAULT, -ENOMEM.
  */
@@ -210,9 +218,9 @@ struct cowmap_diff {
 
 /**
  * struct cowmap_drain - COWMAP_IOC_DRAIN (in/out): move changes to a log
- * @log_fd: (in) with COWMAP_DRAIN_FD: a regular file open for writing; if
- *	it is empty the log header is written first.  Otherwise the log bound
- *	with COWMAP_BIND_LOG is used.
+ * @log_fd: (in) with COWMAP_DRAIN_FD: an empty regular file open for
+ *	writing, on ext4, XFS, btrfs or tmpfs; the log header is written
+ *	first.  Otherwise the log bound with COWMAP_BIND_LOG is used.
  * @flags: (in) COWMAP_DRAIN_*.
  * @records: (out) records appended.
  * @pages: (out) pages whose changes were appended.
@@ -234,7 +242,11 @@ struct cowmap_diff {
  *
  * Errors: -ENODEV (not bound), -EBADFD (no log bound and no
  * COWMAP_DRAIN_FD), -EBADF, -EINVAL (log fd unusable, flags, reserved),
- * errors of the write itself (-ENOSPC, -EIO, ...), -EFAULT, -ENOMEM.
+ * -ENOTEMPTY (COWMAP_DRAIN_FD: the file is not empty, or another BIND or
+ * DRAIN_FD is writing its header at this moment: exactly one succeeds),
+ * -EOPNOTSUPP (log on another filesystem), -EINTR (fatal signal; the
+ * pages not yet drained keep their changes), errors of the write itself
+ * (-ENOSPC, -EIO, ...), -EFAULT, -ENOMEM.
  */
 struct cowmap_drain {
 	__s32 log_fd;
