@@ -413,6 +413,12 @@ static int drain_doit(struct sk_buff *skb, struct genl_info *info)
 	switch (err) {
 	case 0:
 		break;
+	case -ENODEV:
+		/* Closed since the lookup: gone, as if not found. */
+		err = -ENOENT;
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[COWMAP_A_SESSION_ID],
+				    "no such session");
+		break;
 	case -EBADFD:
 		NL_SET_ERR_MSG(info->extack,
 			       "session has no bound log; give COWMAP_A_LOG_FD");
