@@ -18,7 +18,7 @@
  *                       with the binder's credentials
  *  6 hwpoison           a poisoned private page faults with SIGBUS
  *                       (BUS_MCEERR_AR), not an oops in __do_fault()
- *  7 fd_passing, events_group, pidns_pid
+ *  7 fd_passing, nondumpable, events_group, pidns_pid
  *                       the binder owns a session; events need
  *                       CAP_SYS_ADMIN; pids in the reader's pid namespace
  *  8 set_config_caps, zero_caps
@@ -35,6 +35,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
@@ -950,6 +951,101 @@ TEST_F(hostile, fd_passing)
 	free(bp);
 	free(lp);
 	munmap(id, sizeof(*id));
+}
+
+/*
+ * nondumpable: the owner's uid may act on a session by id (netlink) only
+ * while the process that bound it is dumpable: a non-dumpable binder's
+ * session is, like its memory (/proc/PID/mem), out of reach of its uid's
+ * other processes.  uid 1000 binds and turns non-dumpable; another uid 1000
+ * process gets EPERM for GET_SESSION, DRAIN and DISCARD; once the binder is
+ * dumpable again, it may.
+ */
+TEST_F(hostile, nondumpable)
+{
+	char *bp = make_file(self, "private", 9, PGS(4), NULL);
+	char *lp = cm_path(self->dir, "peek.log");
+	struct { volatile int state; uint64_t id; } *sh = shared(sizeof(*sh));
+	pid_t binder, peer;
+
+	ASSERT_NE(NULL, bp);
+	ASSERT_NE(NULL, sh);
+	binder = fork();
+	ASSERT_LE(0, binder);
+	if (binder == 0) {
+		struct cowmap_bind bd;
+		volatile uint8_t *m;
+		int bfd, dev;
+
+		become(TESTER);
+		bfd = open(bp, O_RDONLY | O_CLOEXEC);
+		dev = cm_open_dev();
+		if (bfd < 0 || dev < 0 || cm_bind(dev, bfd, -1, 0, 0, &bd))
+			_exit(2);
+		m = cm_map(dev, 0, PGS(4), PROT_READ | PROT_WRITE);
+		if (m == MAP_FAILED)
+			_exit(3);
+		m[0] = 'S';	/* a change a peek would drain */
+		sh->id = bd.id;
+		if (prctl(PR_SET_DUMPABLE, 0))
+			_exit(4);
+		sh->state = 1;
+		while (sh->state < 2)
+			usleep(1000);
+		if (prctl(PR_SET_DUMPABLE, 1))
+			_exit(5);
+		if (sh->state < 3)
+			sh->state = 3;
+		while (sh->state < 4)
+			usleep(1000);
+		_exit(0);
+	}
+	while (sh->state != 1)
+		usleep(1000);
+	peer = fork();
+	ASSERT_LE(0, peer);
+	if (peer == 0) {
+		int lfd, err, bad = 0;
+
+		become(TESTER);
+		lfd = open(lp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (lfd < 0)
+			_exit(5);
+		err = nl_session_cmd(COWMAP_CMD_GET_SESSION, sh->id, -1);
+		if (err != -EPERM) {
+			TH_LOG("GET_SESSION of a non-dumpable binder's session: %s",
+			       err ? strerror(-err) : "allowed");
+			bad = 1;
+		}
+		err = nl_session_cmd(COWMAP_CMD_DRAIN, sh->id, lfd);
+		if (err != -EPERM) {
+			TH_LOG("DRAIN of a non-dumpable binder's session: %s (log %lld bytes)",
+			       err ? strerror(-err) : "allowed", (long long)cm_fsize(lfd));
+			bad = 1;
+		}
+		err = nl_session_cmd(COWMAP_CMD_DISCARD, sh->id, -1);
+		if (err != -EPERM) {
+			TH_LOG("DISCARD of a non-dumpable binder's session: %s",
+			       err ? strerror(-err) : "allowed");
+			bad = 1;
+		}
+		sh->state = 2;
+		while (sh->state < 3)
+			usleep(1000);
+		err = nl_session_cmd(COWMAP_CMD_GET_SESSION, sh->id, -1);
+		if (err) {
+			TH_LOG("GET_SESSION once the binder is dumpable: %s", strerror(-err));
+			bad = 1;
+		}
+		sh->state = 4;
+		_exit(bad ? 10 : 0);
+	}
+	EXPECT_EQ(0, child_code(peer));
+	sh->state = 4;
+	EXPECT_EQ(0, child_code(binder));
+	free(bp);
+	free(lp);
+	munmap(sh, sizeof(*sh));
 }
 
 /* events_group: joining the "events" multicast group needs CAP_SYS_ADMIN. */
