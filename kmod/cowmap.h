@@ -158,6 +158,7 @@ void cowmap_session_release(struct cowmap_session *s);
 void cowmap_session_put(struct cowmap_session *s);
 struct cowmap_session *cowmap_session_find(u64 id);
 bool cowmap_session_charge(struct cowmap_session *s);
+bool cowmap_session_uid_may_act(struct cowmap_session *s);
 void cowmap_session_uncharge(struct cowmap_session *s, long pages);
 u64 cowmap_session_mapped_bytes(struct cowmap_session *s);
 long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,

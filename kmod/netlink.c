@@ -171,10 +171,11 @@ static int set_config_doit(struct sk_buff *skb, struct genl_info *info)
 	return 0;
 }
 
+/* The owner's uid (unless the binder is not dumpable), or CAP_SYS_ADMIN. */
 static bool may_see(struct sk_buff *skb, struct cowmap_session *s)
 {
-	return uid_eq(s->owner, current_euid()) ||
-	       netlink_capable(skb, CAP_SYS_ADMIN);
+	return netlink_capable(skb, CAP_SYS_ADMIN) ||
+	       (uid_eq(s->owner, current_euid()) && cowmap_session_uid_may_act(s));
 }
 
 /*
@@ -359,7 +360,8 @@ static int get_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	cb->seq = cowmap_sessions_gen + 1;	/* 0 would mean "not set" */
 	list_for_each_entry(s, &cowmap_sessions, node) {
 		if (s->id <= c->last_id ||
-		    !(c->admin || uid_eq(s->owner, c->euid)))
+		    !(c->admin || (uid_eq(s->owner, c->euid) &&
+				   cowmap_session_uid_may_act(s))))
 			continue;
 		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 				  &cowmap_family, NLM_F_MULTI, COWMAP_CMD_GET_SESSION);

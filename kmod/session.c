@@ -13,6 +13,9 @@
 #include <linux/workqueue.h>
 #include <linux/delay.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/task.h>
+#include <linux/sched/coredump.h>
 
 #include "cowmap.h"
 
@@ -93,6 +96,34 @@ struct cowmap_session *cowmap_session_find(u64 id)
 	}
 	mutex_unlock(&cowmap_sessions_lock);
 	return found;
+}
+
+/*
+ * Whether processes of the owner's uid other than the binder may act on
+ * the session by id (netlink): not while the binding process is not
+ * dumpable (setuid, or PR_SET_DUMPABLE 0), whose memory its uid's other
+ * processes may not read either (/proc/PID/mem).  Once the binder is gone,
+ * the uid is the rule.
+ */
+bool cowmap_session_uid_may_act(struct cowmap_session *s)
+{
+	struct task_struct *t = get_pid_task(s->tgid, PIDTYPE_TGID);
+	struct mm_struct *mm;
+	bool ok = true;
+
+	if (!t)
+		return true;
+	if (same_thread_group(t, current)) {
+		put_task_struct(t);
+		return true;
+	}
+	mm = get_task_mm(t);
+	put_task_struct(t);
+	if (mm) {
+		ok = get_dumpable(mm) == SUID_DUMP_USER;
+		mmput(mm);
+	}
+	return ok;
 }
 
 /* One more private page: within the session's, its uid's and the total cap? */
