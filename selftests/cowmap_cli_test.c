@@ -295,7 +295,12 @@ static void drop_to_tester(void)
 	    setresuid(TESTER_UID, TESTER_UID, TESTER_UID)) {
 		perror("drop privileges");
 		_exit(126);
-	}
+	}	/*
+	 * Dumpable again, as after an exec: a process that changed its uid
+	 * without exec is not, and cowmap keeps the sessions it binds out of
+	 * its uid's other processes' reach (netlink), like its memory.
+	 */
+	prctl(PR_SET_DUMPABLE, 1);
 }
 
 static void slurp(int fd, char **buf, size_t *len, size_t *cap)

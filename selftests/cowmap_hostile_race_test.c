@@ -846,6 +846,8 @@ static void hr_proc_main(int me, bool outsider)
 			hr_ok(&c, H_INFO, errno, ALLOW(0), "setresuid");
 			_exit(2);
 		}
+		/* Dumpable, as after an exec (see cowmap_hostile_test.c). */
+		prctl(PR_SET_DUMPABLE, 1);
 		hr_bfd = open(hr->file, O_RDONLY | O_CLOEXEC);
 		if (mmap(HR_ARENA, HR_VSLOTS * HR_SLOT_STRIDE, PROT_NONE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |

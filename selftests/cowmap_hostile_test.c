@@ -84,7 +84,12 @@ static void become(uid_t uid)
 	    setresuid(uid, uid, uid)) {
 		perror("drop privileges");
 		_exit(126);
-	}
+	}	/*
+	 * Dumpable again, as after an exec: a process that changed its uid
+	 * without exec is not, and cowmap keeps the sessions it binds out of
+	 * its uid's other processes' reach (netlink), like its memory.
+	 */
+	prctl(PR_SET_DUMPABLE, 1);
 }
 
 /* A child's exit code; 128 + signal if killed, -1 if waiting failed. */
