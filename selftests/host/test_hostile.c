@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Hostile local users, part 2 (issue 16, findings 5-10): the CLI draining
+ * into a planted file, log modes under the umask, many conflicts, a log
+ * truncated under a merge, terminal escapes from logs, a merge lock held
+ * by another user.  Other users are children that switch to uid/gid 1000
+ * or 1001 (the tests run as root; no account needs to exist).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "tutil.h"
+
+#define OWNER 1000
+#define OTHER 1001
+
+/* What a run of the CLI printed, and how it ended. */
+struct cli_res {
+	int status;		/* exit status, or 128 + signal */
+	char *out, *err;	/* NUL-terminated, to be freed */
+};
+
+/* Run the (test build's) cowmap CLI with @argv (NULL-terminated) as @uid
+ * (-1: as root) in a directory of the tests. */
+static struct cli_res run_cli(int uid, const char *const *argv)
+{
+	struct cli_res r = { -1, NULL, NULL };
+	char *op = tpath("cli.stdout"), *ep = tpath("cli.stderr");
+	size_t len;
+	int st;
+	pid_t pid;
+
+	unlink(op);
+	unlink(ep);
+	pid = fork();
+	if (!pid) {
+		int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+		int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(126);
+		if (uid >= 0 && (setgroups(0, NULL) || setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) ||
+				 setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid)))
+			_exit(126);
+		execv(COWMAP_CLI, (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) == pid)
+		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r.out = (char *)read_file(op, &len);
+	r.err = (char *)read_file(ep, &len);
+	if (!r.out)
+		r.out = strdup("");
+	if (!r.err)
+		r.err = strdup("");
+	return r;
+}
+
+static void cli_free(struct cli_res *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+#define NEED_ROOT() do {							\
+	if (geteuid() != 0)						\
+		SKIP("needs root to simulate other users");		\
+} while (0)
+
+/* 5: drain -o never writes into a file that exists (another user could
+ * have made it, and read or edit what is drained). */
+TEST(hostile_drain_into_existing_file)
+{
+	char *d = tpath("h5"), *f, *l;
+	const char *argv[] = { "cowmap", "drain", "7", "-o", NULL, NULL };
+	struct cli_res r;
+	struct stat st;
+
+	NEED_ROOT();
+	chmod(tmpdir(), 0711);
+	mkdir(d, 01777);
+	chmod(d, 01777);
+	f = malloc(strlen(d) + 16);
+	sprintf(f, "%s/s.log", d);
+	l = malloc(strlen(d) + 16);
+	sprintf(l, "%s/l.log", d);
+	unlink(f);
+	unlink(l);
+	/* uid 1001 plants an empty 0666 file, and a link */
+	write_file(f, "", 0);
+	chown(f, OTHER, OTHER);
+	chmod(f, 0666);
+	symlink(f, l);
+	lchown(l, OTHER, OTHER);
+
+	argv[4] = f;
+	r = run_cli(OWNER, argv);
+	EXPECT(r.status == 1 && strstr(r.err, "exists; remove it or choose another name"),
+	       "drain into a planted file: %d %s", r.status, r.err);
+	cli_free(&r);
+	argv[4] = l;
+	r = run_cli(OWNER, argv);
+	EXPECT(r.status == 1 && strstr(r.err, "exists; remove it or choose another name"),
+	       "drain into a planted link: %d %s", r.status, r.err);
+	cli_free(&r);
+	EXPECT(stat(f, &st) == 0 && st.st_size == 0 && st.st_uid == OTHER,
+	       "the planted file changed");
+	free(f);
+	free(l);
+}
