@@ -114,7 +114,7 @@ static inline void put_le64(void *p, uint64_t v)
 struct cowmap_log {
 	int fd;
 	char *name;
-	const uint8_t *map;	/* whole file, read-only (NULL if empty) */
+	const uint8_t *map;	/* whole file as read at open, read-only (NULL if empty) */
 	uint64_t map_len;
 	uint64_t pos;		/* iteration cursor */
 	uint64_t seq;		/* next expected seq while iterating */

@@ -270,6 +270,47 @@ static int validate_records(struct cowmap_log *log)
 	return 0;
 }
 
+/*
+ * Read the whole log (@len bytes, its size at open) into private memory.
+ * Not a shared mapping: the log's owner could truncate it under us and a
+ * read of the mapping past the new end would kill the merge (SIGBUS).  A
+ * log that shrinks while read is refused; what grows later is not seen.
+ */
+static int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
+{
+	uint8_t *p;
+	uint64_t done = 0;
+
+	if (len > SIZE_MAX)
+		return err_set(EFBIG, "%s: the log is too large to read", name);
+	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return err_set(errno, "%s: cannot allocate %llu bytes to read the log: %s", name,
+			       (unsigned long long)len, strerror(errno));
+	while (done < len) {
+		size_t chunk = len - done > (1U << 30) ? 1U << 30 : (size_t)(len - done);
+		ssize_t n = pread(fd, p + done, chunk, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? errno : EIO;
+
+			munmap(p, (size_t)len);
+			if (!n)
+				return err_set(err, "%s: the log shrank from %llu to %llu bytes "
+					       "while it was read (another program truncated it)",
+					       name, (unsigned long long)len,
+					       (unsigned long long)done);
+			return err_set(err, "%s: read: %s", name, strerror(err));
+		}
+		done += (uint64_t)n;
+	}
+	mprotect(p, (size_t)len, PROT_READ);
+	*mapp = p;
+	return 0;
+}
+
 static int log_open_common(int fd, const char *name, unsigned int flags,
 			   struct cowmap_log **logp)
 {
@@ -299,13 +340,9 @@ static int log_open_common(int fd, const char *name, unsigned int flags,
 	log->map_len = (uint64_t)st.st_size;
 	log->info.log_size = log->map_len;
 	if (log->map_len) {
-		void *p = mmap(NULL, log->map_len, PROT_READ, MAP_SHARED, fd, 0);
-
-		if (p == MAP_FAILED) {
-			ret = err_set(errno, "%s: mmap: %s", name, strerror(errno));
+		ret = read_whole(fd, name, log->map_len, &log->map);
+		if (ret)
 			goto err_free;
-		}
-		log->map = p;
 	}
 	ret = validate_header(log);
 	if (ret)

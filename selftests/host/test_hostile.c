@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -116,4 +117,59 @@ TEST(hostile_drain_into_existing_file)
 	       "the planted file changed");
 	free(f);
 	free(l);
+}
+
+/* 8: the owner of a log truncates it (and makes it long again) while
+ * another user's merges read it: each merge succeeds or fails with an
+ * error, none dies of SIGBUS. */
+TEST(hostile_log_truncated_while_read)
+{
+	enum { CHUNK = 256 << 10, NCHUNK = 16, SIZE = CHUNK * NCHUNK };
+	char *f = tpath("h8.file"), *log = tpath("h8.log");
+	static uint8_t zero[CHUNK], data[NCHUNK][CHUNK];
+	struct chg c[NCHUNK];
+	int merged = 0, failed = 0, killed = 0, sig = 0, st;
+	struct stat lst;
+	struct timespec t0, t;
+	pid_t trunc;
+
+	for (int i = 0; i < NCHUNK; i++) {
+		fill_random(data[i], CHUNK);
+		c[i] = (struct chg){ (uint64_t)i * CHUNK, CHUNK, zero, data[i] };
+	}
+	ASSERT(write_file(f, NULL, 0) == 0 && truncate(f, SIZE) == 0, "file");
+	ASSERT(mklog(log, f, c, NCHUNK) == 0, "log: %s", cowmap_errmsg());
+	ASSERT(stat(log, &lst) == 0, "stat");
+	trunc = fork();
+	if (!trunc) {
+		int fd = open(log, O_WRONLY);
+
+		for (;;) {
+			ftruncate(fd, 4096);
+			usleep(200);
+			ftruncate(fd, lst.st_size);
+			usleep(200);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		pid_t pid = fork();
+
+		if (!pid)
+			_exit(merge(f, COWMAP_MERGE_DRY_RUN, NULL, 1, log) ? 1 : 0);
+		waitpid(pid, &st, 0);
+		if (WIFSIGNALED(st)) {
+			killed++;
+			sig = WTERMSIG(st);
+		} else if (WEXITSTATUS(st)) {
+			failed++;
+		} else {
+			merged++;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 2 && killed < 3);
+	kill(trunc, SIGKILL);
+	waitpid(trunc, NULL, 0);
+	DIAG("%d merges succeeded, %d failed, %d killed", merged, failed, killed);
+	EXPECT(!killed, "%d merges killed by signal %d (%s)", killed, sig, strsignal(sig));
 }
