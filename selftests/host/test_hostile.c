@@ -10,7 +10,18 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -172,4 +183,91 @@ TEST(hostile_log_truncated_while_read)
 	waitpid(trunc, NULL, 0);
 	DIAG("%d merges succeeded, %d failed, %d killed", merged, failed, killed);
 	EXPECT(!killed, "%d merges killed by signal %d (%s)", killed, sig, strsignal(sig));
+}
+
+/* In a child: /dev/cowmap is /dev/null (a private /dev), unlink fails
+ * (seccomp), so the preload's log outlives its failed bind; then the
+ * preload's mmap of @file. */
+static void preload_leave_log(const char *file, const char *logdir)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __NR_unlink
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unlink, 1, 0),
+#else
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unlinkat, 1, 0),
+#endif
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unlinkat, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	void *(*pmmap)(void *, size_t, int, int, int, off_t);
+	char env[256];
+	struct stat st;
+	void *h;
+	int fd = open("/dev/null", O_WRONLY);
+
+	if (fd >= 0)
+		dup2(fd, 2);	/* the preload says the bind failed */
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") ||
+	    mknod("/dev/cowmap", S_IFCHR | 0666, makedev(1, 3)))
+		_exit(2);
+	fd = open(file, O_RDWR);
+	if (fd < 0 || fstat(fd, &st))
+		_exit(3);
+	snprintf(env, sizeof(env), "%llu:%llu:6836", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);	/* name "h6" */
+	setenv("COWMAP_RUN_FILES", env, 1);
+	setenv("COWMAP_RUN_LOGDIR", logdir, 1);
+	umask(022);
+	h = dlopen(COWMAP_PRELOAD_SO, RTLD_NOW | RTLD_LOCAL);
+	pmmap = h ? (void *(*)(void *, size_t, int, int, int, off_t))dlsym(h, "mmap") : NULL;
+	if (!pmmap || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		_exit(4);
+	_exit(pmmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? 0 : 5);
+}
+
+/* 6: a log of 'cowmap run' is 0600 whatever the file's mode: a 0666
+ * file in a 0700 directory does not get a world-writable log. */
+TEST(hostile_run_log_mode)
+{
+	char *d = tpath("h6"), *f = tpath("h6/file"), *logdir = tpath("h6/logs");
+	struct dirent *e;
+	int st, found = 0;
+	DIR *dir;
+	pid_t pid;
+
+	NEED_ROOT();
+	mkdir(d, 0700);
+	mkdir(logdir, 0700);
+	write_file(f, "0123456789", 10);
+	chmod(f, 0666);
+	pid = fork();
+	if (!pid)
+		preload_leave_log(f, logdir);
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) == 2)
+		SKIP("no private /dev here (mount namespace): %d", st);
+	ASSERT(WEXITSTATUS(st) == 0, "the preload's mmap: status %d", WEXITSTATUS(st));
+	dir = opendir(logdir);
+	ASSERT(dir, "%s", logdir);
+	while ((e = readdir(dir))) {
+		struct stat ls;
+		char p[PATH_MAX];
+
+		if (e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..")))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", logdir, e->d_name);
+		if (stat(p, &ls))
+			continue;
+		found++;
+		EXPECT((ls.st_mode & 07777) == 0600, "log %s has mode %04o", e->d_name,
+		       (unsigned int)(ls.st_mode & 07777));
+		unlink(p);
+	}
+	closedir(dir);
+	EXPECT(found == 1, "%d logs left by the failed bind", found);
 }
