@@ -149,6 +149,7 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 {
 	struct cowmap_conflict c;
 	const char *w;
+	size_t listed;
 
 	/* Logs of other files in a merge-all directory are counted below,
 	 * not each warned about. */
@@ -159,7 +160,7 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 		printf("%s: an interrupted merge was completed first\n", o->file);
 	else if (st->recovered == COWMAP_RECOVER_DROPPED)
 		printf("%s: an incomplete merge journal was dropped first\n", o->file);
-	for (size_t i = 0; cowmap_merge_conflict(m, i, &c) == 0; i++) {
+	for (listed = 0; cowmap_merge_conflict(m, listed, &c) == 0; listed++) {
 		const char *a = cowmap_merge_log_name(m, (size_t)c.log_a);
 
 		printf("%s: bytes %llu-%llu (%llu): ",
@@ -185,6 +186,10 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 			printf("\n");
 		}
 	}
+	if (st->conflicts > listed)
+		printf("... and %llu more conflicting range%s, not listed (the first %zu are)\n",
+		       (unsigned long long)(st->conflicts - listed),
+		       st->conflicts - listed == 1 ? "" : "s", listed);
 	if (ret == -COWMAP_ECONFLICT) {
 		printf("%llu conflict%s, nothing written", (unsigned long long)st->unresolved,
 		       st->unresolved == 1 ? "" : "s");

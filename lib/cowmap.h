@@ -524,6 +524,9 @@ int cowmap_merge_stats(const struct cowmap_merge *m,
  * @i: index, from 0, in ascending offset order.
  * @c: (out) the conflict.
  *
+ * Only the first 1000 conflicts are kept (a log with millions of stale
+ * bytes would cost memory and time for each); the stats count them all.
+ *
  * Return: 0; -ENOENT past the last one; -EINVAL.
  */
 int cowmap_merge_conflict(const struct cowmap_merge *m, size_t i,

@@ -271,3 +271,63 @@ TEST(hostile_run_log_mode)
 	closedir(dir);
 	EXPECT(found == 1, "%d logs left by the failed bind", found);
 }
+
+/* 7: a log with every other byte stale: millions of conflicts are
+ * counted, the first ones kept, in bounded memory. */
+TEST(hostile_many_conflicts_bounded)
+{
+	enum { SIZE = 4 << 20, N = SIZE / 2 };
+	char *f = tpath("h7.file"), *log = tpath("h7.log");
+	const char *argv[] = { "cowmap", "merge", "--dry-run", f, log, NULL };
+	uint8_t *file = malloc(SIZE), *old = calloc(1, SIZE), *new = malloc(SIZE);
+	struct chg c = { 0, SIZE, old, new };
+	struct { int ret; uint64_t conflicts, listed; long maxrss; } r = { 0 };
+	struct cli_res cr;
+	int p[2];
+	pid_t pid;
+
+	ASSERT(file && old && new, "out of memory");
+	memset(new, 0xff, SIZE);
+	for (size_t i = 0; i < SIZE; i++)
+		file[i] = i & 1 ? 0x55 : 0;
+	ASSERT(write_file(f, old, SIZE) == 0, "file");
+	ASSERT(mklog(log, f, &c, 1) == 0, "log: %s", cowmap_errmsg());
+	ASSERT(write_file(f, file, SIZE) == 0, "file");
+	free(file);
+	free(old);
+	free(new);
+	ASSERT(pipe(p) == 0, "pipe");
+	pid = fork();
+	if (!pid) {
+		struct cowmap_merge *m;
+		struct cowmap_merge_stats st;
+		struct cowmap_conflict cf;
+		struct rusage ru;
+
+		r.ret = merge_keep(&m, f, COWMAP_MERGE_DRY_RUN, NULL, 1, log);
+		cowmap_merge_stats(m, &st);
+		r.conflicts = st.conflicts;
+		while (cowmap_merge_conflict(m, r.listed, &cf) == 0)
+			r.listed++;
+		getrusage(RUSAGE_SELF, &ru);
+		r.maxrss = ru.ru_maxrss;
+		_exit(write(p[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+	}
+	close(p[1]);
+	ASSERT(read(p[0], &r, sizeof(r)) == sizeof(r), "the merge died");
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	DIAG("%llu conflicts, %llu kept, max RSS %ld KiB", (unsigned long long)r.conflicts,
+	     (unsigned long long)r.listed, r.maxrss);
+	EXPECT(r.ret == -COWMAP_ECONFLICT, "merge: %d", r.ret);
+	EXPECT(r.conflicts == N, "%llu conflicts counted, want %d",
+	       (unsigned long long)r.conflicts, N);
+	EXPECT(r.listed == 1000, "%llu conflicts kept, want the first 1000",
+	       (unsigned long long)r.listed);
+	EXPECT(r.maxrss < 96 << 10, "max RSS %ld KiB", r.maxrss);
+
+	cr = run_cli(-1, argv);
+	EXPECT(cr.status == 3 && strstr(cr.out, "and 2096152 more conflicting ranges, not listed"),
+	       "cowmap merge: %d %.300s", cr.status, cr.out);
+	cli_free(&cr);
+}
