@@ -25,6 +25,7 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "trust-all-logs", no_argument, NULL, OPT_TRUST_ALL_LOGS },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		COMMON_LONGOPTS, {}
 	};
 	int c, r;
@@ -57,6 +58,11 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 			continue;
 		case OPT_TRUST_ALL_LOGS:
 			o->flags |= COWMAP_MERGE_TRUST_ALL_LOGS;
+			continue;
+		case OPT_WAIT:
+			if (!set_lock_wait(optarg))
+				return usage_error(cmd, "--wait takes a number of seconds, not '%s'",
+						   optarg);
 			continue;
 		}
 		if ((r = common_option(cmd, c, argv)) >= 0)

@@ -156,3 +156,16 @@ void json_session(const char *key, const struct cowmap_nl_session *s)
 		json_u64("bind_time_ns", s->bind_time_ns);
 	json_end_object();
 }
+
+bool set_lock_wait(const char *arg)
+{
+	char *end;
+	double s;
+
+	errno = 0;
+	s = strtod(arg, &end);
+	if (errno || end == arg || *end || !(s >= 0) || s > 86400.0 * 365)
+		return false;
+	cowmap_set_lock_wait((int)(s * 1000 + 0.5));
+	return true;
+}

@@ -593,6 +593,17 @@ void cowmap_merge_free(struct cowmap_merge *m);
  */
 int cowmap_recover(const char *path, unsigned int flags);
 
+/**
+ * cowmap_set_lock_wait() - how long merges and recoveries wait for the lock
+ * @ms: milliseconds (default 10000); negative: wait as long as it takes.
+ *
+ * The merge lock is a flock on the file, which anyone who can read the
+ * file can hold.  When the wait runs out, cowmap_merge_run() and
+ * cowmap_recover() fail with -EWOULDBLOCK and a message naming the
+ * holder's pid when /proc/locks tells it.  Process-wide.
+ */
+void cowmap_set_lock_wait(int ms);
+
 /* ------------------------------------------------------------------------
  * Sessions (/dev/cowmap)
  * ------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -330,4 +331,70 @@ TEST(hostile_many_conflicts_bounded)
 	EXPECT(cr.status == 3 && strstr(cr.out, "and 2096152 more conflicting ranges, not listed"),
 	       "cowmap merge: %d %.300s", cr.status, cr.out);
 	cli_free(&cr);
+}
+
+/* 10: uid 1001, who can only read the file, holds a flock on it: the
+ * owner's merge fails within its wait, naming the holder. */
+TEST(hostile_merge_lock_held_by_reader)
+{
+	char *d = tpath("h10"), *f = tpath("h10/file"), *log = tpath("h10/l.log");
+	const char *argv[] = { "cowmap", "merge", "--wait", "1", f, log, NULL };
+	struct chg c[] = { { 0, 2, "01", "XX" } };
+	struct timespec t0, t;
+	struct cli_res r;
+	char pidstr[32];
+	int p[2], st;
+	double secs;
+	pid_t holder, pid;
+
+	NEED_ROOT();
+	chmod(tmpdir(), 0711);
+	mkdir(d, 0755);
+	chown(d, OWNER, OWNER);
+	write_file(f, "0123456789", 10);
+	mklog(log, f, c, 1);
+	chown(f, OWNER, OWNER);
+	chown(log, OWNER, OWNER);
+	chmod(f, 0644);
+	ASSERT(pipe(p) == 0, "pipe");
+	holder = fork();
+	if (!holder) {
+		int fd;
+
+		if (setgroups(0, NULL) || setresgid(OTHER, OTHER, OTHER) ||
+		    setresuid(OTHER, OTHER, OTHER))
+			_exit(1);
+		fd = open(f, O_RDONLY);
+		if (fd < 0 || flock(fd, LOCK_SH))
+			_exit(1);
+		write(p[1], "L", 1);
+		sleep(8);
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT(read(p[0], pidstr, 1) == 1, "the holder could not lock the file");
+	close(p[0]);
+	snprintf(pidstr, sizeof(pidstr), "pid %d holds it", (int)holder);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = run_cli(OWNER, argv);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	secs = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+	EXPECT(r.status == 1 && strstr(r.err, "locked by another process") &&
+	       strstr(r.err, pidstr) && secs >= 0.9 && secs < 4,
+	       "merge --wait 1 (%.1f s): %d %s", secs, r.status, r.err);
+	cli_free(&r);
+
+	/* the library's own wait, set by the program */
+	pid = fork();
+	if (!pid) {
+		alarm(5);
+		cowmap_set_lock_wait(300);
+		_exit(merge(f, 0, NULL, 1, log) == -EWOULDBLOCK ? 0 : 1);
+	}
+	waitpid(pid, &st, 0);
+	EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "library merge under a held lock: %#x", st);
+	EXPECT(file_is(f, "0123456789", 10), "merged under another's lock");
+	kill(holder, SIGKILL);
+	waitpid(holder, NULL, 0);
 }
