@@ -159,9 +159,12 @@ int common_option(const char *cmd, int c, char **argv)
 
 static void vmsg(const char *cmd, const char *kind, const char *fmt, va_list ap)
 {
+	char buf[4096];
+
 	fflush(stdout);
 	fprintf(stderr, "cowmap%s%s: %s", cmd ? " " : "", cmd ? cmd : "", kind);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fputs_escaped(buf, stderr);	/* names from logs and directories */
 	fputc('\n', stderr);
 }
 

@@ -167,7 +167,7 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 	else if (st->recovered == COWMAP_RECOVER_DROPPED)
 		printf("%s: an incomplete merge journal was dropped first\n", o->file);
 	for (listed = 0; cowmap_merge_conflict(m, listed, &c) == 0; listed++) {
-		const char *a = cowmap_merge_log_name(m, (size_t)c.log_a);
+		const char *a = esc(cowmap_merge_log_name(m, (size_t)c.log_a));
 
 		printf("%s: bytes %llu-%llu (%llu): ",
 		       c.flags & COWMAP_CONFLICT_RESOLVED ? "resolved conflict" : "conflict",
@@ -177,7 +177,7 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 		if (c.kind == COWMAP_CONFLICT_LOGS) {
 			printf("%s writes ", a);
 			print_preview(c.a, c.preview_len, c.length);
-			printf(", %s writes ", cowmap_merge_log_name(m, (size_t)c.log_b));
+			printf(", %s writes ", esc(cowmap_merge_log_name(m, (size_t)c.log_b)));
 			print_preview(c.b, c.preview_len, c.length);
 			printf(" (file holds ");
 			print_preview(c.file, c.preview_len, c.length);

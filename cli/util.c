@@ -169,3 +169,42 @@ bool set_lock_wait(const char *arg)
 	cowmap_set_lock_wait((int)(s * 1000 + 0.5));
 	return true;
 }
+
+/* Control characters (C0, DEL) and '\' of @s as \xNN escapes, into @dst of
+ * @n bytes (cut with "..." if longer).  UTF-8 is kept. */
+static void escape_to(char *dst, size_t n, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 8 < n; s++) {
+		uint8_t c = (uint8_t)*s;
+
+		if (c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(dst + o, n - o, "\\x%02x", c);
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	snprintf(dst + o, n - o, "%s", *s ? "..." : "");
+}
+
+const char *esc(const char *s)
+{
+	static char ring[4][1024];
+	static unsigned int k;
+	char *b = ring[k++ % 4];
+
+	escape_to(b, sizeof(ring[0]), s ? s : "");
+	return b;
+}
+
+void fputs_escaped(const char *s, FILE *f)
+{
+	char buf[8192];
+
+	escape_to(buf, sizeof(buf), s);
+	fputs(buf, f);
+}

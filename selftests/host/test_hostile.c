@@ -398,3 +398,55 @@ TEST(hostile_merge_lock_held_by_reader)
 	kill(holder, SIGKILL);
 	waitpid(holder, NULL, 0);
 }
+
+static bool has_esc(const struct cli_res *r)
+{
+	return strchr(r->out, 0x1b) || strchr(r->err, 0x1b);
+}
+
+/* 9: a comm and log names with terminal escapes are printed escaped, in
+ * log show, conflict lines and merge-all warnings; JSON escapes them too. */
+TEST(hostile_terminal_escapes_escaped)
+{
+	char *d = tpath("h9"), *f = tpath("h9/file"), *log = tpath("h9/\033[2J.log");
+	char *dir = tpath("h9/logs"), *other = tpath("h9/logs/\033[31mX.log");
+	const char *show[] = { "cowmap", "log", "show", log, NULL };
+	const char *json[] = { "cowmap", "log", "show", "--json", log, NULL };
+	const char *mrg[] = { "cowmap", "merge", "--dry-run", f, log, NULL };
+	const char *all[] = { "cowmap", "merge-all", "--dry-run", f, dir, NULL };
+	struct chg c[] = { { 0, 2, "01", "XX" } };
+	struct cli_res r;
+	int st;
+	pid_t pid;
+
+	NEED_ROOT();
+	mkdir(d, 0755);
+	mkdir(dir, 0755);
+	write_file(f, "0123456789", 10);
+	pid = fork();
+	if (!pid) {
+		prctl(PR_SET_NAME, "\033[2J\033[31mX");
+		_exit(mklog(log, f, c, 1) || mklog(other, f, c, 1));
+	}
+	waitpid(pid, &st, 0);
+	ASSERT(WIFEXITED(st) && !WEXITSTATUS(st), "logs");
+	chown(other, OTHER, OTHER);
+
+	r = run_cli(-1, show);
+	EXPECT(r.status == 0 && !has_esc(&r) && strstr(r.out, "(\\x1b[2J\\x1b[31mX)"),
+	       "log show: %d %s %s", r.status, r.out, r.err);
+	cli_free(&r);
+	r = run_cli(-1, json);
+	EXPECT(r.status == 0 && !has_esc(&r) && strstr(r.out, "\\u001b[2J"),
+	       "log show --json: %d %s %s", r.status, r.out, r.err);
+	cli_free(&r);
+	write_file(f, "ab23456789", 10);	/* a stale log: a conflict line */
+	r = run_cli(-1, mrg);
+	EXPECT(r.status == 3 && !has_esc(&r) && strstr(r.out, "\\x1b[2J.log expected"),
+	       "merge: %d %s %s", r.status, r.out, r.err);
+	cli_free(&r);
+	r = run_cli(-1, all);	/* root skips uid 1001's log, with a warning */
+	EXPECT(!has_esc(&r) && strstr(r.err, "\\x1b[31mX.log"),
+	       "merge-all: %d %s %s", r.status, r.out, r.err);
+	cli_free(&r);
+}
