@@ -450,3 +450,48 @@ TEST(hostile_terminal_escapes_escaped)
 	       "merge-all: %d %s %s", r.status, r.out, r.err);
 	cli_free(&r);
 }
+
+/* 7: many logs over one range, each writing other bytes: one conflict per
+ * pair of neighbouring logs, whole-range long; the work per byte is linear
+ * in the logs (it was quadratic: 1000 logs took 1.7 s). */
+TEST(hostile_many_logs_one_range)
+{
+	enum { NLOGS = 2000, LEN = 2048 };
+	char *f = fpath("h7b.file"), name[64];
+	static char newb[NLOGS][LEN];
+	struct cowmap_merge_stats st;
+	struct cowmap_merge *m;
+	struct timespec t0, t;
+	char old[LEN];
+	double secs;
+	int ret;
+
+	memset(old, 'o', LEN);
+	ASSERT(write_file(f, old, LEN) == 0, "file");
+	ASSERT(cowmap_merge_new(f, COWMAP_MERGE_DRY_RUN, &m) == 0, "%s", cowmap_errmsg());
+	for (int i = 0; i < NLOGS; i++) {
+		struct chg c = { 0, LEN, old, newb[i] };
+
+		memset(newb[i], 'A' + i % 2, LEN);	/* neighbours differ */
+		snprintf(name, sizeof(name), "h7b.%d.log", i);
+		ASSERT(mklog(fpath(name), f, &c, 1) == 0, "log %d: %s", i, cowmap_errmsg());
+		ASSERT(cowmap_merge_add_log(m, fpath(name)) == 0, "%s", cowmap_errmsg());
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = cowmap_merge_run(m);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	secs = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+	cowmap_merge_stats(m, &st);
+	DIAG("%d logs over %d bytes: %llu conflicts in %.2f s", NLOGS, LEN,
+	     (unsigned long long)st.conflicts, secs);
+	EXPECT(ret == -COWMAP_ECONFLICT, "merge: %d", ret);
+	EXPECT(st.conflicts == NLOGS - 1 && st.conflict_bytes == (uint64_t)(NLOGS - 1) * LEN,
+	       "%llu conflicts of %llu bytes", (unsigned long long)st.conflicts,
+	       (unsigned long long)st.conflict_bytes);
+	EXPECT(secs < 2.5, "%.2f s", secs);
+	cowmap_merge_free(m);
+	for (int i = 0; i < NLOGS; i++) {
+		snprintf(name, sizeof(name), "h7b.%d.log", i);
+		unlink(fpath(name));
+	}
+}
