@@ -279,7 +279,7 @@ static int validate_records(struct cowmap_log *log)
 static int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
 {
 	uint8_t *p;
-	uint64_t done = 0;
+	int ret;
 
 	if (len > SIZE_MAX)
 		return err_set(EFBIG, "%s: the log is too large to read", name);
@@ -287,24 +287,14 @@ static int read_whole(int fd, const char *name, uint64_t len, const uint8_t **ma
 	if (p == MAP_FAILED)
 		return err_set(errno, "%s: cannot allocate %llu bytes to read the log: %s", name,
 			       (unsigned long long)len, strerror(errno));
-	while (done < len) {
-		size_t chunk = len - done > (1U << 30) ? 1U << 30 : (size_t)(len - done);
-		ssize_t n = pread(fd, p + done, chunk, (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : EIO;
-
-			munmap(p, (size_t)len);
-			if (!n)
-				return err_set(err, "%s: the log shrank from %llu to %llu bytes "
-					       "while it was read (another program truncated it)",
-					       name, (unsigned long long)len,
-					       (unsigned long long)done);
-			return err_set(err, "%s: read: %s", name, strerror(err));
-		}
-		done += (uint64_t)n;
+	ret = pread_full(fd, p, (size_t)len, 0);
+	if (ret) {
+		munmap(p, (size_t)len);
+		if (ret == -ENODATA)
+			return err_set(EIO, "%s: the log shrank below its %llu bytes while it "
+				       "was read (another program truncated it)", name,
+				       (unsigned long long)len);
+		return err_set(-ret, "%s: read: %s", name, strerror(-ret));
 	}
 	mprotect(p, (size_t)len, PROT_READ);
 	*mapp = p;
