@@ -477,7 +477,6 @@ static int jview_apply(const struct jview *v, int fd, const char *path, bool old
 static int map_journal(int fd, const char *name, struct jview *v)
 {
 	struct stat st;
-	void *p;
 
 	memset(v, 0, sizeof(*v));
 	v->name = name;
@@ -486,11 +485,7 @@ static int map_journal(int fd, const char *name, struct jview *v)
 	v->len = (uint64_t)st.st_size;
 	if (!v->len)
 		return 0;
-	p = mmap(NULL, v->len, PROT_READ, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return err_set(errno, "%s: mmap: %s", name, strerror(errno));
-	v->m = p;
-	return 0;
+	return read_whole(fd, name, v->len, &v->m);
 }
 
 int journal_apply(struct journal *j)

@@ -270,37 +270,6 @@ static int validate_records(struct cowmap_log *log)
 	return 0;
 }
 
-/*
- * Read the whole log (@len bytes, its size at open) into private memory.
- * Not a shared mapping: the log's owner could truncate it under us and a
- * read of the mapping past the new end would kill the merge (SIGBUS).  A
- * log that shrinks while read is refused; what grows later is not seen.
- */
-static int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
-{
-	uint8_t *p;
-	int ret;
-
-	if (len > SIZE_MAX)
-		return err_set(EFBIG, "%s: the log is too large to read", name);
-	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return err_set(errno, "%s: cannot allocate %llu bytes to read the log: %s", name,
-			       (unsigned long long)len, strerror(errno));
-	ret = pread_full(fd, p, (size_t)len, 0);
-	if (ret) {
-		munmap(p, (size_t)len);
-		if (ret == -ENODATA)
-			return err_set(EIO, "%s: the log shrank below its %llu bytes while it "
-				       "was read (another program truncated it)", name,
-				       (unsigned long long)len);
-		return err_set(-ret, "%s: read: %s", name, strerror(-ret));
-	}
-	mprotect(p, (size_t)len, PROT_READ);
-	*mapp = p;
-	return 0;
-}
-
 static int log_open_common(int fd, const char *name, unsigned int flags,
 			   struct cowmap_log **logp)
 {
