@@ -62,8 +62,9 @@ enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_WAIT, OPT_FIRST_PRIVATE };
 /*
  * Text from logs, the kernel or other users (comm, file and log names,
  * library messages naming them) with control characters as \xNN, so that
- * it cannot drive the terminal: esc() returns one of four rotating static
- * buffers (for printf arguments); fputs_escaped() writes to @f.
+ * it cannot drive the terminal: esc() (which also doubles '\') returns one
+ * of four rotating static buffers (for printf arguments); fputs_escaped()
+ * (messages: '\' kept) writes to @f.
  */
 const char *esc(const char *s);
 void fputs_escaped(const char *s, FILE *f);

@@ -170,16 +170,17 @@ bool set_lock_wait(const char *arg)
 	return true;
 }
 
-/* Control characters (C0, DEL) and '\' of @s as \xNN escapes, into @dst of
- * @n bytes (cut with "..." if longer).  UTF-8 is kept. */
-static void escape_to(char *dst, size_t n, const char *s)
+/* Control characters (C0, DEL) of @s as \xNN escapes, and '\' doubled if
+ * @backslash, into @dst of @n bytes (cut with "..." if longer).  UTF-8 is
+ * kept. */
+static void escape_to(char *dst, size_t n, const char *s, bool backslash)
 {
 	size_t o = 0;
 
 	for (; *s && o + 8 < n; s++) {
 		uint8_t c = (uint8_t)*s;
 
-		if (c == '\\') {
+		if (c == '\\' && backslash) {
 			dst[o++] = '\\';
 			dst[o++] = '\\';
 		} else if (c < 0x20 || c == 0x7f) {
@@ -197,7 +198,7 @@ const char *esc(const char *s)
 	static unsigned int k;
 	char *b = ring[k++ % 4];
 
-	escape_to(b, sizeof(ring[0]), s ? s : "");
+	escape_to(b, sizeof(ring[0]), s ? s : "", true);
 	return b;
 }
 
@@ -205,6 +206,6 @@ void fputs_escaped(const char *s, FILE *f)
 {
 	char buf[8192];
 
-	escape_to(buf, sizeof(buf), s);
+	escape_to(buf, sizeof(buf), s, false);
 	fputs(buf, f);
 }
