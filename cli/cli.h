@@ -57,7 +57,22 @@ void print_version(void);
 #define COMMON_LONGOPTS \
 	{ "help", no_argument, NULL, 'h' }, \
 	{ "version", no_argument, NULL, OPT_VERSION }
-enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_FIRST_PRIVATE };
+enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_WAIT, OPT_FIRST_PRIVATE };
+
+/*
+ * Text from logs, the kernel or other users (comm, file and log names,
+ * library messages naming them) with control characters as \xNN, so that
+ * it cannot drive the terminal: esc() (which also doubles '\') returns one
+ * of four rotating static buffers (for printf arguments); fputs_escaped()
+ * (messages: '\' kept) writes to @f.
+ */
+const char *esc(const char *s);
+void fputs_escaped(const char *s, FILE *f);
+
+/* --wait SECONDS of merge, merge-all and recover: how long to wait for the
+ * file's merge lock (cowmap_set_lock_wait()); false if @arg is not a
+ * number of seconds. */
+bool set_lock_wait(const char *arg);
 
 /*
  * Handle what every subcommand's getopt loop shares: -h/--help (usage to

@@ -75,7 +75,7 @@ _cowmap()
 	# Positional arguments so far (options and their values skipped).
 	for ((i = 2; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		-o | --output | -d | --log-dir | -f | --file | -p | --prefer | -c | --count)
+		-o | --output | -d | --log-dir | -f | --file | -p | --prefer | -c | --count | --wait)
 			((i++))
 			;;
 		-*) ;;

@@ -26,7 +26,8 @@
 	"  -j, --json           print the report as JSON\n" \
 	"      --trust-all-logs merge logs of any owner (default: merge-all skips,\n" \
 	"                       and root refuses, logs owned by other users than\n" \
-	"                       the caller, FILE's owner or root)\n"
+	"                       the caller, FILE's owner or root)\n" \
+	"      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n"
 
 const struct subcommand subcommands[] = {
 	CMD("status", status_main, "[--json]",
@@ -54,17 +55,18 @@ const struct subcommand subcommands[] = {
 	  "print a log's records, one per line",
 	  "  -j, --json           print JSON (old and new bytes in hex)\n"
 	  "  -f, --full           print whole records (default: the first 64 bytes)\n"),
-	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [-o OUT] [--json] FILE LOG...",
+	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
 	  "apply logs to FILE, all or nothing; conflicts are reported and nothing is written",
 	  MERGE_OPTIONS),
-	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [-o OUT] [--json] FILE DIR",
+	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
 	  "merge every log in DIR recorded against FILE, in time order",
 	  MERGE_OPTIONS),
-	CMD("recover", recover_main, "[--rollback | --discard] FILE",
+	CMD("recover", recover_main, "[--rollback | --discard] [--wait SECONDS] FILE",
 	  "finish (or with --rollback undo) an interrupted merge of FILE",
 	  "  -r, --rollback       undo a completed journal instead of replaying it\n"
 	  "      --discard        remove the journal, apply nothing (after checking\n"
-	  "                       the file by hand: the file is left as it is)\n"),
+	  "                       the file by hand: the file is left as it is)\n"
+	  "      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n"),
 	CMD("run", run_main, "[-f FILE]... [-d LOGDIR] -- PROGRAM [ARGS]...",
 	  "run a program whose MAP_SHARED mappings of each FILE go through cowmap",
 	  "  -f, --file FILE      a file to redirect (at least one)\n"
@@ -157,9 +159,12 @@ int common_option(const char *cmd, int c, char **argv)
 
 static void vmsg(const char *cmd, const char *kind, const char *fmt, va_list ap)
 {
+	char buf[4096];
+
 	fflush(stdout);
 	fprintf(stderr, "cowmap%s%s: %s", cmd ? " " : "", cmd ? cmd : "", kind);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fputs_escaped(buf, stderr);	/* names from logs and directories */
 	fputc('\n', stderr);
 }
 

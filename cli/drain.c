@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
- * cowmap drain ID [-o LOG]: append a live session's changes to LOG (created
- * if missing; it must be empty) or, without -o, to the log the session was
+ * cowmap drain ID [-o LOG]: append a live session's changes to LOG (a new
+ * file: an existing one is refused, whoever made it, since another user
+ * could read or edit what we drain into it) or, without -o, to the log the session was
  * bound with (COWMAP_CMD_DRAIN; owner or CAP_SYS_ADMIN).  The kernel writes
  * the log; it receives our file descriptor.
  */
@@ -43,26 +44,23 @@ int drain_main(int argc, char **argv)
 	if (!parse_session_id(argv[optind], &id))
 		return usage_error("drain", "'%s' is not a session id", argv[optind]);
 
-	nl = nl_open_or_fail("drain");
-	if (!nl)
-		return EXIT_FAIL;
 	if (out) {
-		fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			created = true;
-		} else if (errno == EEXIST) {
-			fd = open(out, O_WRONLY | O_CLOEXEC);
-			if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size) {
-				close(fd);
-				cowmap_nl_close(nl);
-				return failf("drain", "%s: the log exists and is not empty "
-					     "(drain into a new file)", out);
-			}
-		}
-		if (fd < 0) {
-			cowmap_nl_close(nl);
+		fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST)
+			return failf("drain", "%s exists%s; remove it or choose another name", out,
+				     lstat(out, &st) == 0 && S_ISREG(st.st_mode) && st.st_size ?
+				     " and is not empty" : "");
+		if (fd < 0)
 			return failf("drain", "%s: %s", out, strerror(errno));
+		created = true;
+	}
+	nl = nl_open_or_fail("drain");
+	if (!nl) {
+		if (created) {
+			unlink(out);
+			close(fd);
 		}
+		return EXIT_FAIL;
 	}
 	r = cowmap_nl_drain(nl, id, fd);
 	cowmap_nl_close(nl);

@@ -56,18 +56,18 @@ static void show_text(struct cowmap_log *log, const char *name,
 {
 	struct cowmap_log_rec rec;
 
-	printf("Log:      %s\n", name);
+	printf("Log:      %s\n", esc(name));
 	printf("File:     ");
 	print_escaped(stdout, (const uint8_t *)in->path, strlen(in->path));
 	printf(" (dev %s, inode %llu, %llu bytes at bind)\n", fmt_dev(in->dev),
 	       (unsigned long long)in->ino, (unsigned long long)in->size);
 	if (in->session_id)
 		printf("Session:  %llu, pid %u (%s), uid %u, bound %s\n",
-		       (unsigned long long)in->session_id, in->pid, in->comm, in->uid,
+		       (unsigned long long)in->session_id, in->pid, esc(in->comm), in->uid,
 		       fmt_time_ns(in->bind_time_ns));
 	else
 		printf("Session:  none (written by pid %u (%s), uid %u, %s)\n", in->pid,
-		       in->comm, in->uid, fmt_time_ns(in->bind_time_ns));
+		       esc(in->comm), in->uid, fmt_time_ns(in->bind_time_ns));
 	printf("Records:  %llu\n", (unsigned long long)in->records);
 	while (cowmap_log_next(log, &rec) == 1) {
 		printf("Offset: %llu, Length: %u, Old: ", (unsigned long long)rec.offset,

@@ -25,6 +25,7 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "trust-all-logs", no_argument, NULL, OPT_TRUST_ALL_LOGS },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		COMMON_LONGOPTS, {}
 	};
 	int c, r;
@@ -57,6 +58,11 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 			continue;
 		case OPT_TRUST_ALL_LOGS:
 			o->flags |= COWMAP_MERGE_TRUST_ALL_LOGS;
+			continue;
+		case OPT_WAIT:
+			if (!set_lock_wait(optarg))
+				return usage_error(cmd, "--wait takes a number of seconds, not '%s'",
+						   optarg);
 			continue;
 		}
 		if ((r = common_option(cmd, c, argv)) >= 0)
@@ -149,6 +155,7 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 {
 	struct cowmap_conflict c;
 	const char *w;
+	size_t listed;
 
 	/* Logs of other files in a merge-all directory are counted below,
 	 * not each warned about. */
@@ -159,8 +166,8 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 		printf("%s: an interrupted merge was completed first\n", o->file);
 	else if (st->recovered == COWMAP_RECOVER_DROPPED)
 		printf("%s: an incomplete merge journal was dropped first\n", o->file);
-	for (size_t i = 0; cowmap_merge_conflict(m, i, &c) == 0; i++) {
-		const char *a = cowmap_merge_log_name(m, (size_t)c.log_a);
+	for (listed = 0; cowmap_merge_conflict(m, listed, &c) == 0; listed++) {
+		const char *a = esc(cowmap_merge_log_name(m, (size_t)c.log_a));
 
 		printf("%s: bytes %llu-%llu (%llu): ",
 		       c.flags & COWMAP_CONFLICT_RESOLVED ? "resolved conflict" : "conflict",
@@ -170,7 +177,7 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 		if (c.kind == COWMAP_CONFLICT_LOGS) {
 			printf("%s writes ", a);
 			print_preview(c.a, c.preview_len, c.length);
-			printf(", %s writes ", cowmap_merge_log_name(m, (size_t)c.log_b));
+			printf(", %s writes ", esc(cowmap_merge_log_name(m, (size_t)c.log_b)));
 			print_preview(c.b, c.preview_len, c.length);
 			printf(" (file holds ");
 			print_preview(c.file, c.preview_len, c.length);
@@ -185,6 +192,10 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 			printf("\n");
 		}
 	}
+	if (st->conflicts > listed)
+		printf("... and %llu more conflicting range%s, not listed (the first %zu are)\n",
+		       (unsigned long long)(st->conflicts - listed),
+		       st->conflicts - listed == 1 ? "" : "s", listed);
 	if (ret == -COWMAP_ECONFLICT) {
 		printf("%llu conflict%s, nothing written", (unsigned long long)st->unresolved,
 		       st->unresolved == 1 ? "" : "s");

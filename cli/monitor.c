@@ -120,7 +120,7 @@ static void print_session_brief(const struct cowmap_nl_session *s)
 	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_PID))
 		printf(" pid %u", s->pid);
 	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_COMM))
-		printf(" (%s)", s->comm);
+		printf(" (%s)", esc(s->comm));
 	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_UID))
 		printf(" uid %u", s->uid);
 	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_PATH)) {

@@ -15,6 +15,7 @@ int recover_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "rollback", no_argument, NULL, 'r' },
 		{ "discard", no_argument, NULL, OPT_FIRST_PRIVATE },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		COMMON_LONGOPTS, {}
 	};
 	unsigned int flags = 0;
@@ -23,6 +24,12 @@ int recover_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":rh", opts, NULL)) != -1) {
 		if (c == 'r' || c == OPT_FIRST_PRIVATE) {
 			flags |= c == 'r' ? COWMAP_RECOVER_ROLLBACK : COWMAP_RECOVER_DISCARD;
+			continue;
+		}
+		if (c == OPT_WAIT) {
+			if (!set_lock_wait(optarg))
+				return usage_error("recover", "--wait takes a number of seconds, "
+						   "not '%s'", optarg);
 			continue;
 		}
 		if ((r = common_option("recover", c, argv)) >= 0)

@@ -38,7 +38,7 @@ static void print_table(const struct cowmap_nl_session *v, size_t n)
 		w_pid = l > w_pid ? l : w_pid;
 		l = (int)strlen(user_name(v[i].uid));
 		w_user = l > w_user ? l : w_user;
-		l = (int)strlen(v[i].comm);
+		l = (int)strlen(esc(v[i].comm));
 		w_comm = l > w_comm ? l : w_comm;
 	}
 	printf("%*s %*s %-*s %-*s %10s %8s %8s %6s  %s\n", w_id, "ID", w_pid, "PID",
@@ -49,7 +49,7 @@ static void print_table(const struct cowmap_nl_session *v, size_t n)
 
 		printf("%*llu %*u %-*s %-*s %10s %8llu %8llu %6llu  ", w_id,
 		       (unsigned long long)s->id, w_pid, s->pid, w_user, user_name(s->uid),
-		       w_comm, s->comm, fmt_size(s->mapped_bytes),
+		       w_comm, esc(s->comm), fmt_size(s->mapped_bytes),
 		       (unsigned long long)s->private_pages, (unsigned long long)s->events,
 		       (unsigned long long)s->events_lost);
 		print_escaped(stdout, (const uint8_t *)s->path, strlen(s->path));
@@ -60,7 +60,7 @@ static void print_table(const struct cowmap_nl_session *v, size_t n)
 static void print_one(const struct cowmap_nl_session *s, long page_size)
 {
 	printf("Session:        %llu\n", (unsigned long long)s->id);
-	printf("Process:        %u (%s)\n", s->pid, s->comm);
+	printf("Process:        %u (%s)\n", s->pid, esc(s->comm));
 	printf("Owner:          %s\n", user_name(s->uid));
 	printf("File:           ");
 	print_escaped(stdout, (const uint8_t *)s->path, strlen(s->path));

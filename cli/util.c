@@ -156,3 +156,56 @@ void json_session(const char *key, const struct cowmap_nl_session *s)
 		json_u64("bind_time_ns", s->bind_time_ns);
 	json_end_object();
 }
+
+bool set_lock_wait(const char *arg)
+{
+	char *end;
+	double s;
+
+	errno = 0;
+	s = strtod(arg, &end);
+	if (errno || end == arg || *end || !(s >= 0) || s > 86400.0 * 365)
+		return false;
+	cowmap_set_lock_wait((int)(s * 1000 + 0.5));
+	return true;
+}
+
+/* Control characters (C0, DEL) of @s as \xNN escapes, and '\' doubled if
+ * @backslash, into @dst of @n bytes (cut with "..." if longer).  UTF-8 is
+ * kept. */
+static void escape_to(char *dst, size_t n, const char *s, bool backslash)
+{
+	size_t o = 0;
+
+	for (; *s && o + 8 < n; s++) {
+		uint8_t c = (uint8_t)*s;
+
+		if (c == '\\' && backslash) {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(dst + o, n - o, "\\x%02x", c);
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	snprintf(dst + o, n - o, "%s", *s ? "..." : "");
+}
+
+const char *esc(const char *s)
+{
+	static char ring[4][1024];
+	static unsigned int k;
+	char *b = ring[k++ % 4];
+
+	escape_to(b, sizeof(ring[0]), s ? s : "", true);
+	return b;
+}
+
+void fputs_escaped(const char *s, FILE *f)
+{
+	char buf[8192];
+
+	escape_to(buf, sizeof(buf), s, false);
+	fputs(buf, f);
+}

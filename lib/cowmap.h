@@ -524,6 +524,9 @@ int cowmap_merge_stats(const struct cowmap_merge *m,
  * @i: index, from 0, in ascending offset order.
  * @c: (out) the conflict.
  *
+ * Only the first 1000 conflicts are kept (a log with millions of stale
+ * bytes would cost memory and time for each); the stats count them all.
+ *
  * Return: 0; -ENOENT past the last one; -EINVAL.
  */
 int cowmap_merge_conflict(const struct cowmap_merge *m, size_t i,
@@ -589,6 +592,17 @@ void cowmap_merge_free(struct cowmap_merge *m);
  * -errno.
  */
 int cowmap_recover(const char *path, unsigned int flags);
+
+/**
+ * cowmap_set_lock_wait() - how long merges and recoveries wait for the lock
+ * @ms: milliseconds (default 10000); negative: wait as long as it takes.
+ *
+ * The merge lock is a flock on the file, which anyone who can read the
+ * file can hold.  When the wait runs out, cowmap_merge_run() and
+ * cowmap_recover() fail with -EWOULDBLOCK and a message naming the
+ * holder's pid when /proc/locks tells it.  Process-wide.
+ */
+void cowmap_set_lock_wait(int ms);
 
 /* ------------------------------------------------------------------------
  * Sessions (/dev/cowmap)

@@ -41,6 +41,14 @@ uint32_t crc32c_update(uint32_t reg, const void *buf, size_t len);
 
 /* util.c */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
+/*
+ * Read @len bytes of @fd (a log or journal, its size at open) into private
+ * read-only memory (munmap() it).  Not a shared mapping: the file's owner
+ * could truncate it under us, and a read of the mapping past the new end
+ * would kill the process (SIGBUS).  A file that shrinks while read is an
+ * error (EIO); what it grows later is not seen.
+ */
+int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int write_full(int fd, const void *buf, size_t len);
 int fsync_dir_of(const char *path);
@@ -114,7 +122,7 @@ static inline void put_le64(void *p, uint64_t v)
 struct cowmap_log {
 	int fd;
 	char *name;
-	const uint8_t *map;	/* whole file, read-only (NULL if empty) */
+	const uint8_t *map;	/* whole file as read at open, read-only (NULL if empty) */
 	uint64_t map_len;
 	uint64_t pos;		/* iteration cursor */
 	uint64_t seq;		/* next expected seq while iterating */

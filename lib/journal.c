@@ -35,7 +35,10 @@
  *
  * The merge lock is flock(LOCK_EX) on the file itself: it is released
  * when the process dies, and it serializes merges, commits and
- * recoveries of one file (other flock users of the file wait too).
+ * recoveries of one file (other flock users of the file wait too).  Anyone
+ * who can read the file can hold it, so the wait is bounded
+ * (cowmap_set_lock_wait(), 10 s by default) and the error names the
+ * holder's pid when /proc/locks tells it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -472,7 +477,6 @@ static int jview_apply(const struct jview *v, int fd, const char *path, bool old
 static int map_journal(int fd, const char *name, struct jview *v)
 {
 	struct stat st;
-	void *p;
 
 	memset(v, 0, sizeof(*v));
 	v->name = name;
@@ -481,11 +485,7 @@ static int map_journal(int fd, const char *name, struct jview *v)
 	v->len = (uint64_t)st.st_size;
 	if (!v->len)
 		return 0;
-	p = mmap(NULL, v->len, PROT_READ, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return err_set(errno, "%s: mmap: %s", name, strerror(errno));
-	v->m = p;
-	return 0;
+	return read_whole(fd, name, v->len, &v->m);
 }
 
 int journal_apply(struct journal *j)
@@ -685,14 +685,79 @@ out:
 	return ret;
 }
 
+static int lock_wait_ms = 10000;
+
+COWMAP_EXPORT void cowmap_set_lock_wait(int ms)
+{
+	__atomic_store_n(&lock_wait_ms, ms < 0 ? -1 : ms, __ATOMIC_RELAXED);
+}
+
+/* The pid of a process holding a flock on @fd's file, from /proc/locks;
+ * 0 if not found. */
+static long lock_holder(int fd)
+{
+	char line[256], want[64];
+	struct stat st;
+	long pid = 0;
+	FILE *f;
+
+	if (fstat(fd, &st) < 0)
+		return 0;
+	snprintf(want, sizeof(want), " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long long)st.st_ino);
+	f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	while (!pid && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, want);
+		long v;
+
+		if (!p || strstr(line, "->") || !strstr(line, "FLOCK"))
+			continue;
+		*p = '\0';		/* "N: FLOCK ADVISORY WRITE PID" */
+		p = strrchr(line, ' ');
+		v = p ? strtol(p + 1, NULL, 10) : 0;
+		if (v > 0)
+			pid = v;
+	}
+	fclose(f);
+	return pid;
+}
+
+static int lock_bounded(const char *path, int fd)
+{
+	int wait = __atomic_load_n(&lock_wait_ms, __ATOMIC_RELAXED);
+	struct timespec step = { 0, 20 * 1000 * 1000 };
+	long waited = 0, pid;
+	char who[64] = "";
+
+	for (;;) {
+		if (flock(fd, LOCK_EX | (wait < 0 ? 0 : LOCK_NB)) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return err_set(errno, "%s: lock: %s", path, strerror(errno));
+		if (waited >= wait)
+			break;
+		nanosleep(&step, NULL);
+		waited += 20;
+	}
+	pid = lock_holder(fd);
+	if (pid)
+		snprintf(who, sizeof(who), " (pid %ld holds it)", pid);
+	return err_set(EWOULDBLOCK, "%s: locked by another process%s for %d.%03d s: a merge or "
+		       "recovery of the file, or any program with a flock on it; try again "
+		       "later or wait longer (--wait SECONDS)", path, who, wait / 1000,
+		       wait % 1000);
+}
+
 int journal_lock_and_recover(const char *path, int fd, bool can_write,
 			     unsigned int flags)
 {
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR)
-			return err_set(errno, "%s: lock: %s", path, strerror(errno));
-	}
-	return do_recover(path, fd, can_write, flags);
+	int ret = lock_bounded(path, fd);
+
+	return ret ? ret : do_recover(path, fd, can_write, flags);
 }
 
 COWMAP_EXPORT int cowmap_recover(const char *path, unsigned int flags)

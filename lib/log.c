@@ -299,13 +299,9 @@ static int log_open_common(int fd, const char *name, unsigned int flags,
 	log->map_len = (uint64_t)st.st_size;
 	log->info.log_size = log->map_len;
 	if (log->map_len) {
-		void *p = mmap(NULL, log->map_len, PROT_READ, MAP_SHARED, fd, 0);
-
-		if (p == MAP_FAILED) {
-			ret = err_set(errno, "%s: mmap: %s", name, strerror(errno));
+		ret = read_whole(fd, name, log->map_len, &log->map);
+		if (ret)
 			goto err_free;
-		}
-		log->map = p;
 	}
 	ret = validate_header(log);
 	if (ret)

@@ -59,6 +59,21 @@ struct act {
 
 enum sink_mode { SINK_COUNT, SINK_JOURNAL, SINK_FILE };
 
+/*
+ * Conflicts kept for cowmap_merge_conflict(): the first MAX_KEPT_CONFLICTS;
+ * later ones are only counted (in the stats), so a log with millions of
+ * stale bytes costs neither memory nor time per conflict.
+ */
+#define MAX_KEPT_CONFLICTS 1000
+
+/* A conflict that covers the byte before (touched_prev) or this byte
+ * (touched_cur): its key, and its index in conf (SIZE_MAX: only counted). */
+struct touch {
+	uint32_t rank;		/* 0: stale, 1: logs (the order decide() adds them) */
+	int32_t a, b;
+	size_t idx;
+};
+
 struct cowmap_merge {
 	char *file_path;
 	char *out_path;
@@ -70,8 +85,8 @@ struct cowmap_merge {
 
 	struct cowmap_conflict *conf;
 	size_t n_conf, cap_conf;
-	size_t *touched_prev, *touched_cur;
-	size_t n_prev, n_cur;
+	struct touch *touched_prev, *touched_cur;
+	size_t n_prev, n_cur, cursor;
 	uint64_t touched_at;
 
 	char **warn;
@@ -814,25 +829,45 @@ static int emit_diff_runs(struct cowmap_merge *m, uint64_t pos, const uint8_t *n
 	return 0;
 }
 
+static int touch_cmp(const struct touch *x, const struct touch *y)
+{
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	return x->b < y->b ? -1 : x->b > y->b;
+}
+
+/*
+ * Byte @x is in conflict: extend the conflict of the same kind and logs
+ * that covers byte x-1, or start one.  decide() adds the conflicts of a
+ * byte in one order (stale ones by log, then the log pairs), so those of
+ * byte x-1 are walked once with a cursor: the work per byte is linear in
+ * the number of logs covering it.
+ */
 static int add_conflict(struct cowmap_merge *m, uint32_t kind, uint32_t a, int32_t b,
 			uint64_t x, uint8_t f, uint8_t va, uint8_t vb)
 {
 	bool resolved = m->flags & (COWMAP_MERGE_PREFER_FIRST | COWMAP_MERGE_PREFER_LAST);
+	struct touch key = { kind == COWMAP_CONFLICT_STALE ? 0 : 1, (int32_t)a, b, SIZE_MAX };
 	struct cowmap_conflict *c;
 
 	if (x != m->touched_at) {
-		size_t *t = m->touched_prev;
+		struct touch *t = m->touched_prev;
 
 		m->touched_prev = m->touched_cur;
 		m->touched_cur = t;
 		m->n_prev = m->touched_at + 1 == x ? m->n_cur : 0;
 		m->n_cur = 0;
+		m->cursor = 0;
 		m->touched_at = x;
 	}
-	for (size_t i = 0; i < m->n_prev; i++) {
-		c = &m->conf[m->touched_prev[i]];
-		if (c->kind == kind && c->log_a == (int32_t)a && c->log_b == b &&
-		    c->offset + c->length == x) {
+	while (m->cursor < m->n_prev && touch_cmp(&m->touched_prev[m->cursor], &key) < 0)
+		m->cursor++;
+	if (m->cursor < m->n_prev && !touch_cmp(&m->touched_prev[m->cursor], &key)) {
+		key.idx = m->touched_prev[m->cursor++].idx;
+		if (key.idx != SIZE_MAX) {
+			c = &m->conf[key.idx];
 			if (c->length < COWMAP_CONFLICT_PREVIEW) {
 				c->file[c->length] = f;
 				c->a[c->length] = va;
@@ -840,10 +875,20 @@ static int add_conflict(struct cowmap_merge *m, uint32_t kind, uint32_t a, int32
 				c->preview_len++;
 			}
 			c->length++;
-			m->st.conflict_bytes++;
-			m->touched_cur[m->n_cur++] = m->touched_prev[i];
-			return 0;
 		}
+		m->st.conflict_bytes++;
+		m->touched_cur[m->n_cur++] = key;
+		return 0;
+	}
+	m->st.conflicts++;
+	if (!resolved)
+		m->st.unresolved++;
+	m->st.conflict_bytes++;
+	if (!resolved)
+		m->sink_stopped = true;
+	if (m->n_conf >= MAX_KEPT_CONFLICTS) {
+		m->touched_cur[m->n_cur++] = key;	/* counted, not kept */
+		return 0;
 	}
 	if (m->n_conf == m->cap_conf) {
 		size_t cap = m->cap_conf ? 2 * m->cap_conf : 16;
@@ -866,13 +911,8 @@ static int add_conflict(struct cowmap_merge *m, uint32_t kind, uint32_t a, int32
 	c->file[0] = f;
 	c->a[0] = va;
 	c->b[0] = vb;
-	m->touched_cur[m->n_cur++] = m->n_conf++;
-	m->st.conflicts++;
-	if (!resolved)
-		m->st.unresolved++;
-	m->st.conflict_bytes++;
-	if (!resolved)
-		m->sink_stopped = true;
+	key.idx = m->n_conf++;
+	m->touched_cur[m->n_cur++] = key;
 	return 0;
 }
 
@@ -1063,8 +1103,8 @@ static int plan(struct cowmap_merge *m)
 	h.v = calloc(nl ? nl : 1, sizeof(*h.v));
 	act = calloc(nl ? nl : 1, sizeof(*act));
 	ch = calloc(nl ? nl : 1, sizeof(*ch));
-	m->touched_prev = calloc(2 * nl + 2, sizeof(size_t));
-	m->touched_cur = calloc(2 * nl + 2, sizeof(size_t));
+	m->touched_prev = calloc(2 * nl + 2, sizeof(*m->touched_prev));
+	m->touched_cur = calloc(2 * nl + 2, sizeof(*m->touched_cur));
 	if (!h.v || !act || !ch || !m->touched_prev || !m->touched_cur) {
 		ret = err_set(ENOMEM, "out of memory");
 		goto out;

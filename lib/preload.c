@@ -199,7 +199,9 @@ static int new_session(struct target *t, int fd, const struct stat *st)
 		close(dfd);
 		return -err;
 	}
-	fchmod(lfd, (st->st_mode & 0666) | 0600);
+	/* mkostemp made it 0600, and so it stays: the log holds the file's
+	 * old and new bytes, whatever the file's mode (a 0666 file can be
+	 * private to a 0700 directory) and the umask. */
 	memset(&b, 0, sizeof(b));
 	b.fd = fd;
 	b.log_fd = lfd;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -406,3 +407,28 @@ void crash_point(const char *what)
 		raise(SIGKILL);
 }
 #endif /* COWMAP_TEST_HOOKS */
+
+int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
+{
+	uint8_t *p;
+	int ret;
+
+	if (len > SIZE_MAX)
+		return err_set(EFBIG, "%s: too large to read", name);
+	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return err_set(errno, "%s: cannot allocate %llu bytes to read it: %s", name,
+			       (unsigned long long)len, strerror(errno));
+	ret = pread_full(fd, p, (size_t)len, 0);
+	if (ret) {
+		munmap(p, (size_t)len);
+		if (ret == -ENODATA)
+			return err_set(EIO, "%s: shrank below its %llu bytes while it "
+				       "was read (another program truncated it)", name,
+				       (unsigned long long)len);
+		return err_set(-ret, "%s: read: %s", name, strerror(-ret));
+	}
+	mprotect(p, (size_t)len, PROT_READ);
+	*mapp = p;
+	return 0;
+}

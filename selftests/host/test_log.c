@@ -136,6 +136,8 @@ TEST(exported_symbols)
 
 		EXPECT(p != NULL, "%s@COWMAP_1.0 not exported", api[i]);
 	}
+	EXPECT(dlvsym(h, "cowmap_set_lock_wait", "COWMAP_1.1") != NULL,
+	       "cowmap_set_lock_wait@COWMAP_1.1 not exported");
 	for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
 		EXPECT(dlsym(h, hidden[i]) == NULL, "%s is exported", hidden[i]);
 	dlclose(h);
