@@ -12,6 +12,8 @@
  *                 (old: EMSGSIZE for the whole dump)
  *  dump_order     a session whose bind stalled (id 1, joins the list
  *                 second) is listed (old: skipped by every dump)
+ *  dump_creds     a dump asked by uid 1000 and read as euid 0 lists
+ *                 uid 1000's sessions only (old: root's too)
  *  header_race    two sessions DRAIN_FD into one empty file at once:
  *                 exactly one succeeds, the other gets ENOTEMPTY, the log
  *                 has one header (old: both succeed, two headers)
@@ -23,6 +25,8 @@
  * $COWMAP_NLSTALL_TESTS (comma-separated names) runs only those tests.
  */
 #include <pthread.h>
+#include <sys/prctl.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -501,6 +505,151 @@ TEST_F_TIMEOUT(nl, dump_order, 120)
 	free(bp);
 	free(lp);
 	free(c);
+}
+
+/* ------------------------------------------------------- dump_creds -- */
+
+#define CRED_SESSIONS	8
+
+/*
+ * dump_creds: who may see which session is decided when a dump starts,
+ * from the requester, not from whoever reads its later chunks.  A process
+ * of uid 1000 (saved uid 0) binds CRED_SESSIONS sessions with ~3,600-byte
+ * paths, so the dump needs several chunks; root then binds one; the
+ * process asks for the dump as euid 1000 (the first chunk is built then),
+ * becomes euid 0 again and reads the rest, as a setuid program handed the
+ * socket would.  Only uid 1000's sessions may be listed, all of them.
+ */
+TEST_F(nl, dump_creds)
+{
+	struct { volatile int state; uint64_t root_id; int listed, mine, roots; } *sh;
+	char comp[201], *dir = calloc(1, PATH_MAX), *bp;
+	uint64_t rid;
+	size_t len;
+	pid_t pid;
+	int dev;
+
+	sh = shared(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	ASSERT_NE(NULL, dir);
+	memset(comp, 'c', 200);
+	comp[200] = 0;
+	ASSERT_EQ(0, chmod(self->dir, 0755));	/* uid 1000 opens files below */
+	len = snprintf(dir, PATH_MAX, "%s", self->dir);
+	while (len + 1 + 200 < 3600) {
+		len += snprintf(dir + len, PATH_MAX - len, "/%s", comp);
+		ASSERT_EQ(0, mkdir(dir, 0755));
+	}
+	for (int i = 0; i < CRED_SESSIONS; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "file%d", i);
+		bp = make_file(dir, name, 64);
+		ASSERT_NE(NULL, bp);
+		ASSERT_EQ(0, chmod(bp, 0644));
+		free(bp);
+	}
+	bp = make_file(self->dir, "root-file", 64);
+	ASSERT_NE(NULL, bp);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		uint8_t buf[65536] __attribute__((aligned(8)));
+		struct nlu_family f;
+		int devs[CRED_SESSIONS], sk, done = 0;
+		uint8_t req[NLMSG_LENGTH(GENL_HDRLEN)] __attribute__((aligned(8))) = { 0 };
+		struct nlmsghdr *nh = (struct nlmsghdr *)req;
+		struct genlmsghdr *gh = NLMSG_DATA(nh);
+
+		if (setgroups(0, NULL) || setresgid(1000, 1000, 0) ||
+		    setresuid(1000, 1000, 0))
+			_exit(126);
+		prctl(PR_SET_DUMPABLE, 1);
+		for (int i = 0; i < CRED_SESSIONS; i++) {
+			char *p, name[32];
+
+			snprintf(name, sizeof(name), "file%d", i);
+			p = cm_path(dir, name);
+			devs[i] = open_session(p, -1, NULL);
+			free(p);
+			if (devs[i] < 0)
+				_exit(2);
+		}
+		sh->state = 1;
+		while (sh->state < 2)
+			usleep(1000);
+		/* Opened and asked as euid 1000, without capabilities. */
+		sk = nlu_socket();
+		if (sk < 0 || nlu_resolve(sk, &f))
+			_exit(3);
+		close(sk);
+		sk = nlu_socket();
+		if (sk < 0)
+			_exit(3);
+		nh->nlmsg_len = sizeof(req);
+		nh->nlmsg_type = f.id;
+		nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+		nh->nlmsg_seq = 77;
+		gh->cmd = COWMAP_CMD_GET_SESSION;
+		gh->version = 1;
+		if (nlu_send(sk, req, sizeof(req)))
+			_exit(4);
+		/* The reader of the later chunks is euid 0. */
+		if (setresuid(-1, 0, -1))
+			_exit(5);
+		while (!done) {
+			ssize_t n = recv(sk, buf, sizeof(buf), 0);
+			size_t left;
+
+			if (n <= 0)
+				_exit(6);
+			left = n;
+			for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, left);
+			     nh = NLMSG_NEXT(nh, left)) {
+				const uint8_t *p = (const uint8_t *)NLMSG_DATA(nh) + GENL_HDRLEN;
+				const struct nlattr *nest, *a;
+				uint32_t uid = 0;
+
+				if (nh->nlmsg_type == NLMSG_DONE || nh->nlmsg_type == NLMSG_ERROR) {
+					done = 1;
+					break;
+				}
+				nest = nlu_find(p, nh->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN),
+						COWMAP_A_SESSION);
+				if (!nest)
+					continue;
+				a = nlu_find((const uint8_t *)nest + NLA_HDRLEN,
+					     nest->nla_len - NLA_HDRLEN, COWMAP_SESSION_A_UID);
+				if (a && a->nla_len >= NLA_HDRLEN + 4)
+					memcpy(&uid, (const uint8_t *)a + NLA_HDRLEN, 4);
+				sh->listed++;
+				if (uid == 1000)
+					sh->mine++;
+				else
+					sh->roots++;
+			}
+		}
+		for (int i = 0; i < CRED_SESSIONS; i++)
+			close(devs[i]);
+		_exit(0);
+	}
+	while (sh->state < 1 && !waitpid(pid, NULL, WNOHANG))
+		usleep(1000);
+	ASSERT_EQ(1, sh->state) TH_LOG("uid 1000 could not bind its sessions");
+	dev = open_session(bp, -1, &rid);
+	ASSERT_LE(0, dev);
+	sh->root_id = rid;
+	sh->state = 2;
+	EXPECT_EQ(0, child_code_ok(pid));
+	TH_LOG("dump asked as uid 1000, read as euid 0: %d sessions, %d of uid 1000, %d of others",
+	       sh->listed, sh->mine, sh->roots);
+	EXPECT_EQ(0, sh->roots) TH_LOG("root's sessions listed to a uid 1000 dump");
+	EXPECT_EQ(CRED_SESSIONS, sh->mine);
+	close(dev);
+	free(bp);
+	free(dir);
+	munmap(sh, sizeof(*sh));
 }
 
 /* ------------------------------------------------------ header_race -- */
