@@ -62,21 +62,6 @@
 #define BUS_MCEERR_AR	4
 #endif
 
-/* A test named in $COWMAP_HOSTILE_TESTS (or every test without it). */
-static int selected(const char *name)
-{
-	const char *l = getenv("COWMAP_HOSTILE_TESTS");
-	size_t n = strlen(name);
-
-	if (!l || !*l)
-		return 1;
-	for (const char *p = l; (p = strstr(p, name)); p += n) {
-		if ((p == l || p[-1] == ',') && (p[n] == ',' || !p[n]))
-			return 1;
-	}
-	return 0;
-}
-
 /* In a child: become @uid (and gid) for good; _exit(126) if not. */
 static void become(uid_t uid)
 {
@@ -100,15 +85,6 @@ static int child_code(pid_t pid)
 	if (st == -1)
 		return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Shared (across fork) anonymous memory. */
-static void *shared(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
 }
 
 /* /proc/meminfo MemTotal in pages. */
@@ -296,7 +272,7 @@ FIXTURE_SETUP(hostile)
 	self->dir = NULL;
 	self->nx[0] = self->ramfs[0] = 0;
 	self->restore_total = self->restore_user = 0;
-	if (!selected(_metadata->name))
+	if (!cm_selected("COWMAP_HOSTILE_TESTS", _metadata->name))
 		CM_SETUP_SKIP("not in $COWMAP_HOSTILE_TESTS");
 	CM_SKIP_IF_NO_DEVICE();
 	if (geteuid())
@@ -468,7 +444,7 @@ struct hog {
  */
 TEST_F_TIMEOUT(hostile, pin_hog, 600)
 {
-	struct hog *h = shared(sizeof(*h));
+	struct hog *h = cm_shared(sizeof(*h));
 	uint64_t cap, bound, slack = 64, size;
 	char *bp = cm_path(self->dir, "sparse");
 	pid_t by, hog;
@@ -572,7 +548,7 @@ TEST_F_TIMEOUT(hostile, ring_cap, 300)
 	uint64_t ring_pages = ((uint64_t)COWMAP_RING_MAX * sizeof(struct cowmap_event) +
 			       2 * PG - 1) / (2 * PG);
 	char *bp = make_file(self, "backing", 1, PGS(4), NULL);
-	int *res = shared(2 * sizeof(int));
+	int *res = cm_shared(2 * sizeof(int));
 	uint64_t cap, bound;
 	int have;
 	pid_t pid;
@@ -783,7 +759,7 @@ TEST_F_TIMEOUT(hostile, final_drain_fsize, 120)
 	uint8_t *img = malloc(PGS(NPAGES));
 	char *bp = make_file(self, "backing", 51, PGS(NPAGES), base);
 	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
-	uint64_t *limit = shared(sizeof(*limit));
+	uint64_t *limit = cm_shared(sizeof(*limit));
 	struct stat st;
 	pid_t pid;
 	long n;
@@ -882,7 +858,7 @@ TEST_F(hostile, fd_passing)
 {
 	char *bp = make_file(self, "secret", 7, PGS(4), NULL);
 	char *lp = cm_path(self->dir, "stolen.log");
-	uint64_t *id = shared(sizeof(*id));
+	uint64_t *id = cm_shared(sizeof(*id));
 	pid_t pid;
 
 	ASSERT_NE(NULL, bp);
@@ -970,7 +946,7 @@ TEST_F(hostile, nondumpable)
 {
 	char *bp = make_file(self, "private", 9, PGS(4), NULL);
 	char *lp = cm_path(self->dir, "peek.log");
-	struct { volatile int state; uint64_t id; } *sh = shared(sizeof(*sh));
+	struct { volatile int state; uint64_t id; } *sh = cm_shared(sizeof(*sh));
 	pid_t binder, peer;
 
 	ASSERT_NE(NULL, bp);
@@ -1091,7 +1067,7 @@ TEST_F(hostile, events_group)
 TEST_F(hostile, pidns_pid)
 {
 	char *bp = make_file(self, "backing", 9, PGS(4), NULL);
-	uint32_t *got = shared(sizeof(*got));
+	uint32_t *got = cm_shared(sizeof(*got));
 	struct cowmap_bind bd;
 	uint32_t pid_here = 0;
 	int bfd, dev, err;

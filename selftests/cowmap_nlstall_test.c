@@ -39,28 +39,6 @@
 #define NPAGES		16
 #define STALL_MS	3000	/* a probe must answer within this */
 
-static int selected(const char *name)
-{
-	const char *l = getenv("COWMAP_NLSTALL_TESTS");
-	size_t n = strlen(name);
-
-	if (!l || !*l)
-		return 1;
-	for (const char *p = l; (p = strstr(p, name)); p += n) {
-		if ((p == l || p[-1] == ',') && (p[n] == ',' || !p[n]))
-			return 1;
-	}
-	return 0;
-}
-
-static void *shared(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
 static uint64_t now_ms(void)
 {
 	return cm_now_ns() / 1000000;
@@ -131,7 +109,7 @@ FIXTURE_SETUP(nl)
 	self->fsfd = -1;
 	self->guard = 0;
 	self->frozen = 0;
-	if (!selected(_metadata->name))
+	if (!cm_selected("COWMAP_NLSTALL_TESTS", _metadata->name))
 		CM_SETUP_SKIP("not in $COWMAP_NLSTALL_TESTS");
 	CM_SKIP_IF_NO_DEVICE();
 	if (geteuid())
@@ -240,7 +218,7 @@ struct probe {
  */
 TEST_F_TIMEOUT(nl, genl_stall, 120)
 {
-	struct probe *pr = shared(sizeof(*pr));
+	struct probe *pr = cm_shared(sizeof(*pr));
 	char *bp = make_file(self->dir, "backing", NPAGES * PG);
 	char *lp = cm_path(self->dir, "log");
 	int lfd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -452,7 +430,7 @@ TEST_F(nl, dump_long_path)
 TEST_F_TIMEOUT(nl, dump_order, 120)
 {
 	struct dump_ctx *c = calloc(1, sizeof(*c));
-	uint64_t *ida = shared(sizeof(*ida));
+	uint64_t *ida = cm_shared(sizeof(*ida));
 	char *ap = make_file(self->dir, "a", PG), *bp = make_file(self->dir, "b", PG);
 	char *lp = cm_path(self->dir, "alog");
 	int lfd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -529,7 +507,7 @@ TEST_F(nl, dump_creds)
 	pid_t pid;
 	int dev;
 
-	sh = shared(sizeof(*sh));
+	sh = cm_shared(sizeof(*sh));
 	ASSERT_NE(NULL, sh);
 	ASSERT_NE(NULL, dir);
 	memset(comp, 'c', 200);

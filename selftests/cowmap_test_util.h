@@ -685,4 +685,28 @@ static inline int cm_wait(pid_t pid)
 	return st;
 }
 
+/* 1 if @name is in the comma-separated list $@env, or the list is unset. */
+static inline int cm_selected(const char *env, const char *name)
+{
+	const char *l = getenv(env);
+	size_t n = strlen(name);
+
+	if (!l || !*l)
+		return 1;
+	for (const char *p = l; (p = strstr(p, name)); p += n) {
+		if ((p == l || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+	}
+	return 0;
+}
+
+/* @len bytes of memory shared with forked children, or NULL. */
+static inline void *cm_shared(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 #endif /* COWMAP_TEST_UTIL_H */
