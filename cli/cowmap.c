@@ -78,7 +78,7 @@ const struct subcommand subcommands[] = {
 	  "the prototype's demo, end to end: writers, logs, merges, a conflict",
 	  "  -k, --keep           keep the work directory\n"),
 	CMD("help", help_main, "[SUBCOMMAND]", "show this help, or a subcommand's", NULL),
-	HIDDEN("__complete", complete_main, "sessions|subcommands|config-keys|options SUBCOMMAND",
+	HIDDEN("__complete", complete_main, "sessions|subcommands|config-keys|options|value-options SUBCOMMAND",
 	       "values for shell completion, one per line"),
 	HIDDEN("__demo-writer", demo_writer_main, "NAME READY_FD GO_FD [FILE OLD NEW]...",
 	       "the writer program of cowmap demo"),

@@ -148,8 +148,8 @@ uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len);
  *	COWMAP_LOG_TORN_ZERO, zero bytes (the file was extended but its data
  *	not written before a crash); COWMAP_LOG_TORN_CRC, a whole last
  *	record whose checksum is wrong (damage, or a crash that left part of
- *	the record's data unwritten).  Since libcowmap 1.2; older versions
- *	leave it 0 (it was reserved, always zero).
+ *	the record's data unwritten).  Earlier libcowmap 1.x releases leave
+ *	it 0 (it was reserved, always zero): 0 with @torn set means unknown.
  * @reserved0: zero.
  * @torn_offset: byte offset of the torn record.
  * @reserved: zero.
@@ -374,7 +374,7 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w);
 #define COWMAP_MERGE_PREFER_FIRST	(1U << 2)  /* first log wins conflicts */
 #define COWMAP_MERGE_PREFER_LAST	(1U << 3)  /* last log wins conflicts */
 #define COWMAP_MERGE_TRUST_ALL_LOGS	(1U << 4)  /* logs of any owner (below) */
-#define COWMAP_MERGE_STRICT		(1U << 5)  /* a torn tail is an error (1.2) */
+#define COWMAP_MERGE_STRICT		(1U << 5)  /* a torn tail is an error (below) */
 
 /* struct cowmap_conflict.kind */
 #define COWMAP_CONFLICT_LOGS	1	/* two logs, different new bytes */
@@ -432,8 +432,8 @@ struct cowmap_conflict {
  * @recovered: 1 if an interrupted merge was completed first, 2 if an
  *	incomplete journal was dropped.
  * @crc_tail_logs: of @torn_logs, those whose whole last record failed its
- *	checksum (COWMAP_LOG_TORN_CRC); since libcowmap 1.2 (it was reserved,
- *	always zero).
+ *	checksum (COWMAP_LOG_TORN_CRC); earlier libcowmap 1.x releases leave
+ *	it 0 (it was reserved, always zero).
  * @reserved: zero.
  */
 struct cowmap_merge_stats {
@@ -462,6 +462,11 @@ struct cowmap_merge;
  * @mp: (out) the merge.
  *
  * Nothing is opened until cowmap_merge_run().
+ *
+ * COWMAP_MERGE_STRICT makes any torn tail (struct cowmap_log_info's
+ * @torn, whatever @torn_kind) fail cowmap_merge_run() with
+ * -COWMAP_EBADLOG before anything is written; earlier libcowmap 1.x
+ * releases refuse the flag (-EINVAL).
  *
  * Return: 0, -EINVAL (flags), -ENOMEM.
  */
@@ -616,7 +621,8 @@ void cowmap_merge_free(struct cowmap_merge *m);
  * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL if the journal is
  * complete but corrupt, belongs to another file, or the file changed
  * since (it is left in place); -EPERM (untrusted journal); -EFBIG;
- * -errno.
+ * -EISDIR or -EINVAL if @path is a directory or not a regular file (a
+ * directory has no journal: that is not COWMAP_RECOVER_NONE); -errno.
  */
 int cowmap_recover(const char *path, unsigned int flags);
 
