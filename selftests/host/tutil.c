@@ -102,13 +102,31 @@ bool file_is(const char *path, const void *data, size_t len)
 	return ok;
 }
 
+/* A file's bytes as a string ("" if it cannot be read); read_file()
+ * does not NUL-terminate. */
+static char *read_text(const char *path)
+{
+	size_t len;
+	uint8_t *d = read_file(path, &len);
+	char *s;
+
+	if (!d)
+		return strdup("");
+	s = realloc(d, len + 1);
+	if (!s) {
+		free(d);
+		return strdup("");
+	}
+	s[len] = 0;
+	return s;
+}
+
 /* Run the (test build's) cowmap CLI with @argv (NULL-terminated) as @uid
  * (-1: as root) in a directory of the tests. */
 struct cli_res run_cli(int uid, const char *const *argv)
 {
 	struct cli_res r = { -1, NULL, NULL };
 	char *op = tpath("cli.stdout"), *ep = tpath("cli.stderr");
-	size_t len;
 	int st;
 	pid_t pid;
 
@@ -129,12 +147,8 @@ struct cli_res run_cli(int uid, const char *const *argv)
 	}
 	if (waitpid(pid, &st, 0) == pid)
 		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r.out = (char *)read_file(op, &len);
-	r.err = (char *)read_file(ep, &len);
-	if (!r.out)
-		r.out = strdup("");
-	if (!r.err)
-		r.err = strdup("");
+	r.out = read_text(op);
+	r.err = read_text(ep);
 	return r;
 }
 
