@@ -145,10 +145,11 @@ uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len);
  *	on are not the log's records (@torn_kind says why).
  * @torn_kind: why (0 if @torn is 0): COWMAP_LOG_TORN_SHORT, a record
  *	cut short by the end of the file (an interrupted append);
- *	COWMAP_LOG_TORN_ZERO, zero bytes (the file was extended but its data
- *	not written before a crash); COWMAP_LOG_TORN_CRC, a whole last
- *	record whose checksum is wrong (damage, or a crash that left part of
- *	the record's data unwritten).  Earlier libcowmap 1.x releases leave
+ *	COWMAP_LOG_TORN_ZERO, zero bytes to the end of the file from where a
+ *	record should start or from a 512-byte boundary inside the last
+ *	record (the file was extended but its last blocks not written before
+ *	a crash); COWMAP_LOG_TORN_CRC, any other whole last record whose
+ *	checksum is wrong (damage).  Earlier libcowmap 1.x releases leave
  *	it 0 (it was reserved, always zero): 0 with @torn set means unknown.
  * @reserved0: zero.
  * @torn_offset: byte offset of the torn record.
@@ -178,7 +179,7 @@ struct cowmap_log_info {
 
 /* struct cowmap_log_info.torn_kind */
 #define COWMAP_LOG_TORN_SHORT	1	/* last record cut short by the end of the file */
-#define COWMAP_LOG_TORN_ZERO	2	/* zero bytes where a record should start */
+#define COWMAP_LOG_TORN_ZERO	2	/* zero bytes to the end: unwritten blocks */
 #define COWMAP_LOG_TORN_CRC	3	/* whole last record, wrong checksum */
 
 /**
@@ -219,7 +220,8 @@ struct cowmap_log;
  * records.  A tail is torn only at the end of the file: a record cut short
  * by the end of the file, zero bytes up to the end, or a whole last record
  * whose checksum is wrong with nothing but zero bytes after it
- * (COWMAP_LOG_TORN_CRC, which callers may want to treat as damage: see
+ * (COWMAP_LOG_TORN_CRC unless the zeros start at a 512-byte boundary
+ * inside it; callers may want to treat it as damage: see
  * COWMAP_MERGE_STRICT).  Damage anywhere else is -COWMAP_EBADLOG.
  *
  * Return: 0; -COWMAP_EBADLOG with the byte offset of the problem in

@@ -189,6 +189,24 @@ static uint64_t next_record_after(const struct cowmap_log *log, uint64_t p, uint
 	return 0;
 }
 
+/*
+ * A crash after the file was extended but before all of its last blocks
+ * were written leaves zero bytes from a block boundary on.  The last
+ * record (at @p, @total bytes, whole in the file, failing its checksum)
+ * looks like that if every byte from a 512-byte boundary inside it to the
+ * end of the file is zero; otherwise it is damage (COWMAP_LOG_TORN_CRC).
+ */
+static bool unwritten_blocks(const struct cowmap_log *log, uint64_t p, uint64_t total)
+{
+	const uint8_t *m = log->map;
+	uint64_t end = log->map_len, z = end;
+
+	while (z > p && !m[z - 1])
+		z--;			/* m[z..end) is the run of zero bytes */
+	z = (z + 511) & ~(uint64_t)511;
+	return z > p && z < p + total;
+}
+
 static int validate_records(struct cowmap_log *log)
 {
 	const uint8_t *m = log->map;
@@ -241,8 +259,13 @@ static int validate_records(struct cowmap_log *log)
 		want = log_rec_crc(r, total);
 		if (crc != want) {
 			if (total == rem || mem_is_zero(r + total, rem - total)) {
-				set_torn(log, p, seq, COWMAP_LOG_TORN_CRC,
-					 "whole last record fails its checksum");
+				if (unwritten_blocks(log, p, total))
+					set_torn(log, p, seq, COWMAP_LOG_TORN_ZERO,
+						 "zero bytes from a block boundary inside the "
+						 "last record to the end of the file");
+				else
+					set_torn(log, p, seq, COWMAP_LOG_TORN_CRC,
+						 "whole last record fails its checksum");
 				break;
 			}
 			return BAD(log, p, "record %llu: CRC mismatch (stored 0x%08x, computed 0x%08x) "

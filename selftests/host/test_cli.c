@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -49,6 +50,22 @@ static uint8_t *file_and_log(const char *file, const char *log, size_t *size,
 			*last = *size - COWMAP_LOG_REC_SIZE(2);
 		return d;
 	}
+}
+
+/* Open @len bytes as a log, through a memfd. */
+static int open_mem(const uint8_t *data, size_t len, struct cowmap_log **l)
+{
+	int fd = memfd_create("log", MFD_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, data, len, 0) != (ssize_t)len) {
+		close(fd);
+		return -EIO;
+	}
+	ret = cowmap_log_open_fd(fd, "mem.log", 0, l);
+	close(fd);
+	return ret;
 }
 
 /* The three kinds of tail, as libcowmap and 'log show' see them. */
@@ -96,6 +113,40 @@ TEST(cli_log_show_torn_kinds)
 	cowmap_log_info(l, &in);
 	EXPECT(!in.torn && !in.torn_kind && in.records == 2, "whole: torn %u", in.torn);
 	cowmap_log_close(l);
+
+	/* A crash that left the last blocks of a big last record unwritten:
+	 * zeros from a 512-byte boundary inside it to the end of the file are
+	 * a torn tail; zeros with a byte after them are damage. */
+	{
+		static uint8_t old[1500], nw[1500];
+		const struct chg big[] = { { 0, 2, "ab", "XY" }, { 2, 1500, old, nw } };
+		char *blog = tpath("kinds-big.log");
+		uint64_t blast, q;
+		uint8_t *b;
+		size_t bsize;
+
+		memset(nw, 'N', sizeof(nw));
+		ASSERT(!mklog(blog, file, big, 2), "big: %s", cowmap_errmsg());
+		b = read_file(blog, &bsize);
+		ASSERT(b, "read");
+		blast = bsize - COWMAP_LOG_REC_SIZE(1500);
+		q = (blast + 600) & ~(uint64_t)511;	/* a boundary inside it */
+		ASSERT(q > blast + 40 && q < bsize, "layout %llu %llu", (unsigned long long)blast,
+		       (unsigned long long)q);
+		memset(b + q, 0, bsize - q);
+		ASSERT(!open_mem(b, bsize, &l), "%s", cowmap_errmsg());
+		cowmap_log_info(l, &in);
+		EXPECT(in.torn && in.torn_kind == COWMAP_LOG_TORN_ZERO && in.torn_offset == blast &&
+		       in.records == 1, "unwritten block: torn %u kind %u", in.torn, in.torn_kind);
+		cowmap_log_close(l);
+		b[bsize - 1] = 'N';	/* no block of zeros left inside: damage */
+		ASSERT(!open_mem(b, bsize, &l), "%s", cowmap_errmsg());
+		cowmap_log_info(l, &in);
+		EXPECT(in.torn && in.torn_kind == COWMAP_LOG_TORN_CRC && in.torn_offset == blast,
+		       "zeros off a boundary: torn %u kind %u", in.torn, in.torn_kind);
+		cowmap_log_close(l);
+		free(b);
+	}
 
 	/* log show: which of them it saw, and exit 4 for the damaged one. */
 	r = CLI("log", "show", cut);
