@@ -1027,7 +1027,7 @@ TEST_F(cli, log_show)
 	write_file(torn, buf, len - 20, 0644);
 	CLI(&r, "log", "show", torn);
 	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_NE(NULL, strstr(r.out, "Torn tail at byte")) SHOW(&r);
+	EXPECT_NE(NULL, strstr(r.out, "Torn:     tail at byte")) SHOW(&r);
 	EXPECT_NE(NULL, strstr(r.out, "Offset: 8, Length: 6")) SHOW(&r);
 	res_free(&r);
 	CLI(&r, "log", "show", "--json", torn);
