@@ -72,8 +72,9 @@ static void show_text(struct cowmap_log *log, const char *name,
 	printf("Log:      %s\n", esc(name));
 	printf("File:     ");
 	print_escaped(stdout, (const uint8_t *)in->path, strlen(in->path));
-	printf(" (dev %s, inode %llu, %llu bytes at bind)\n", fmt_dev(in->dev),
-	       (unsigned long long)in->ino, (unsigned long long)in->size);
+	printf(" (dev %s, inode %llu, %llu byte%s at bind)\n", fmt_dev(in->dev),
+	       (unsigned long long)in->ino, (unsigned long long)in->size,
+	       in->size == 1 ? "" : "s");
 	if (in->session_id)
 		printf("Session:  %llu, pid %u (%s), uid %u, bound %s\n",
 		       (unsigned long long)in->session_id, in->pid, esc(in->comm), in->uid,

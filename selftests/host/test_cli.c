@@ -314,6 +314,28 @@ TEST(cli_json_every_outcome)
 	EXPECT(r.status == 2 && json_valid(r.out) && has(r.out, "a log file is needed"),
 	       "usage: %d %s", r.status, r.out);
 	cli_free(&r);
+	/* The module's commands, where it is not loaded (always so on the
+	 * host): an object with "error", exit 1. */
+	if (access("/sys/module/cowmap", F_OK)) {
+		static const char *const cmds[][4] = {
+			{ "status", "--json" }, { "sessions", "--json" }, { "sessions", "--json", "5" },
+			{ "config", "--json" }, { "monitor", "--json", "-c", "1" },
+		};
+
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+			r = run_cli(-1, (const char *const[]){ "cowmap", cmds[i][0], cmds[i][1],
+							      cmds[i][2], cmds[i][3], NULL });
+			EXPECT(r.status == 1 && json_valid(r.out) && r.out[0] == '{' &&
+			       has(r.out, "\"error\":\""), "%s %s: %d %s", cmds[i][0],
+			       cmds[i][1], r.status, r.out);
+			cli_free(&r);
+		}
+	}
+	r = CLI("sessions", "--json", "x");
+	EXPECT(r.status == 2 && json_valid(r.out) && has(r.out, "is not a session id"),
+	       "usage: %d %s", r.status, r.out);
+	cli_free(&r);
+
 	/* Without --json: no JSON. */
 	r = CLI("merge", "--bogus", file, log);
 	EXPECT(r.status == 2 && !r.out[0], "text usage: %d %s", r.status, r.out);
