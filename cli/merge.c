@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
  * cowmap merge [--dry-run] [--prefer first|last] [--force] [--trust-all-logs]
- * [-o OUT] [--json] FILE LOG...: apply logs to FILE failure-atomically (libcowmap's merge),
- * report what was written and every conflict.  Exit status 3 when
+ * [--strict] [--wait SECONDS] [-o OUT] [--json] FILE LOG...: apply logs to
+ * FILE failure-atomically (libcowmap's merge), report what was written and
+ * every conflict.  Exit status 3 when
  * unresolved conflicts left the file untouched, 4 when a log's whole last
  * record failed its checksum and was left out (--strict: 1, nothing
  * written, for any torn tail).  With --json, one object for every outcome.
@@ -271,7 +272,7 @@ static int report(struct cowmap_merge *m, const struct merge_opts *o, int ret)
 		text_report(m, o, &st, ret);
 	if (ret && ret != -COWMAP_ECONFLICT)
 		return failf(o->cmd, "%s", msg[0] ? msg : cowmap_strerror(ret));
-	if (st.crc_tail_logs && !o->json)
+	if (!ret && st.crc_tail_logs && !o->json)
 		printf("%llu log%s ended in a damaged record (left out): exit status 4\n",
 		       (unsigned long long)st.crc_tail_logs, st.crc_tail_logs == 1 ? "" : "s");
 	return merge_exit_status(&st, ret);

@@ -210,6 +210,21 @@ TEST(cli_merge_crc_tail_exit_status)
 	       "%d %s", r.status, r.out);
 	cli_free(&r);
 
+	/* A conflict with another log wins: exit 3, nothing written, no word
+	 * of exit status 4. */
+	{
+		const struct chg qc[] = { { 0, 2, "ab", "QQ" } };
+		char *q = tpath("crc-conflict.log");
+
+		write_file(file, FILE_DATA, strlen(FILE_DATA));
+		ASSERT(!mklog(q, file, qc, 1), "%s", cowmap_errmsg());
+		r = CLI("merge", file, crc, q);
+		EXPECT(r.status == 3 && has(r.out, "nothing written") &&
+		       !has(r.out, "exit status 4"), "%d %s", r.status, r.out);
+		cli_free(&r);
+		EXPECT(file_is(file, FILE_DATA, strlen(FILE_DATA)), "conflict wrote");
+	}
+
 	/* --strict: refused, nothing written. */
 	write_file(file, FILE_DATA, strlen(FILE_DATA));
 	r = CLI("merge", "--strict", file, crc);
