@@ -203,7 +203,8 @@ uninstall: uninstall-userspace uninstall-module
 install-userspace: lib cli
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cowmap \
 		$(DESTDIR)$(INCLUDEDIR)/cowmap/linux $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(COMPLETIONDIR) \
+		$(DESTDIR)$(DOCDIR)
 	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcowmap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcowmap.so.$(SOVERSION)
 	ln -sf libcowmap.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libcowmap.so
@@ -215,6 +216,7 @@ install-userspace: lib cli
 	install -m 0644 uapi/linux/cowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/linux/
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/
 	install -m 0644 cli/cowmap.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 lib/libcowmap.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 cli/completion.bash $(DESTDIR)$(COMPLETIONDIR)/cowmap
 	install -m 0644 scripts/60-cowmap.rules $(DESTDIR)$(DOCDIR)/60-cowmap.rules.example
 	@# The udev rule is installed only if it has an active line (it ships
@@ -233,6 +235,7 @@ uninstall-userspace:
 		$(DESTDIR)$(INCLUDEDIR)/cowmap.h \
 		$(DESTDIR)$(INCLUDEDIR)/cowmap/linux/cowmap.h \
 		$(DESTDIR)$(BINDIR)/cowmap $(DESTDIR)$(MANDIR)/man8/cowmap.8 \
+		$(DESTDIR)$(MANDIR)/man3/libcowmap.3 \
 		$(DESTDIR)$(COMPLETIONDIR)/cowmap \
 		$(DESTDIR)$(DOCDIR)/60-cowmap.rules.example \
 		$(DESTDIR)$(UDEVRULESDIR)/60-cowmap.rules

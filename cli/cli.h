@@ -17,6 +17,9 @@
 #define EXIT_FAIL	1
 #define EXIT_USAGE	2
 #define EXIT_CONFLICT	3
+/* Merged or shown, but a log's whole last record failed its checksum and
+ * was left out (COWMAP_LOG_TORN_CRC). */
+#define EXIT_CRC_TAIL	4
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -57,7 +60,7 @@ void print_version(void);
 #define COMMON_LONGOPTS \
 	{ "help", no_argument, NULL, 'h' }, \
 	{ "version", no_argument, NULL, OPT_VERSION }
-enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_WAIT, OPT_FIRST_PRIVATE };
+enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_WAIT, OPT_STRICT, OPT_FIRST_PRIVATE };
 
 /*
  * Text from logs, the kernel or other users (comm, file and log names,
@@ -128,8 +131,22 @@ void json_u64(const char *key, uint64_t v);
 void json_i64(const char *key, int64_t v);
 void json_bool(const char *key, bool v);
 void json_null(const char *key);
+/* An ISO 8601 UTC time with nanoseconds, "2026-12-07T17:09:17.123456789Z"
+ * (exact where a number of nanoseconds, above 2^53, is not for most JSON
+ * readers). */
+void json_time(const char *key, uint64_t ns);
 /* End the document: newline and flush. */
 void json_end_document(void);
+/*
+ * --json was asked for (set by each --json command's option loop, and
+ * before it by main() when the arguments hold "--json" or "-j"): then
+ * usage errors and failures (usage_error(), failf()) also print
+ * {"error":"MESSAGE"} to stdout, unless a document was already printed
+ * (json_lines: always; monitor prints one document per line).
+ */
+extern bool json_mode;
+extern bool json_lines;
+void json_error_document(const char *msg);
 
 /* JSON of a session, shared by sessions and monitor. */
 void json_session(const char *key, const struct cowmap_nl_session *s);
@@ -146,6 +163,9 @@ struct merge_opts {
 int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *o,
 		     int *first_arg);
 int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o);
+/* A failure (@ret) before the merge ran (@m NULL if it was not made):
+ * reported as merge_report_run() would, @m freed; the exit status. */
+int merge_report_setup_error(struct cowmap_merge *m, const struct merge_opts *o, int ret);
 
 /* run.c, also used by demo.c: the absolute path of libcowmap-preload.so
  * ($COWMAP_PRELOAD, beside the cowmap binary, ../lib of it, COWMAP_LIBDIR);

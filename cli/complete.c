@@ -3,7 +3,9 @@
  * cowmap __complete WHAT: live values for cli/completion.bash, one per
  * line, nothing (and status 0) when there are none or the module is not
  * loaded.  WHAT: subcommands, sessions (ids of the sessions the caller may
- * see), config-keys, options SUBCOMMAND (its long options).
+ * see), config-keys, options SUBCOMMAND (its long options), value-options
+ * SUBCOMMAND (its options that take a value, short and long: the word
+ * after them is not an argument).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,17 +13,40 @@
 
 #include "cli.h"
 
-static void print_options(const char *text)
+/*
+ * The options of a subcommand's help text, whose option lines read
+ * "  -x, --long ARG   help" or "      --long   help" (ARG upper case):
+ * the long names, or (@values) every name, short and long, of the options
+ * that take a value.
+ */
+static void option_line(const char *p, bool values)
 {
-	const char *p = text;
+	const char *q = p + strspn(p, " ");
+	char s = 0;
+	size_t n;
 
-	while (p && (p = strstr(p, "--"))) {
-		size_t n = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz-");
-
-		if (n)
-			printf("--%.*s\n", (int)n, p + 2);
-		p += 2 + n;
+	if (q[0] != '-')
+		return;			/* a continuation line, or KEY */
+	if (q[1] != '-') {
+		s = q[1];
+		q += 2 + strspn(q + 2, ", ");
 	}
+	if (strncmp(q, "--", 2))
+		return;
+	n = strspn(q + 2, "abcdefghijklmnopqrstuvwxyz-");
+	if (!values) {
+		printf("--%.*s\n", (int)n, q + 2);
+	} else if (q[2 + n] == ' ' && q[3 + n] >= 'A' && q[3 + n] <= 'Z') {
+		if (s)
+			printf("-%c\n", s);
+		printf("--%.*s\n", (int)n, q + 2);
+	}
+}
+
+static void print_options(const char *text, bool values)
+{
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		option_line(p, values);
 }
 
 int complete_main(int argc, char **argv)
@@ -34,13 +59,16 @@ int complete_main(int argc, char **argv)
 				printf("%s\n", subcommands[i].name);
 	} else if (!strcmp(argv[1], "config-keys")) {
 		config_print_keys();
-	} else if (!strcmp(argv[1], "options") && argc == 3) {
+	} else if ((!strcmp(argv[1], "options") || !strcmp(argv[1], "value-options")) &&
+		   argc == 3) {
 		const struct subcommand *c = find_subcommand(argv[2]);
+		bool values = !strcmp(argv[1], "value-options");
 
 		if (!c)
 			return EXIT_USAGE;
-		print_options(c->options);
-		printf("--help\n--version\n");
+		print_options(c->options, values);
+		if (!values)
+			printf("--help\n--version\n");
 	} else if (!strcmp(argv[1], "sessions")) {
 		struct cowmap_nl_session *v;
 		struct cowmap_nl *nl;

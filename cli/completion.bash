@@ -9,6 +9,17 @@ _cowmap_words()
 	"${1:-cowmap}" __complete "${@:2}" 2>/dev/null
 }
 
+# Whether $1 is one of the other arguments.
+_cowmap_in()
+{
+	local w=$1 x
+	shift
+	for x; do
+		[[ $x == "$w" ]] && return 0
+	done
+	return 1
+}
+
 _cowmap()
 {
 	local cur prev cmd tool i nargs
@@ -42,30 +53,26 @@ _cowmap()
 		done
 	fi
 
-	# Option arguments.
-	case $prev in
-	-o | --output)
-		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-		return
-		;;
-	-d | --log-dir)
-		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
-		return
-		;;
-	-f | --file)
-		if [[ $cmd == run ]]; then
+	# Option arguments: which options of $cmd take a value comes from the
+	# tool (merge's -f is --force, run's -f is --file FILE).
+	local -a vopts
+	mapfile -t vopts < <(_cowmap_words "$tool" value-options "$cmd")
+	if _cowmap_in "$prev" "${vopts[@]}"; then
+		case $prev in
+		-o | --output | -f | --file)
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-			return
-		fi
-		;;
-	-p | --prefer)
-		mapfile -t COMPREPLY < <(compgen -W 'first last' -- "$cur")
+			compopt -o filenames 2>/dev/null
+			;;
+		-d | --log-dir)
+			mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+			compopt -o filenames 2>/dev/null
+			;;
+		-p | --prefer)
+			mapfile -t COMPREPLY < <(compgen -W 'first last' -- "$cur")
+			;;
+		esac
 		return
-		;;
-	-c | --count)
-		return
-		;;
-	esac
+	fi
 
 	if [[ $cur == -* ]]; then
 		mapfile -t COMPREPLY < <(compgen -W "$(_cowmap_words "$tool" options "$cmd")" -- "$cur")
@@ -74,10 +81,11 @@ _cowmap()
 
 	# Positional arguments so far (options and their values skipped).
 	for ((i = 2; i < COMP_CWORD; i++)); do
-		case ${COMP_WORDS[i]} in
-		-o | --output | -d | --log-dir | -f | --file | -p | --prefer | -c | --count | --wait)
+		if _cowmap_in "${COMP_WORDS[i]}" "${vopts[@]}"; then
 			((i++))
-			;;
+			continue
+		fi
+		case ${COMP_WORDS[i]} in
 		-*) ;;
 		*) words_before+=("${COMP_WORDS[i]}") ;;
 		esac

@@ -46,7 +46,7 @@ int config_main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		if (c == 'j') {
-			json = true;
+			json = json_mode = true;
 			continue;
 		}
 		if ((r = common_option("config", c, argv)) >= 0)

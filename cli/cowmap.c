@@ -27,7 +27,10 @@
 	"      --trust-all-logs merge logs of any owner (default: merge-all skips,\n" \
 	"                       and root refuses, logs owned by other users than\n" \
 	"                       the caller, FILE's owner or root)\n" \
-	"      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n"
+	"      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n" \
+	"      --strict         a torn tail of any kind is an error: nothing written\n" \
+	"                       (default: left out, with a warning; a whole last\n" \
+	"                       record failing its checksum makes the exit status 4)\n"
 
 const struct subcommand subcommands[] = {
 	CMD("status", status_main, "[--json]",
@@ -55,10 +58,10 @@ const struct subcommand subcommands[] = {
 	  "print a log's records, one per line",
 	  "  -j, --json           print JSON (old and new bytes in hex)\n"
 	  "  -f, --full           print whole records (default: the first 64 bytes)\n"),
-	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
+	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
 	  "apply logs to FILE, all or nothing; conflicts are reported and nothing is written",
 	  MERGE_OPTIONS),
-	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
+	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
 	  "merge every log in DIR recorded against FILE, in time order",
 	  MERGE_OPTIONS),
 	CMD("recover", recover_main, "[--rollback | --discard] [--wait SECONDS] FILE",
@@ -75,7 +78,7 @@ const struct subcommand subcommands[] = {
 	  "the prototype's demo, end to end: writers, logs, merges, a conflict",
 	  "  -k, --keep           keep the work directory\n"),
 	CMD("help", help_main, "[SUBCOMMAND]", "show this help, or a subcommand's", NULL),
-	HIDDEN("__complete", complete_main, "sessions|subcommands|config-keys|options SUBCOMMAND",
+	HIDDEN("__complete", complete_main, "sessions|subcommands|config-keys|options|value-options SUBCOMMAND",
 	       "values for shell completion, one per line"),
 	HIDDEN("__demo-writer", demo_writer_main, "NAME READY_FD GO_FD [FILE OLD NEW]...",
 	       "the writer program of cowmap demo"),
@@ -116,7 +119,7 @@ void print_usage(FILE *f, const char *name)
 			fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
 	fprintf(f, "\n'cowmap help SUBCOMMAND' or 'cowmap SUBCOMMAND --help' shows its "
 		"arguments.\nExit status: 0 success, 1 failure, 2 usage error, "
-		"3 merge conflicts (nothing written).\n");
+		"3 merge conflicts (nothing written),\n4 a log's damaged last record was left out.\n");
 }
 
 /* After a usage error: the one synopsis line and where the help is, as git
@@ -157,13 +160,16 @@ int common_option(const char *cmd, int c, char **argv)
 	}
 }
 
-static void vmsg(const char *cmd, const char *kind, const char *fmt, va_list ap)
+static void vmsg(const char *cmd, const char *kind, const char *fmt, va_list ap,
+		 bool json_error)
 {
 	char buf[4096];
 
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (json_error && json_mode)
+		json_error_document(buf);
 	fflush(stdout);
 	fprintf(stderr, "cowmap%s%s: %s", cmd ? " " : "", cmd ? cmd : "", kind);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
 	fputs_escaped(buf, stderr);	/* names from logs and directories */
 	fputc('\n', stderr);
 }
@@ -173,7 +179,7 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(cmd, "", fmt, ap);
+	vmsg(cmd, "", fmt, ap, true);
 	va_end(ap);
 	print_usage_hint(stderr, cmd);
 	return EXIT_USAGE;
@@ -184,7 +190,7 @@ int failf(const char *cmd, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(cmd, "", fmt, ap);
+	vmsg(cmd, "", fmt, ap, true);
 	va_end(ap);
 	return EXIT_FAIL;
 }
@@ -194,7 +200,7 @@ void warnf(const char *cmd, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(cmd, "warning: ", fmt, ap);
+	vmsg(cmd, "warning: ", fmt, ap, false);
 	va_end(ap);
 }
 
@@ -251,5 +257,10 @@ int main(int argc, char **argv)
 		print_usage_hint(stderr, NULL);
 		return EXIT_USAGE;
 	}
+	/* So that a usage error found before getopt reaches --json is JSON too. */
+	if (c->options && strstr(c->options, "--json"))
+		for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+			if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
+				json_mode = true;
 	return c->fn(argc - 1, argv + 1);
 }

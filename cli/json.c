@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -16,7 +17,11 @@
 static struct {
 	int depth;
 	bool need_comma[MAX_DEPTH + 1];
+	unsigned long documents;	/* ended so far */
 } js;
+
+bool json_mode;
+bool json_lines;
 
 static void put_raw_string(const uint8_t *s, size_t len);
 
@@ -182,10 +187,37 @@ void json_null(const char *key)
 	fputs("null", stdout);
 }
 
+void json_time(const char *key, uint64_t ns)
+{
+	time_t t = (time_t)(ns / 1000000000ULL);
+	char b[64];
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		json_null(key);
+		return;
+	}
+	sep(key);
+	printf("\"%s.%09uZ\"", b, (unsigned int)(ns % 1000000000ULL));
+}
+
 void json_end_document(void)
 {
 	putchar('\n');
 	fflush(stdout);
 	js.depth = 0;
 	js.need_comma[0] = false;
+	js.documents++;
+}
+
+void json_error_document(const char *msg)
+{
+	if (js.documents && !json_lines)
+		return;
+	if (js.depth)		/* never inside a document: its writer reports there */
+		return;
+	json_begin_object(NULL);
+	json_string("error", msg);
+	json_end_object();
+	json_end_document();
 }

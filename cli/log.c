@@ -3,7 +3,9 @@
  * cowmap log show [--json] [--full] LOG...: a log's header, then its
  * records one per line in the prototype's spirit,
  *   Offset: 8, Length: 3, Old: abc, Data: xxx
- * with non-printable bytes escaped, and a torn tail reported.
+ * with non-printable bytes escaped, and a torn tail reported (which kind:
+ * cut short, zero bytes, or a whole last record failing its checksum; the
+ * last exits 4).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +14,13 @@
 #include "cli.h"
 
 #define PREVIEW 64
+
+/* JSON names of struct cowmap_log_info.torn_kind. */
+static const char *torn_kind_name(uint32_t kind)
+{
+	return kind == COWMAP_LOG_TORN_SHORT ? "short" : kind == COWMAP_LOG_TORN_ZERO ? "zero" :
+	       kind == COWMAP_LOG_TORN_CRC ? "crc" : "unknown";
+}
 
 static void show_json(struct cowmap_log *log, const char *name,
 		      const struct cowmap_log_info *in)
@@ -31,12 +40,15 @@ static void show_json(struct cowmap_log *log, const char *name,
 	json_u64("uid", in->uid);
 	json_string("comm", in->comm);
 	json_u64("bind_time_ns", in->bind_time_ns);
+	json_time("bind_time", in->bind_time_ns);
 	json_u64("version", in->version);
 	json_u64("log_size", in->log_size);
 	json_u64("records_count", in->records);
 	json_bool("torn", in->torn);
-	if (in->torn)
+	if (in->torn) {
 		json_u64("torn_offset", in->torn_offset);
+		json_string("torn_kind", torn_kind_name(in->torn_kind));
+	}
 	json_begin_array("records");
 	while ((r = cowmap_log_next(log, &rec)) == 1) {
 		json_begin_object(NULL);
@@ -55,12 +67,14 @@ static void show_text(struct cowmap_log *log, const char *name,
 		      const struct cowmap_log_info *in, bool full)
 {
 	struct cowmap_log_rec rec;
+	unsigned long long n;
 
 	printf("Log:      %s\n", esc(name));
 	printf("File:     ");
 	print_escaped(stdout, (const uint8_t *)in->path, strlen(in->path));
-	printf(" (dev %s, inode %llu, %llu bytes at bind)\n", fmt_dev(in->dev),
-	       (unsigned long long)in->ino, (unsigned long long)in->size);
+	printf(" (dev %s, inode %llu, %llu byte%s at bind)\n", fmt_dev(in->dev),
+	       (unsigned long long)in->ino, (unsigned long long)in->size,
+	       in->size == 1 ? "" : "s");
 	if (in->session_id)
 		printf("Session:  %llu, pid %u (%s), uid %u, bound %s\n",
 		       (unsigned long long)in->session_id, in->pid, esc(in->comm), in->uid,
@@ -77,10 +91,20 @@ static void show_text(struct cowmap_log *log, const char *name,
 		print_escaped_max(stdout, rec.new_data, rec.length, full ? rec.length : PREVIEW);
 		printf("\n");
 	}
-	if (in->torn)
-		printf("Torn tail at byte %llu (an interrupted append): the %llu record%s "
-		       "before it are valid\n", (unsigned long long)in->torn_offset,
-		       (unsigned long long)in->records, in->records == 1 ? "" : "s");
+	if (!in->torn)
+		return;
+	n = (unsigned long long)in->records;
+	if (in->torn_kind == COWMAP_LOG_TORN_CRC)
+		printf("Damaged:  the whole last record, at byte %llu, fails its checksum "
+		       "(left out): the %llu record%s before it %s valid\n",
+		       (unsigned long long)in->torn_offset, n, n == 1 ? "" : "s",
+		       n == 1 ? "is" : "are");
+	else
+		printf("Torn:     tail at byte %llu, %s (an interrupted append): the %llu "
+		       "record%s before it %s valid\n", (unsigned long long)in->torn_offset,
+		       in->torn_kind == COWMAP_LOG_TORN_ZERO ? "zero bytes" :
+		       "a record cut short by the end of the file", n, n == 1 ? "" : "s",
+		       n == 1 ? "is" : "are");
 }
 
 static int show_main(int argc, char **argv)
@@ -96,7 +120,7 @@ static int show_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":jfh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			json = true;
+			json = json_mode = true;
 			continue;
 		case 'f':
 			full = true;
@@ -107,19 +131,32 @@ static int show_main(int argc, char **argv)
 	}
 	if (optind == argc)
 		return usage_error("log", "show: a log file is needed");
-	if (json && argc - optind > 1)
-		json_begin_array(NULL);
+	/* JSON: {"logs":[...]}, one object per LOG, in order; a log that
+	 * cannot be read is {"log":NAME,"error":MESSAGE}. */
+	if (json) {
+		json_begin_object(NULL);
+		json_begin_array("logs");
+	}
 	for (int i = optind; i < argc; i++) {
 		struct cowmap_log_info in;
 		struct cowmap_log *log;
 
 		r = cowmap_log_open(argv[i], 0, &log);
 		if (r) {
-			fail_lib("log show", r);
 			ret = EXIT_FAIL;
+			if (json) {
+				json_begin_object(NULL);
+				json_string("log", argv[i]);
+				json_string("error", cowmap_errmsg()[0] ? cowmap_errmsg() :
+					    cowmap_strerror(r));
+				json_end_object();
+			}
+			fail_lib("log show", r);	/* stderr, with or without --json */
 			continue;
 		}
 		cowmap_log_info(log, &in);
+		if (in.torn && in.torn_kind == COWMAP_LOG_TORN_CRC && ret == EXIT_OK)
+			ret = EXIT_CRC_TAIL;
 		if (json) {
 			show_json(log, argv[i], &in);
 		} else {
@@ -130,8 +167,8 @@ static int show_main(int argc, char **argv)
 		cowmap_log_close(log);
 	}
 	if (json) {
-		if (argc - optind > 1)
-			json_end_array();
+		json_end_array();
+		json_end_object();
 		json_end_document();
 	}
 	return ret;

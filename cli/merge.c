@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
  * cowmap merge [--dry-run] [--prefer first|last] [--force] [--trust-all-logs]
- * [-o OUT] [--json] FILE LOG...: apply logs to FILE failure-atomically (libcowmap's merge),
- * report what was written and every conflict.  Exit status 3 when
- * unresolved conflicts left the file untouched.
+ * [--strict] [--wait SECONDS] [-o OUT] [--json] FILE LOG...: apply logs to
+ * FILE failure-atomically (libcowmap's merge), report what was written and
+ * every conflict.  Exit status 3 when
+ * unresolved conflicts left the file untouched, 4 when a log's whole last
+ * record failed its checksum and was left out (--strict: 1, nothing
+ * written, for any torn tail).  With --json, one object for every outcome.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +29,7 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 		{ "json", no_argument, NULL, 'j' },
 		{ "trust-all-logs", no_argument, NULL, OPT_TRUST_ALL_LOGS },
 		{ "wait", required_argument, NULL, OPT_WAIT },
+		{ "strict", no_argument, NULL, OPT_STRICT },
 		COMMON_LONGOPTS, {}
 	};
 	int c, r;
@@ -54,10 +58,13 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 			o->out = optarg;
 			continue;
 		case 'j':
-			o->json = true;
+			o->json = json_mode = true;
 			continue;
 		case OPT_TRUST_ALL_LOGS:
 			o->flags |= COWMAP_MERGE_TRUST_ALL_LOGS;
+			continue;
+		case OPT_STRICT:
+			o->flags |= COWMAP_MERGE_STRICT;
 			continue;
 		case OPT_WAIT:
 			if (!set_lock_wait(optarg))
@@ -87,6 +94,15 @@ static void print_preview(const uint8_t *p, uint32_t n, uint64_t len)
 		printf("...");
 }
 
+static int merge_exit_status(const struct cowmap_merge_stats *st, int ret)
+{
+	if (ret == -COWMAP_ECONFLICT)
+		return EXIT_CONFLICT;
+	if (ret)
+		return EXIT_FAIL;
+	return st->crc_tail_logs ? EXIT_CRC_TAIL : EXIT_OK;
+}
+
 static void json_report(struct cowmap_merge *m, const struct merge_opts *o,
 			const struct cowmap_merge_stats *st, int ret, const char *msg)
 {
@@ -100,10 +116,12 @@ static void json_report(struct cowmap_merge *m, const struct merge_opts *o,
 	if (o->dir)
 		json_string("dir", o->dir);
 	json_bool("dry_run", o->flags & COWMAP_MERGE_DRY_RUN);
+	json_bool("strict", o->flags & COWMAP_MERGE_STRICT);
 	json_string("prefer", o->flags & COWMAP_MERGE_PREFER_FIRST ? "first" :
 		    o->flags & COWMAP_MERGE_PREFER_LAST ? "last" : "none");
 	json_string("result", ret == -COWMAP_ECONFLICT ? "conflicts" :
 		    ret ? "error" : (o->flags & COWMAP_MERGE_DRY_RUN) ? "planned" : "merged");
+	json_u64("exit_status", (uint64_t)merge_exit_status(st, ret));
 	if (ret && ret != -COWMAP_ECONFLICT)
 		json_string("error", msg[0] ? msg : cowmap_strerror(ret));
 	json_begin_array("logs");
@@ -115,6 +133,7 @@ static void json_report(struct cowmap_merge *m, const struct merge_opts *o,
 	json_u64("skipped_logs", st->skipped_logs);
 	json_u64("records", st->records);
 	json_u64("torn_logs", st->torn_logs);
+	json_u64("crc_tail_logs", st->crc_tail_logs);
 	json_u64("changed_bytes", st->changed_bytes);
 	json_u64("write_bytes", st->write_bytes);
 	json_u64("write_ranges", st->write_ranges);
@@ -206,6 +225,14 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 	}
 	if (ret)
 		return;
+	if (o->dir && !st->logs) {
+		printf("%s: no logs of %s", o->dir, o->file);
+		if (st->skipped_logs)
+			printf(" (%llu log%s of other files skipped)",
+			       (unsigned long long)st->skipped_logs, st->skipped_logs == 1 ? "" : "s");
+		printf(": nothing to merge\n");
+		return;
+	}
 	printf("%s %llu log%s (%llu record%s", (o->flags & COWMAP_MERGE_DRY_RUN) ?
 	       "Dry run:" : "Merged", (unsigned long long)st->logs,
 	       st->logs == 1 ? "" : "s", (unsigned long long)st->records,
@@ -228,24 +255,40 @@ static void text_report(struct cowmap_merge *m, const struct merge_opts *o,
 	printf("\n");
 }
 
-int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o)
+/* Report @ret of cowmap_merge_run() (or of the setup before it, @m NULL
+ * if there is no merge) and return the exit status. */
+static int report(struct cowmap_merge *m, const struct merge_opts *o, int ret)
 {
 	struct cowmap_merge_stats st;
-	int ret = cowmap_merge_run(m);
 	char msg[1024];
 
-	snprintf(msg, sizeof(msg), "%s", cowmap_errmsg());
+	snprintf(msg, sizeof(msg), "%s", ret ? cowmap_errmsg() : "");
 	memset(&st, 0, sizeof(st));
-	cowmap_merge_stats(m, &st);
+	if (m)
+		cowmap_merge_stats(m, &st);
 	if (o->json)
 		json_report(m, o, &st, ret, msg);
 	else
 		text_report(m, o, &st, ret);
-	if (ret == -COWMAP_ECONFLICT)
-		return EXIT_CONFLICT;
-	if (ret)
+	if (ret && ret != -COWMAP_ECONFLICT)
 		return failf(o->cmd, "%s", msg[0] ? msg : cowmap_strerror(ret));
-	return EXIT_OK;
+	if (!ret && st.crc_tail_logs && !o->json)
+		printf("%llu log%s ended in a damaged record (left out): exit status 4\n",
+		       (unsigned long long)st.crc_tail_logs, st.crc_tail_logs == 1 ? "" : "s");
+	return merge_exit_status(&st, ret);
+}
+
+int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o)
+{
+	return report(m, o, cowmap_merge_run(m));
+}
+
+int merge_report_setup_error(struct cowmap_merge *m, const struct merge_opts *o, int ret)
+{
+	int r = report(m, o, ret);
+
+	cowmap_merge_free(m);
+	return r;
 }
 
 int merge_main(int argc, char **argv)
@@ -263,17 +306,13 @@ int merge_main(int argc, char **argv)
 	o.file = argv[first];
 	r = cowmap_merge_new(o.file, o.flags, &m);
 	if (r)
-		return fail_lib("merge", r);
-	if (o.out && (r = cowmap_merge_set_output(m, o.out))) {
-		cowmap_merge_free(m);
-		return fail_lib("merge", r);
-	}
+		return merge_report_setup_error(NULL, &o, r);
+	if (o.out && (r = cowmap_merge_set_output(m, o.out)))
+		return merge_report_setup_error(m, &o, r);
 	for (int i = first + 1; i < argc; i++) {
 		r = cowmap_merge_add_log(m, argv[i]);
-		if (r) {
-			cowmap_merge_free(m);
-			return fail_lib("merge", r);
-		}
+		if (r)
+			return merge_report_setup_error(m, &o, r);
 	}
 	r = merge_report_run(m, &o);
 	cowmap_merge_free(m);

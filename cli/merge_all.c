@@ -26,18 +26,12 @@ int merge_all_main(int argc, char **argv)
 	o.dir = argv[first + 1];
 	r = cowmap_merge_new(o.file, o.flags, &m);
 	if (r)
-		return fail_lib("merge-all", r);
-	if (o.out && (r = cowmap_merge_set_output(m, o.out))) {
-		cowmap_merge_free(m);
-		return fail_lib("merge-all", r);
-	}
+		return merge_report_setup_error(NULL, &o, r);
+	if (o.out && (r = cowmap_merge_set_output(m, o.out)))
+		return merge_report_setup_error(m, &o, r);
 	r = cowmap_merge_add_dir(m, o.dir);
-	if (r < 0) {
-		cowmap_merge_free(m);
-		return fail_lib("merge-all", r);
-	}
-	if (r == 0 && !o.json)
-		printf("%s: no logs of %s\n", o.dir, o.file);
+	if (r < 0)
+		return merge_report_setup_error(m, &o, r);
 	r = merge_report_run(m, &o);
 	cowmap_merge_free(m);
 	return r;

@@ -106,7 +106,10 @@ static void print_stamp(bool json)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (json) {
-		json_u64("time_ns", (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+		uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+
+		json_u64("time_ns", ns);
+		json_time("time", ns);
 		return;
 	}
 	localtime_r(&ts.tv_sec, &tm);
@@ -193,7 +196,7 @@ int monitor_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":jtc:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			json = true;
+			json = json_mode = json_lines = true;
 			continue;
 		case 't':
 			stamp = true;

@@ -43,7 +43,7 @@ int recover_main(int argc, char **argv)
 	r = cowmap_recover(argv[optind], flags);
 	switch (r) {
 	case COWMAP_RECOVER_NONE:
-		printf("%s: no interrupted merge\n", argv[optind]);
+		printf("%s: no interrupted merge, nothing to do\n", argv[optind]);
 		return EXIT_OK;
 	case COWMAP_RECOVER_REPLAYED:
 		printf("%s: the interrupted merge was completed\n", argv[optind]);

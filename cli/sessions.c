@@ -88,7 +88,7 @@ int sessions_main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		if (c == 'j') {
-			json = true;
+			json = json_mode = true;
 			continue;
 		}
 		if ((r = common_option("sessions", c, argv)) >= 0)
@@ -113,14 +113,15 @@ int sessions_main(int argc, char **argv)
 		return fail_lib("sessions", r);
 
 	if (json) {
-		if (have_id) {
+		/* One shape with or without ID: {"sessions":[...]} */
+		json_begin_object(NULL);
+		json_begin_array("sessions");
+		if (have_id)
 			json_session(NULL, &one);
-		} else {
-			json_begin_array(NULL);
-			for (size_t i = 0; i < n; i++)
-				json_session(NULL, &v[i]);
-			json_end_array();
-		}
+		for (size_t i = 0; i < n; i++)
+			json_session(NULL, &v[i]);
+		json_end_array();
+		json_end_object();
 		json_end_document();
 	} else if (have_id) {
 		print_one(&one, page_size);

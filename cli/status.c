@@ -66,7 +66,7 @@ int status_main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		if (c == 'j') {
-			json = true;
+			json = json_mode = true;
 			continue;
 		}
 		if ((r = common_option("status", c, argv)) >= 0)
@@ -79,6 +79,7 @@ int status_main(int argc, char **argv)
 		if (json) {
 			json_begin_object(NULL);
 			json_bool("loaded", false);
+			json_string("error", "the cowmap module is not loaded");
 			json_end_object();
 			json_end_document();
 		} else {

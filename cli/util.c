@@ -152,8 +152,10 @@ void json_session(const char *key, const struct cowmap_nl_session *s)
 		json_u64("events", s->events);
 	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_EVENTS_LOST))
 		json_u64("events_lost", s->events_lost);
-	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_BIND_TIME))
+	if (COWMAP_NL_HAS(s, COWMAP_SESSION_A_BIND_TIME)) {
 		json_u64("bind_time_ns", s->bind_time_ns);
+		json_time("bind_time", s->bind_time_ns);
+	}
 	json_end_object();
 }
 

@@ -20,7 +20,10 @@
  * - Every log is validated before anything is read from the file: header,
  *   record checksums, sequence numbers, and that it was recorded against
  *   the file (st_dev and st_ino) unless COWMAP_MERGE_FORCE.  A torn tail
- *   (an interrupted append) is a warning: the records before it are used.
+ *   (an interrupted append, or a whole last record whose checksum is
+ *   wrong) is a warning: the records before it are used, and the stats
+ *   count it (@torn_logs, @crc_tail_logs); with COWMAP_MERGE_STRICT it is
+ *   an error (-COWMAP_EBADLOG, nothing written).
  * - Within one log, records apply in order.  Where a record overlaps an
  *   earlier one, its old bytes must equal the earlier record's new bytes
  *   (the log chain); otherwise the log is inconsistent (COWMAP_ECHAIN).
@@ -138,7 +141,17 @@ uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len);
  * @log_size: bytes in the log file when it was opened.
  * @records: valid records.
  * @valid_end: byte offset just after the last valid record.
- * @torn: 1 if the log ends in a torn tail (an interrupted append).
+ * @torn: 1 if the log's tail was left out: the records from @torn_offset
+ *	on are not the log's records (@torn_kind says why).
+ * @torn_kind: why (0 if @torn is 0): COWMAP_LOG_TORN_SHORT, a record
+ *	cut short by the end of the file (an interrupted append);
+ *	COWMAP_LOG_TORN_ZERO, zero bytes to the end of the file from where a
+ *	record should start or from a 512-byte boundary inside the last
+ *	record (the file was extended but its last blocks not written before
+ *	a crash); COWMAP_LOG_TORN_CRC, any other whole last record whose
+ *	checksum is wrong (damage).  Earlier libcowmap 1.x releases leave
+ *	it 0 (it was reserved, always zero): 0 with @torn set means unknown.
+ * @reserved0: zero.
  * @torn_offset: byte offset of the torn record.
  * @reserved: zero.
  */
@@ -159,8 +172,15 @@ struct cowmap_log_info {
 	uint64_t valid_end;
 	uint32_t torn;
 	uint64_t torn_offset;
-	uint64_t reserved[8];
+	uint32_t torn_kind;
+	uint32_t reserved0;
+	uint64_t reserved[7];
 };
+
+/* struct cowmap_log_info.torn_kind */
+#define COWMAP_LOG_TORN_SHORT	1	/* last record cut short by the end of the file */
+#define COWMAP_LOG_TORN_ZERO	2	/* zero bytes to the end: unwritten blocks */
+#define COWMAP_LOG_TORN_CRC	3	/* whole last record, wrong checksum */
 
 /**
  * struct cowmap_log_rec - one record of a log
@@ -193,11 +213,16 @@ struct cowmap_log;
  * @flags: 0.
  * @logp: (out) the handle.
  *
- * Maps the log read-only and validates it completely (header, every
- * record's checksum, sequence numbers, flags); the log is never read into
- * memory as a whole.  A torn tail is not an error: it is reported in
- * cowmap_log_info() (and cowmap_errmsg() describes it), and the records
- * before it are the log's records.
+ * Reads the log into private memory and validates it completely (header, every
+ * record's checksum, sequence numbers, flags).  A torn tail is not an
+ * error: it is reported in cowmap_log_info() (@torn, @torn_kind; and
+ * cowmap_errmsg() describes it), and the records before it are the log's
+ * records.  A tail is torn only at the end of the file: a record cut short
+ * by the end of the file, zero bytes up to the end, or a whole last record
+ * whose checksum is wrong with nothing but zero bytes after it
+ * (COWMAP_LOG_TORN_CRC unless the zeros start at a 512-byte boundary
+ * inside it; callers may want to treat it as damage: see
+ * COWMAP_MERGE_STRICT).  Damage anywhere else is -COWMAP_EBADLOG.
  *
  * Return: 0; -COWMAP_EBADLOG with the byte offset of the problem in
  * cowmap_errmsg(); -EINVAL (flags); -errno of open/mmap.
@@ -351,6 +376,7 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w);
 #define COWMAP_MERGE_PREFER_FIRST	(1U << 2)  /* first log wins conflicts */
 #define COWMAP_MERGE_PREFER_LAST	(1U << 3)  /* last log wins conflicts */
 #define COWMAP_MERGE_TRUST_ALL_LOGS	(1U << 4)  /* logs of any owner (below) */
+#define COWMAP_MERGE_STRICT		(1U << 5)  /* a torn tail is an error (below) */
 
 /* struct cowmap_conflict.kind */
 #define COWMAP_CONFLICT_LOGS	1	/* two logs, different new bytes */
@@ -395,7 +421,7 @@ struct cowmap_conflict {
  * @logs: logs merged.
  * @skipped_logs: logs cowmap_merge_add_dir() skipped (other files).
  * @records: valid records read.
- * @torn_logs: logs with a torn tail (warnings).
+ * @torn_logs: logs with a torn tail, of any kind (warnings).
  * @changed_bytes: bytes changed by at least one log.
  * @write_bytes: bytes whose value the merge changes (or, dry run, would
  *	change) in the file.
@@ -407,6 +433,9 @@ struct cowmap_conflict {
  * @conflict_bytes: bytes in conflict ranges.
  * @recovered: 1 if an interrupted merge was completed first, 2 if an
  *	incomplete journal was dropped.
+ * @crc_tail_logs: of @torn_logs, those whose whole last record failed its
+ *	checksum (COWMAP_LOG_TORN_CRC); earlier libcowmap 1.x releases leave
+ *	it 0 (it was reserved, always zero).
  * @reserved: zero.
  */
 struct cowmap_merge_stats {
@@ -422,7 +451,7 @@ struct cowmap_merge_stats {
 	uint64_t unresolved;
 	uint64_t conflict_bytes;
 	uint32_t recovered;
-	uint32_t reserved0;
+	uint32_t crc_tail_logs;
 	uint64_t reserved[6];
 };
 
@@ -435,6 +464,11 @@ struct cowmap_merge;
  * @mp: (out) the merge.
  *
  * Nothing is opened until cowmap_merge_run().
+ *
+ * COWMAP_MERGE_STRICT makes any torn tail (struct cowmap_log_info's
+ * @torn, whatever @torn_kind) fail cowmap_merge_run() with
+ * -COWMAP_EBADLOG before anything is written; earlier libcowmap 1.x
+ * releases refuse the flag (-EINVAL).
  *
  * Return: 0, -EINVAL (flags), -ENOMEM.
  */
@@ -589,7 +623,8 @@ void cowmap_merge_free(struct cowmap_merge *m);
  * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL if the journal is
  * complete but corrupt, belongs to another file, or the file changed
  * since (it is left in place); -EPERM (untrusted journal); -EFBIG;
- * -errno.
+ * -EISDIR or -EINVAL if @path is a directory or not a regular file (a
+ * directory has no journal: that is not COWMAP_RECOVER_NONE); -errno.
  */
 int cowmap_recover(const char *path, unsigned int flags);
 

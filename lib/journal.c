@@ -643,9 +643,10 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 	}
 	if ((uint64_t)st.st_dev != v.dev || (uint64_t)st.st_ino != v.ino) {
 		ret = err_set(COWMAP_EBADJOURNAL, "%s: merge journal %s belongs to another "
-			      "file (dev 0x%llx inode %llu; the file is dev 0x%llx inode %llu)",
-			      path, jpath, (unsigned long long)v.dev, (unsigned long long)v.ino,
-			      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+			      "file (dev %u:%u inode %llu; the file is dev %u:%u inode %llu)",
+			      path, jpath, major((dev_t)v.dev), minor((dev_t)v.dev),
+			      (unsigned long long)v.ino, major(st.st_dev), minor(st.st_dev),
+			      (unsigned long long)st.st_ino);
 		goto out;
 	}
 	ret = jview_check_file(&v, fd, path, (uint64_t)st.st_size,
@@ -763,6 +764,7 @@ int journal_lock_and_recover(const char *path, int fd, bool can_write,
 COWMAP_EXPORT int cowmap_recover(const char *path, unsigned int flags)
 {
 	const unsigned int known = COWMAP_RECOVER_ROLLBACK | COWMAP_RECOVER_DISCARD;
+	struct stat st;
 	char *real;
 	int fd, ret;
 	bool rw = true;
@@ -785,7 +787,15 @@ COWMAP_EXPORT int cowmap_recover(const char *path, unsigned int flags)
 		free(real);
 		return fd;
 	}
-	ret = journal_lock_and_recover(real, fd, rw, flags);
+	/* A directory has no journal of its own: not "nothing to recover". */
+	if (fstat(fd, &st) < 0)
+		ret = err_set(errno, "%s: %s", path, strerror(errno));
+	else if (S_ISDIR(st.st_mode))
+		ret = err_set(EISDIR, "%s: %s", path, strerror(EISDIR));
+	else if (!S_ISREG(st.st_mode))
+		ret = err_set(EINVAL, "%s: not a regular file", path);
+	else
+		ret = journal_lock_and_recover(real, fd, rw, flags);
 	close(fd);	/* drops the lock */
 	free(real);
 	return ret < 0 ? err_ret(ret) : ret;

@@ -141,14 +141,16 @@ static int validate_header(struct cowmap_log *log)
 }
 
 static void set_torn(struct cowmap_log *log, uint64_t off, uint64_t seq,
-		     const char *why)
+		     uint32_t kind, const char *why)
 {
 	log->info.torn = 1;
+	log->info.torn_kind = kind;
 	log->info.torn_offset = off;
-	err_set(0, "%s: torn tail at byte %llu (record %llu: %s); %llu bytes ignored, "
-		"%llu records before it are valid", log->name, (unsigned long long)off,
+	err_set(0, "%s: torn tail at byte %llu (record %llu: %s); %llu byte%s ignored, "
+		"the %llu record%s before it %s valid", log->name, (unsigned long long)off,
 		(unsigned long long)seq, why, (unsigned long long)(log->map_len - off),
-		(unsigned long long)seq);
+		log->map_len - off == 1 ? "" : "s", (unsigned long long)seq,
+		seq == 1 ? "" : "s", seq == 1 ? "is" : "are");
 }
 
 /*
@@ -187,6 +189,24 @@ static uint64_t next_record_after(const struct cowmap_log *log, uint64_t p, uint
 	return 0;
 }
 
+/*
+ * A crash after the file was extended but before all of its last blocks
+ * were written leaves zero bytes from a block boundary on.  The last
+ * record (at @p, @total bytes, whole in the file, failing its checksum)
+ * looks like that if every byte from a 512-byte boundary inside it to the
+ * end of the file is zero; otherwise it is damage (COWMAP_LOG_TORN_CRC).
+ */
+static bool unwritten_blocks(const struct cowmap_log *log, uint64_t p, uint64_t total)
+{
+	const uint8_t *m = log->map;
+	uint64_t end = log->map_len, z = end;
+
+	while (z > p && !m[z - 1])
+		z--;			/* m[z..end) is the run of zero bytes */
+	z = (z + 511) & ~(uint64_t)511;
+	return z > p && z < p + total;
+}
+
 static int validate_records(struct cowmap_log *log)
 {
 	const uint8_t *m = log->map;
@@ -203,15 +223,16 @@ static int validate_records(struct cowmap_log *log)
 
 		if (rem < LOG_REC_SIZE) {
 			if (mem_is_zero(r, rem))
-				set_torn(log, p, seq, "zero bytes");
+				set_torn(log, p, seq, COWMAP_LOG_TORN_ZERO, "zero bytes");
 			else
-				set_torn(log, p, seq, "record header runs past the end of the file");
+				set_torn(log, p, seq, COWMAP_LOG_TORN_SHORT,
+					 "record header cut short by the end of the file");
 			break;
 		}
 		magic = get_le32(r + R_MAGIC);
 		if (magic != COWMAP_LOG_REC_MAGIC) {
 			if (mem_is_zero(r, rem)) {
-				set_torn(log, p, seq, "zero bytes");
+				set_torn(log, p, seq, COWMAP_LOG_TORN_ZERO, "zero bytes");
 				break;
 			}
 			return BAD(log, p, "record %llu: bad record magic 0x%08x",
@@ -230,14 +251,21 @@ static int validate_records(struct cowmap_log *log)
 					   "end of the file, but record %llu follows at byte %llu",
 					   (unsigned long long)seq, len, (unsigned long long)seq + 1,
 					   (unsigned long long)q);
-			set_torn(log, p, seq, "record runs past the end of the file");
+			set_torn(log, p, seq, COWMAP_LOG_TORN_SHORT,
+				 "record cut short by the end of the file");
 			break;
 		}
 		crc = get_le32(r + R_CRC);
 		want = log_rec_crc(r, total);
 		if (crc != want) {
 			if (total == rem || mem_is_zero(r + total, rem - total)) {
-				set_torn(log, p, seq, "last record fails its CRC");
+				if (unwritten_blocks(log, p, total))
+					set_torn(log, p, seq, COWMAP_LOG_TORN_ZERO,
+						 "zero bytes from a block boundary inside the "
+						 "last record to the end of the file");
+				else
+					set_torn(log, p, seq, COWMAP_LOG_TORN_CRC,
+						 "whole last record fails its checksum");
 				break;
 			}
 			return BAD(log, p, "record %llu: CRC mismatch (stored 0x%08x, computed 0x%08x) "

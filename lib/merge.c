@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -453,7 +454,7 @@ COWMAP_EXPORT int cowmap_merge_new(const char *file_path, unsigned int flags,
 	struct cowmap_merge *m;
 	const unsigned int known = COWMAP_MERGE_DRY_RUN | COWMAP_MERGE_FORCE |
 		COWMAP_MERGE_PREFER_FIRST | COWMAP_MERGE_PREFER_LAST |
-		COWMAP_MERGE_TRUST_ALL_LOGS;
+		COWMAP_MERGE_TRUST_ALL_LOGS | COWMAP_MERGE_STRICT;
 
 	if (!file_path || !mp)
 		return err_set(EINVAL, "cowmap_merge_new: NULL argument");
@@ -490,6 +491,13 @@ COWMAP_EXPORT int cowmap_merge_set_output(struct cowmap_merge *m, const char *ou
 	return 0;
 }
 
+static const char *torn_what(uint32_t kind)
+{
+	return kind == COWMAP_LOG_TORN_CRC ? "whole last record failing its checksum" :
+	       kind == COWMAP_LOG_TORN_ZERO ? "torn tail (zero bytes)" :
+	       "torn tail (record cut short by the end of the file)";
+}
+
 static int add_opened(struct cowmap_merge *m, struct cowmap_log *log, const char *name)
 {
 	struct cowmap_log_info info;
@@ -519,13 +527,33 @@ static int add_opened(struct cowmap_merge *m, struct cowmap_log *log, const char
 	if (info.torn) {
 		char msg[512];
 
-		snprintf(msg, sizeof(msg), "%.300s: torn tail at byte %llu ignored; "
-			 "the %llu records before it are used", name,
+		snprintf(msg, sizeof(msg), "%.300s: %s at byte %llu left out; the %llu "
+			 "record%s before it %s used", name, torn_what(info.torn_kind),
 			 (unsigned long long)info.torn_offset,
-			 (unsigned long long)info.records);
+			 (unsigned long long)info.records, info.records == 1 ? "" : "s",
+			 info.records == 1 ? "is" : "are");
 		m->st.torn_logs++;
+		if (info.torn_kind == COWMAP_LOG_TORN_CRC)
+			m->st.crc_tail_logs++;
 		if (add_warning(m, msg))
 			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* With COWMAP_MERGE_STRICT, the first log with a torn tail fails the merge. */
+static int check_strict(struct cowmap_merge *m)
+{
+	if (!(m->flags & COWMAP_MERGE_STRICT))
+		return 0;
+	for (size_t i = 0; i < m->n_logs; i++) {
+		const struct cowmap_log_info *in = &m->logs[i].log->info;
+
+		if (in->torn)
+			return err_set(COWMAP_EBADLOG, "%s: byte %llu: %s (strict: a torn "
+				       "tail is an error)", m->logs[i].name,
+				       (unsigned long long)in->torn_offset,
+				       torn_what(in->torn_kind));
 	}
 	return 0;
 }
@@ -1229,12 +1257,13 @@ static int check_identity(struct cowmap_merge *m, const struct stat *st)
 		struct cowmap_log_info *in = &m->logs[i].log->info;
 
 		if (in->dev != (uint64_t)st->st_dev || in->ino != (uint64_t)st->st_ino)
-			return err_set(COWMAP_EWRONGFILE, "%s: recorded against %s (dev 0x%llx "
-				       "inode %llu), not %s (dev 0x%llx inode %llu); "
-				       "use force to merge anyway", m->logs[i].name,
-				       in->path[0] ? in->path : "another file",
-				       (unsigned long long)in->dev, (unsigned long long)in->ino,
-				       m->file_path, (unsigned long long)st->st_dev,
+			return err_set(COWMAP_EWRONGFILE, "%s: recorded against %s (dev %u:%u "
+				       "inode %llu), not %s (dev %u:%u inode %llu); "
+				       "--force (COWMAP_MERGE_FORCE) merges it anyway",
+				       m->logs[i].name, in->path[0] ? in->path : "another file",
+				       major((dev_t)in->dev), minor((dev_t)in->dev),
+				       (unsigned long long)in->ino, m->file_path,
+				       major(st->st_dev), minor(st->st_dev),
 				       (unsigned long long)st->st_ino);
 	}
 	return 0;
@@ -1396,6 +1425,9 @@ COWMAP_EXPORT int cowmap_merge_run(struct cowmap_merge *m)
 		return err_set(EINVAL, "merge already ran");
 	m->ran = true;
 	m->st.logs = m->n_logs;
+	ret = check_strict(m);
+	if (ret)
+		return ret;
 
 	for (size_t i = 0; i < m->n_logs; i++) {
 		ret = build_net(m, &m->logs[i]);

@@ -60,6 +60,7 @@ $d$l/libcowmap.so.1.0.0
 $d$l/pkgconfig/cowmap.pc
 $d$p/share/bash-completion/completions/cowmap
 $d$p/share/doc/cowmap/60-cowmap.rules.example
+$d$p/share/man/man3/libcowmap.3
 $d$p/share/man/man8/cowmap.8
 EOF
 )

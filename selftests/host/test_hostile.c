@@ -36,54 +36,6 @@
 #define OWNER 1000
 #define OTHER 1001
 
-/* What a run of the CLI printed, and how it ended. */
-struct cli_res {
-	int status;		/* exit status, or 128 + signal */
-	char *out, *err;	/* NUL-terminated, to be freed */
-};
-
-/* Run the (test build's) cowmap CLI with @argv (NULL-terminated) as @uid
- * (-1: as root) in a directory of the tests. */
-static struct cli_res run_cli(int uid, const char *const *argv)
-{
-	struct cli_res r = { -1, NULL, NULL };
-	char *op = tpath("cli.stdout"), *ep = tpath("cli.stderr");
-	size_t len;
-	int st;
-	pid_t pid;
-
-	unlink(op);
-	unlink(ep);
-	pid = fork();
-	if (!pid) {
-		int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-		int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-			_exit(126);
-		if (uid >= 0 && (setgroups(0, NULL) || setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) ||
-				 setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid)))
-			_exit(126);
-		execv(COWMAP_CLI, (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) == pid)
-		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r.out = (char *)read_file(op, &len);
-	r.err = (char *)read_file(ep, &len);
-	if (!r.out)
-		r.out = strdup("");
-	if (!r.err)
-		r.err = strdup("");
-	return r;
-}
-
-static void cli_free(struct cli_res *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
 #define NEED_ROOT() do {							\
 	if (geteuid() != 0)						\
 		SKIP("needs root to simulate other users");		\

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <grp.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "tutil.h"
@@ -98,4 +100,60 @@ bool file_is(const char *path, const void *data, size_t len)
 
 	free(d);
 	return ok;
+}
+
+/* A file's bytes as a string ("" if it cannot be read); read_file()
+ * does not NUL-terminate. */
+static char *read_text(const char *path)
+{
+	size_t len;
+	uint8_t *d = read_file(path, &len);
+	char *s;
+
+	if (!d)
+		return strdup("");
+	s = realloc(d, len + 1);
+	if (!s) {
+		free(d);
+		return strdup("");
+	}
+	s[len] = 0;
+	return s;
+}
+
+/* Run the (test build's) cowmap CLI with @argv (NULL-terminated) as @uid
+ * (-1: as root) in a directory of the tests. */
+struct cli_res run_cli(int uid, const char *const *argv)
+{
+	struct cli_res r = { -1, NULL, NULL };
+	char *op = tpath("cli.stdout"), *ep = tpath("cli.stderr");
+	int st;
+	pid_t pid;
+
+	unlink(op);
+	unlink(ep);
+	pid = fork();
+	if (!pid) {
+		int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+		int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(126);
+		if (uid >= 0 && (setgroups(0, NULL) || setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) ||
+				 setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid)))
+			_exit(126);
+		execv(COWMAP_CLI, (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) == pid)
+		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r.out = read_text(op);
+	r.err = read_text(ep);
+	return r;
+}
+
+void cli_free(struct cli_res *r)
+{
+	free(r->out);
+	free(r->err);
 }

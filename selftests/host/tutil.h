@@ -23,4 +23,15 @@ int merge_keep(struct cowmap_merge **mp, const char *file, unsigned int flags,
 	       const char *out, int n, ...);
 bool file_is(const char *path, const void *data, size_t len);
 
+/* What a run of the CLI printed, and how it ended. */
+struct cli_res {
+	int status;		/* exit status, or 128 + signal */
+	char *out, *err;	/* NUL-terminated, to be freed */
+};
+
+/* Run the (test build's) cowmap CLI with @argv (NULL-terminated) as @uid
+ * (-1: as root) in a directory of the tests. */
+struct cli_res run_cli(int uid, const char *const *argv);
+void cli_free(struct cli_res *r);
+
 #endif

@@ -349,7 +349,10 @@ struct cowmap_event {
  *
  * A reader treats a record that runs past the end of the file, or a last
  * record that fails its CRC, as a torn tail (an interrupted append):
- * records before it stay valid.  Any other damage makes the log invalid.
+ * records before it stay valid.  libcowmap tells the kinds apart (a record
+ * cut short, zero bytes where blocks were not written, a whole last record
+ * with a wrong CRC: damage, which its users report).  Any other damage
+ * makes the log invalid.
  * ------------------------------------------------------------------------
  */
 #define COWMAP_LOG_MAGIC	"COWMAPLG"	/* 8 bytes, no NUL */
