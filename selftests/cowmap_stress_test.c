@@ -19,6 +19,9 @@
 #include "cowmap_test_util.h"
 #include "cowmap_stress.h"
 
+/* Operations a run must reach (or all of STRESS_OPS if fewer). */
+#define STRESS_MIN_OPS	500
+
 FIXTURE(stress) {
 	char *dir;
 	int odirect;
@@ -78,6 +81,7 @@ FIXTURE_TEARDOWN(stress)
 TEST_F_TIMEOUT(stress, model, 3600)
 {
 	struct st_run *R = calloc(1, sizeof(*R));
+	char why[512];
 
 	ASSERT_NE(NULL, R);
 	R->cfg.dir = self->dir;
@@ -97,7 +101,12 @@ TEST_F_TIMEOUT(stress, model, 3600)
 	st_run(R);
 	st_print_stats(R, variant->name);
 	EXPECT_EQ(0, R->failed) TH_LOG("%s", R->why);
-	EXPECT_LT(0, R->st.ops);
+	/*
+	 * A run cut short by the time cap must still have done something:
+	 * STRESS_MIN_OPS operations, every kind of operation, every access mode.
+	 */
+	EXPECT_EQ(0, st_coverage(R, STRESS_MIN_OPS, why, sizeof(why)))
+		TH_LOG("too little coverage:%s", why);
 	free(R);
 }
 
