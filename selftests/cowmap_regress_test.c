@@ -266,6 +266,14 @@ static long dk_prefix_of(const uint8_t *img, const uint8_t *new, const uint8_t *
 	return -1;
 }
 
+/* Has child @pid exited (without being reaped)? */
+static bool dk_died(pid_t pid)
+{
+	siginfo_t si = { 0 };
+
+	return !waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid == pid;
+}
+
 static void dk_child(FIXTURE_DATA(regress) *self, int round, int dev,
 		     const char *lp, volatile int *st)
 {
@@ -334,14 +342,16 @@ TEST_F_TIMEOUT(regress, drain_killed, 300)
 		if (i % 4 != 3) {
 			int want = i % 3;
 
-			while (!(DK_PHASE(*st) == DK_DRAIN && DK_GEN(*st) >= want))
+			while (!(DK_PHASE(*st) == DK_DRAIN && DK_GEN(*st) >= want) &&
+			       !dk_died(pid))
 				usleep(50);
 			usleep(150 * (i / 4 % 5));
 		} else {
-			while (DK_GEN(*st) < 1)
+			while (DK_GEN(*st) < 1 && !dk_died(pid))
 				usleep(100);
 			usleep(1000 * (i % 7) + 300);
 		}
+		ASSERT_FALSE(dk_died(pid)) TH_LOG("round %d: the child died before the kill", i);
 		kill(pid, SIGKILL);
 		ASSERT_EQ(pid, waitpid(pid, NULL, 0));
 		g = DK_GEN(*st);
