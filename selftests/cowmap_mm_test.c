@@ -984,7 +984,13 @@ TEST_F(ext4, partial_munmap)
 
 	/* And a second, whole mapping shows the same. */
 	MAP(c2, pages, 0);
-	ASSERT_EQ(0, memcmp(c, c2, pages * PS));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (i >= 2 && i < 14) {
+			ASSERT_PRIV_PAGE(c2, i, 4, i);
+		} else {
+			ASSERT_FILE_PAGE(c2, i, 4, i);
+		}
+	}
 	ASSERT_MAPPED_BYTES(32 * PS);
 	ASSERT_COWS(12);
 	ASSERT_EQ(0, munmap(c2, pages * PS));
@@ -2733,7 +2739,8 @@ TEST_F(ext4, populate_and_mlock)
 	munlockall();
 	ASSERT_NE(MAP_FAILED, c2);
 	ASSERT_EQ(0, smaps_field(c2, "Locked:"));
-	ASSERT_EQ(0, memcmp(c, c2, pages * PS));
+	for (uint64_t i = 0; i < pages; i++)
+		ASSERT_FILE_PAGE(c2, i, 25, i);
 	ASSERT_COWS(pages);
 	ASSERT_FILE_INTACT(25, pages);
 	munmap(c2, pages * PS);
@@ -3122,8 +3129,10 @@ TEST_F(ext4, odirect_io_on_cowmap_buffers)
 /*
  * Stores that do not fault: an O_DIRECT read into the mapping pins the
  * pages (GUP) first and the data lands later.  A drain in between must not
- * lose them: replaying the log over the backing file gives the session's
- * view (uapi: "Applying them in order reproduces the session's view").
+ * lose them: replaying the log over the backing file gives what was read
+ * (uapi: "Applying them in order reproduces the session's view"), checked
+ * against the test's own image (the source file's pattern), as are the
+ * pages right after each read and the view at the end.
  * The reads are slowed down (cgroup io.max) so that drains overlap them.
  */
 #define PW_PAGES	1024	/* the backing file: 4 MiB */
@@ -3190,18 +3199,22 @@ static void *pw_drainer(void *arg)
 struct pw_result {
 	int step;
 	long drains, records, bad, first_bad;
+	long dma_bad, first_dma_bad;	/* reads that did not land as read */
+	long view_bad, first_view_bad;	/* view pages that are not the image */
 	uint64_t undrained;
 };
 
+
 static int pw_worker(struct mm_ctx *m, bool bounce, int out)
 {
-	struct pw_result res = { .first_bad = -1 };
+	struct pw_result res = { .first_bad = -1, .first_dma_bad = -1,
+				 .first_view_bad = -1 };
 	struct cowmap_drain d = { 0 };
 	struct cowmap_info in;
 	struct pw_ctx p = { 0 };
 	struct cowmap_bind b = { 0 };
 	uint64_t s = 0x9127ULL;
-	unsigned char *img;
+	unsigned char *img, *want;
 	char *buf;
 	char procs[512];
 	pthread_t thr;
@@ -3228,8 +3241,12 @@ static int pw_worker(struct mm_ctx *m, bool bounce, int out)
 	if (c == MAP_FAILED || pthread_create(&thr, NULL, pw_drainer, &p))
 		goto out;
 	res.step = 4;
-	if (posix_memalign((void **)&buf, PS, 64 * PS))
+	/* The test's own image: the backing file's pattern, then each read. */
+	want = malloc(PW_PAGES * PS);
+	if (posix_memalign((void **)&buf, PS, 64 * PS) || !want)
 		goto out;
+	for (uint64_t pg = 0; pg < PW_PAGES; pg++)
+		fill_pat(want + pg * PS, 40, pg);
 	for (int i = 0; i < PW_READS; i++) {
 		uint64_t n = 16 + rf_next(&s) % 49;
 		uint64_t dst = rf_next(&s) % (PW_PAGES - n);
@@ -3245,6 +3262,15 @@ static int pw_worker(struct mm_ctx *m, bool bounce, int out)
 			pthread_join(thr, NULL);
 			goto out;
 		}
+		/* The data landed: source pages src.., as the test wrote them. */
+		for (uint64_t k = 0; k < n; k++) {
+			if (bad_pat(c + (dst + k) * PS, 41, src + k) >= 0) {
+				if (res.first_dma_bad < 0)
+					res.first_dma_bad = dst + k;
+				res.dma_bad++;
+			}
+			fill_pat(want + (dst + k) * PS, 41, src + k);
+		}
 	}
 	atomic_store(&p.stop, 1);
 	pthread_join(thr, NULL);
@@ -3254,7 +3280,10 @@ static int pw_worker(struct mm_ctx *m, bool bounce, int out)
 		goto out;
 	res.undrained = in.undrained_pages;
 
-	/* The backing file, with the log applied, is the session's view. */
+	/*
+	 * The backing file, with the log applied, is what the test wrote:
+	 * its own image, built from the reads it made.  So is the view.
+	 */
 	res.step = 6;
 	img = malloc(PW_PAGES * PS);
 	if (!img || pread(m->bfd, img, PW_PAGES * PS, 0) != PW_PAGES * PS)
@@ -3263,10 +3292,15 @@ static int pw_worker(struct mm_ctx *m, bool bounce, int out)
 	if (res.records < 0)
 		goto out;
 	for (uint64_t pg = 0; pg < PW_PAGES; pg++) {
-		if (memcmp(img + pg * PS, c + pg * PS, PS)) {
+		if (memcmp(img + pg * PS, want + pg * PS, PS)) {
 			if (res.first_bad < 0)
 				res.first_bad = pg;
 			res.bad++;
+		}
+		if (memcmp(c + pg * PS, want + pg * PS, PS)) {
+			if (res.first_view_bad < 0)
+				res.first_view_bad = pg;
+			res.view_bad++;
 		}
 	}
 	res.step = 0;
@@ -3323,9 +3357,15 @@ TEST_F_TIMEOUT(ext4, odirect_read_during_drain, 180)
 		TH_LOG("%d O_DIRECT reads %s, %ld drains meanwhile, %ld log "
 		       "records", PW_READS, bounce ? "copied in" : "into the mapping",
 		       res.drains, res.records);
+		EXPECT_EQ(0, res.dma_bad)
+			TH_LOG("%ld pages did not show the data just read into them "
+			       "(first: page %ld)", res.dma_bad, res.first_dma_bad);
+		EXPECT_EQ(0, res.view_bad)
+			TH_LOG("%ld pages of the view are not what was read (first: "
+			       "page %ld)", res.view_bad, res.first_view_bad);
 		ASSERT_EQ(0, res.bad)
-			TH_LOG("the log misses data in %ld pages (first: page %ld); "
-			       "the session calls %lu pages undrained", res.bad,
+			TH_LOG("the file and log miss data in %ld pages (first: page "
+			       "%ld); the session calls %lu pages undrained", res.bad,
 			       res.first_bad, (unsigned long)res.undrained);
 	}
 	ASSERT_FILE_INTACT(40, PW_PAGES);

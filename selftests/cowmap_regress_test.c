@@ -164,7 +164,7 @@ static int check_log(const char *path, const uint8_t *base, const uint8_t *want,
 	long n = replay_log(path, base, img, NULL, why);
 
 	if (n >= 0 && memcmp(img, want, PGS(NPAGES))) {
-		snprintf(why, 128, "%ld records do not reproduce the session's pages", n);
+		snprintf(why, 128, "%ld records do not give what the test wrote", n);
 		n = -1;
 	}
 	free(img);
@@ -193,7 +193,8 @@ TEST_F(regress, drain_enospc)
 	m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, m);
 	cm_fill(99, m, PGS(NPAGES));	/* every byte of every page changes */
-	memcpy(want, m, PGS(NPAGES));
+	cm_fill(99, want, PGS(NPAGES));	/* what the log must give */
+	ASSERT_EQ(0, memcmp(m, want, PGS(NPAGES)));
 
 	err = cm_drain(dev, -1, &d);
 	EXPECT_EQ(-ENOSPC, err);
@@ -211,68 +212,211 @@ TEST_F(regress, drain_enospc)
 	free(want);
 }
 
+/*
+ * drain_killed: a child rewrites all NPAGES pages with generation g of a
+ * pattern (cm_fill(dk_seed(round, g))), drains, and goes on with g + 1
+ * until it is killed.  It says where it is in shared memory (generation,
+ * filling or draining) before each step, so the test knows which writes
+ * were made and how far: a kill while filling leaves bytes [0, X) of
+ * generation g over generation g - 1 (the file itself for g = 0), a kill
+ * while draining leaves generation g whole.  That is what the log, replayed
+ * over the file after the final drain, must give: nothing taken from the
+ * session's view.
+ *
+ * Half the rounds keep the session open in the test process, so the final
+ * drain waits for its close: the log as the killed drain left it is then
+ * checked (whole records of a prefix of the drains' pages, no torn tail)
+ * and counts as a kill inside a drain when it holds fewer records than the
+ * drains started (every page changes, one record each).  The other half
+ * let the final drain run when the child dies, after a cut drain.  A run
+ * in which no kill landed inside a drain fails: it proved nothing.
+ */
+enum { DK_FILL = 1, DK_DRAIN = 2 };
+
+/* Where the child is, in one word: generation * 4 + DK_FILL or DK_DRAIN. */
+#define DK_GEN(state)	((state) / 4)
+#define DK_PHASE(state)	((state) % 4)
+
+static uint64_t dk_seed(int round, int gen)
+{
+	return ((uint64_t)(round + 1) << 32) + gen + 1;
+}
+
+/* Generation @gen of round @round into @buf (-1: the file's contents). */
+static void dk_gen(const uint8_t *file, int round, int gen, uint8_t *buf)
+{
+	if (gen < 0)
+		memcpy(buf, file, PGS(NPAGES));
+	else
+		cm_fill(dk_seed(round, gen), buf, PGS(NPAGES));
+}
+
+/*
+ * Is @img bytes [0, X) of @new and [X, end) of @old, for some X?  Returns
+ * -1 if so, else the first byte that is neither (and breaks the prefix).
+ */
+static long dk_prefix_of(const uint8_t *img, const uint8_t *new, const uint8_t *old)
+{
+	size_t i = 0;
+
+	while (i < PGS(NPAGES) && img[i] == new[i])
+		i++;
+	for (; i < PGS(NPAGES); i++)
+		if (img[i] != old[i])
+			return i;
+	return -1;
+}
+
+/* Has child @pid exited (without being reaped)? */
+static bool dk_died(pid_t pid)
+{
+	siginfo_t si = { 0 };
+
+	return !waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid == pid;
+}
+
+static void dk_child(FIXTURE_DATA(regress) *self, int round, int dev,
+		     const char *lp, volatile int *st)
+{
+	uint8_t *m;
+	int bfd, lfd;
+
+	if (dev < 0) {
+		bfd = open(self->backing, O_RDONLY | O_CLOEXEC);
+		lfd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		dev = cm_session(bfd, lfd, 0);
+	}
+	m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
+	if (m == MAP_FAILED)
+		_exit(1);
+	for (int g = 0;; g++) {
+		*st = g * 4 + DK_FILL;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		cm_fill(dk_seed(round, g), m, PGS(NPAGES));
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		*st = g * 4 + DK_DRAIN;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		cm_drain(dev, -1, NULL);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+}
+
 TEST_F_TIMEOUT(regress, drain_killed, 300)
 {
 	int rounds = getenv("REGRESS_ROUNDS") ? atoi(getenv("REGRESS_ROUNDS")) : 12;
-	int i, bad = 0, cut = 0;
-	uint8_t *want = mmap(NULL, PGS(NPAGES), PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	volatile int *ready = mmap(NULL, PG, PROT_READ | PROT_WRITE,
-				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int i, bad = 0, in_drain = 0, cut_seen = 0;
+	uint8_t *gnew = malloc(PGS(NPAGES)), *gold = malloc(PGS(NPAGES));
+	uint8_t *img = malloc(PGS(NPAGES));
+	volatile int *st = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	ASSERT_NE(MAP_FAILED, want);
+	ASSERT_NE(NULL, gnew);
+	ASSERT_NE(NULL, gold);
+	ASSERT_NE(NULL, img);
+	ASSERT_NE(MAP_FAILED, st);
 	for (i = 0; i < rounds; i++) {
+		int hold = i % 2 == 0, dev = -1, bfd = -1, lfd = -1, g, phase;
 		char *lp, why[128], name[32];
-		struct stat st;
+		size_t torn = 0;
+		long n, at;
 		pid_t pid;
 
 		snprintf(name, sizeof(name), "killed.%d.log", i);
 		lp = cm_path(self->dir, name);
-		*ready = 0;
+		*st = 0;
+		if (hold) {
+			/* The test holds the session: no final drain at the kill. */
+			bfd = open(self->backing, O_RDONLY | O_CLOEXEC);
+			lfd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+			ASSERT_LE(0, lfd);
+			dev = cm_session(bfd, lfd, 0);
+			ASSERT_LE(0, dev);
+		}
 		pid = fork();
 		ASSERT_LE(0, pid);
-		if (pid == 0) {
-			int bfd = open(self->backing, O_RDONLY | O_CLOEXEC);
-			int lfd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-			int dev = cm_session(bfd, lfd, 0);
-			uint8_t *m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
-
-			if (m == MAP_FAILED)
-				_exit(1);
-			cm_fill(1000 + i, m, PGS(NPAGES));
-			memcpy(want, m, PGS(NPAGES));
-			for (;;) {
-				/* Drain, change everything again, drain... until killed. */
-				*ready = 1;
-				cm_drain(dev, -1, NULL);
-				cm_fill(2000 + i + (*ready)++, m, PGS(NPAGES));
-				memcpy(want, m, PGS(NPAGES));
-			}
-		}
-		while (!*ready)
-			usleep(1000);
-		usleep(1000 * (i % 7) + 300);
-		kill(pid, SIGKILL);
-		cm_wait(pid);
-		/* The final drain ran when the child was reaped. */
-		usleep(100000);
-		if (!stat(lp, &st) && st.st_size)
-			cut++;
+		if (pid == 0)
+			dk_child(self, i, dev, lp, st);
 		/*
-		 * The last memcpy to @want may not have finished when the
-		 * kill came: check the log's integrity, and its replay only
-		 * when the child was not in the middle of rewriting.
+		 * Kill it in a drain (a little after it started, by up to a
+		 * few ms) in most rounds, at any time in the others.
 		 */
-		if (check_log(lp, self->data, want, why) &&
-		    !strstr(why, "do not reproduce")) {
+		if (i % 4 != 3) {
+			int want = i % 3;
+
+			while (!(DK_PHASE(*st) == DK_DRAIN && DK_GEN(*st) >= want) &&
+			       !dk_died(pid))
+				usleep(50);
+			usleep(150 * (i / 4 % 5));
+		} else {
+			while (DK_GEN(*st) < 1 && !dk_died(pid))
+				usleep(100);
+			usleep(1000 * (i % 7) + 300);
+		}
+		ASSERT_FALSE(dk_died(pid)) TH_LOG("round %d: the child died before the kill", i);
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+		g = DK_GEN(*st);
+		phase = DK_PHASE(*st);
+		ASSERT_NE(0, phase);
+
+		dk_gen(self->data, i, g, gnew);
+		dk_gen(self->data, i, g - 1, gold);
+		if (hold) {
+			/*
+			 * The log as the killed drain left it: generations
+			 * before g whole, then a prefix of generation g's pages
+			 * (drained in order) if the kill came in its drain.
+			 */
+			n = replay_log(lp, self->data, img, &torn, why);
+			if (n < 0) {
+				bad++;
+				TH_LOG("round %d, after the kill: %s", i, why);
+			} else if (torn) {
+				bad++;
+				TH_LOG("round %d, after the kill: %zu bytes of torn tail",
+				       i, torn);
+			} else if (phase == DK_DRAIN) {
+				at = dk_prefix_of(img, gnew, gold);
+				if (at >= 0) {
+					bad++;
+					TH_LOG("round %d, after the kill in drain %d: %ld records are not generations 0..%d then a part of %d (byte %ld)",
+					       i, g, n, g - 1, g, at);
+				}
+				if (n < (long)NPAGES * (g + 1))
+					cut_seen++;
+			} else if (memcmp(img, gold, PGS(NPAGES))) {
+				bad++;
+				TH_LOG("round %d, after the kill in fill %d: %ld records are not generations 0..%d",
+				       i, g, n, g - 1);
+			}
+			close(dev);	/* the final drain */
+			close(lfd);
+			close(bfd);
+		}
+		in_drain += phase == DK_DRAIN;
+
+		/* After the final drain: exactly what the child had written. */
+		n = replay_log(lp, self->data, img, NULL, why);
+		if (n < 0) {
 			bad++;
 			TH_LOG("round %d: %s", i, why);
+		} else if (phase == DK_DRAIN ? memcmp(img, gnew, PGS(NPAGES)) != 0 :
+			   (at = dk_prefix_of(img, gnew, gold)) >= 0) {
+			bad++;
+			TH_LOG("round %d: killed in %s %d: %ld records do not give what the child wrote",
+			       i, phase == DK_DRAIN ? "drain" : "fill", g, n);
 		}
 		free(lp);
 	}
-	printf("# %d drains killed part way; %d left a log that is not valid\n", cut, bad);
+	printf("# %d rounds: %d kills in a drain (%d seen cut short in the log), %d wrong logs\n",
+	       rounds, in_drain, cut_seen, bad);
 	fflush(stdout);
 	EXPECT_EQ(0, bad);
+	EXPECT_LT(0, in_drain) TH_LOG("no kill landed in a drain: the test proved nothing");
+	EXPECT_LT(0, cut_seen) TH_LOG("no kill was seen cutting a drain short");
+	free(img);
+	free(gold);
+	free(gnew);
 }
 
 
@@ -315,11 +459,14 @@ static void drain_cut_fails(struct __test_metadata *_metadata,
 	m = cm_map(dev, 0, PGS(NPAGES), PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, m);
 	/* Even pages change whole (one record), odd ones in 64 runs. */
+	memcpy(want, self->data, PGS(NPAGES));
 	for (size_t p = 0; p < NPAGES; p++) {
-		for (size_t i = 0; i < PG; i += p % 2 ? 64 : 1)
+		for (size_t i = 0; i < PG; i += p % 2 ? 64 : 1) {
 			m[p * PG + i] ^= 0x5a;
+			want[p * PG + i] ^= 0x5a;
+		}
 	}
-	memcpy(want, m, PGS(NPAGES));
+	ASSERT_EQ(0, memcmp(m, want, PGS(NPAGES)));
 	ASSERT_LE(0, cm_diff_all(dev, 0, 0, 1 << 20, &diff, &used, &recs));
 	free(diff);
 	diff = NULL;

@@ -352,6 +352,9 @@ TEST_F(fs, first_write_copies_once)
 		{ true, PGS(2) + 77 }, { false, FS_SIZE - 1 }, { true, PG + PG / 2 },
 	};
 
+	uint8_t *want = malloc(FS_SIZE);
+
+	ASSERT_NE(NULL, want);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint64_t off = cases[i].off, page = off & ~(PG - 1);
 		uint8_t newb = self->orig[off] ^ 0x5a, *plain_before, *plain_after;
@@ -410,6 +413,13 @@ TEST_F(fs, first_write_copies_once)
 		memset((uint8_t *)m + page + 100, 'w', 1000);
 		m[page + PG - 1] = 'e';
 		m[off] = newb;
+		/* The same writes on a copy of the file. */
+		memcpy(want, self->orig, FS_SIZE);
+		want[off] = newb ^ 1;
+		want[page] = want[page] + 1;
+		memset(want + page + 100, 'w', 1000);
+		want[page + PG - 1] = 'e';
+		want[off] = newb;
 		ASSERT_EQ(0, cm_info(dev, &in));
 		EXPECT_EQ(1, in.private_pages) TH_LOG("case %zu", i);
 		EXPECT_EQ(1, in.cow_faults) TH_LOG("case %zu", i);
@@ -417,8 +427,9 @@ TEST_F(fs, first_write_copies_once)
 		EXPECT_EQ(-EAGAIN, cm_events(dev, ev, 4));
 		EXPECT_EQ(newb, m[off]);
 		EXPECT_EQ(off == page + PG - 1 ? newb : 'e', m[page + PG - 1]);
-		/* The session's other mapping shares the copy. */
-		EXPECT_EQ(0, memcmp((uint8_t *)m2, (uint8_t *)m, FS_SIZE));
+		/* Both mappings of the session show what it wrote. */
+		EXPECT_EQ(-1, first_diff((uint8_t *)m, want, FS_SIZE)) TH_LOG("case %zu", i);
+		EXPECT_EQ(-1, first_diff((uint8_t *)m2, want, FS_SIZE)) TH_LOG("case %zu", i);
 
 		/* Nobody else sees it. */
 		EXPECT_TRUE(file_is(self->fd, self->orig, FS_SIZE)) TH_LOG("case %zu", i);
@@ -443,6 +454,7 @@ TEST_F(fs, first_write_copies_once)
 		close(dev2);
 		close(dev);
 	}
+	free(want);
 }
 
 /* ------------------------------------------------------------------------
@@ -758,10 +770,13 @@ TEST_F(fs, diff_against_base_not_file)
 	free(logp);
 }
 
-/* A log applied to a copy of the original reproduces the session's view. */
+/*
+ * A log applied to a copy of the original gives what the test wrote (the
+ * same scribbles applied to a copy), as does the view.
+ */
 TEST_F(fs, log_reproduces_view)
 {
-	uint8_t *m, *view, *img;
+	uint8_t *m, *view, *img, *want;
 	struct cowmap_log_info li;
 	struct cowmap_drain dr;
 	char *logp = cm_path(self->dir, "view.log");
@@ -775,14 +790,23 @@ TEST_F(fs, log_reproduces_view)
 	m = cm_map(dev, 0, FS_SIZE, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, m);
 
+	/* The same scribbles on a copy of the file: what the view must be. */
+	want = malloc(FS_SIZE);
+	ASSERT_NE(NULL, want);
+	memcpy(want, self->orig, FS_SIZE);
+	scribble(want, 11, FS_PAGES, 0);
+	scribble(want, 11, FS_PAGES, 1);
+	scribble(want, 12, FS_PAGES, 0);
+
 	scribble(m, 11, FS_PAGES, 0);
 	ASSERT_EQ(0, cm_drain(dev, -1, &dr));
 	scribble(m, 11, FS_PAGES, 1);
 	ASSERT_EQ(0, cm_drain(dev, -1, &dr));
 	scribble(m, 12, FS_PAGES, 0);
+	EXPECT_EQ(-1, first_diff(m, want, FS_SIZE));
 	view = view_of(dev, FS_SIZE);
 	ASSERT_NE(NULL, view);
-	EXPECT_EQ(-1, first_diff(view, m, FS_SIZE));
+	EXPECT_EQ(-1, first_diff(view, want, FS_SIZE));
 	munmap(m, FS_SIZE);
 	close(dev);	/* the last changes go to the log now */
 	close(lfd);
@@ -792,10 +816,13 @@ TEST_F(fs, log_reproduces_view)
 	memcpy(img, self->orig, FS_SIZE);
 	n = apply_log(_metadata, logp, img, FS_SIZE, &li);
 	EXPECT_LT(0, n);
-	EXPECT_EQ(-1, first_diff(img, view, FS_SIZE));
+	EXPECT_EQ(-1, first_diff(img, want, FS_SIZE))
+		TH_LOG("the log replayed differs from the scribbles at byte %ld",
+		       first_diff(img, want, FS_SIZE));
 	EXPECT_TRUE(file_is(self->fd, self->orig, FS_SIZE));
 	free(img);
 	free(view);
+	free(want);
 	free(logp);
 }
 
@@ -1333,7 +1360,7 @@ TEST_F(sess, drain_bound_log)
 	/* A write after the drain: only it, against the drained value. */
 	x[0] = (struct xrec){ PGS(300 % 40) + 123, 1 };
 	{
-		uint8_t drained = m[x[0].off];
+		uint8_t drained = final[x[0].off];
 		uint8_t *old_img = malloc(S_SIZE);
 		size_t used2 = 0;
 		uint32_t records2 = 0;
@@ -1461,14 +1488,15 @@ TEST_F(sess, drain_fd_new_files)
 		free(old_img);
 	} while (0);
 
-	/* a + c applied in order reproduce the view; b is empty. */
+	/* a + c applied in order give what the test wrote; b is empty. */
 	img = malloc(S_SIZE);
 	ASSERT_NE(NULL, img);
 	memcpy(img, self->orig, S_SIZE);
 	EXPECT_EQ((long)records, apply_log(_metadata, pa, img, S_SIZE, NULL));
 	EXPECT_EQ(0, apply_log(_metadata, pb, img, S_SIZE, NULL));
 	EXPECT_EQ(1, apply_log(_metadata, pc, img, S_SIZE, NULL));
-	EXPECT_EQ(-1, first_diff(img, m, S_SIZE));
+	EXPECT_EQ(-1, first_diff(img, final, S_SIZE));
+	EXPECT_EQ(-1, first_diff(m, final, S_SIZE));
 	munmap(m, S_SIZE);
 	close(dev);
 
@@ -1508,12 +1536,12 @@ TEST_F(sess, drain_fd_new_files)
  * The writer's part of drain_enospc_loses_nothing, as whoever runs it (no
  * ASSERT: it may run in a child).  A filler file leaves the log ~64 KiB;
  * the first drain fails with ENOSPC, the filler goes, the second drain
- * must complete the log.  The session's view is copied to @view.  Returns
- * 0, or the step that failed.
+ * must complete the log.  The first @npages pages are inverted, and the
+ * view must then be @want.  Returns 0, or the step that failed.
  */
 static int enospc_writer(struct __test_metadata *_metadata, int fd,
 			 const uint8_t *orig, const char *mnt, int lfd,
-			 uint8_t *view, int npages, bool make_room)
+			 const uint8_t *want, int npages, bool make_room)
 {
 	char *filler = cm_path(mnt, "filler");
 	struct cowmap_info in;
@@ -1539,7 +1567,7 @@ static int enospc_writer(struct __test_metadata *_metadata, int fd,
 	for (int i = 0; i < npages; i++)
 		for (uint64_t b = 0; b < PG; b++)
 			m[PGS(i) + b] = ~orig[PGS(i) + b];
-	memcpy(view, m, S_SIZE);
+	EXPECT_EQ(-1, first_diff(m, want, S_SIZE)) TH_LOG("the view is not what was written");
 
 	err = cm_drain(dev, -1, NULL);
 	EXPECT_EQ(-ENOSPC, err) TH_LOG("drain into a full log: %s", strerror(-err));
@@ -1600,7 +1628,7 @@ TEST_F(sess, drain_enospc_loses_nothing)
 
 	for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
 		struct cowmap_log_info li;
-		uint8_t *view, *img;
+		uint8_t *want, *img;
 		char name[32], *logp;
 		long n;
 		int lfd, st, ret;
@@ -1610,13 +1638,16 @@ TEST_F(sess, drain_enospc_loses_nothing)
 		logp = cm_path(self->mnt, name);
 		lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		ASSERT_LE(0, lfd);
-		view = mmap(NULL, S_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		ASSERT_NE(MAP_FAILED, view);
+		/* What the writer writes: its first npages pages inverted. */
+		want = malloc(S_SIZE);
+		ASSERT_NE(NULL, want);
+		memcpy(want, self->orig, S_SIZE);
+		for (uint64_t b = 0; b < PGS(npages); b++)
+			want[b] = ~self->orig[b];
 
 		if (!cases[c].uid) {
 			ret = enospc_writer(_metadata, self->fd, self->orig,
-					    self->mnt, lfd, view, npages,
+					    self->mnt, lfd, want, npages,
 					    cases[c].make_room);
 		} else {
 			pid = fork();
@@ -1626,7 +1657,7 @@ TEST_F(sess, drain_enospc_loses_nothing)
 				    setresuid(cases[c].uid, cases[c].uid, cases[c].uid))
 					_exit(100);
 				_exit(enospc_writer(_metadata, self->fd, self->orig,
-						    self->mnt, lfd, view, npages,
+						    self->mnt, lfd, want, npages,
 						    cases[c].make_room));
 			}
 			st = cm_wait(pid);
@@ -1645,21 +1676,21 @@ TEST_F(sess, drain_enospc_loses_nothing)
 			EXPECT_EQ(npages, n)
 				TH_LOG("%s: the log is not complete and valid",
 				       cases[c].name);
-			EXPECT_EQ(-1, first_diff(img, view, S_SIZE))
+			EXPECT_EQ(-1, first_diff(img, want, S_SIZE))
 				TH_LOG("%s: changes lost: first difference at byte %ld",
-				       cases[c].name, first_diff(img, view, S_SIZE));
+				       cases[c].name, first_diff(img, want, S_SIZE));
 		} else {
 			/* Valid, with the pages that fitted (whole ones). */
 			EXPECT_LE(0, n) TH_LOG("%s: the log is not valid",
 					       cases[c].name);
 			EXPECT_GE(7, n);
-			EXPECT_EQ(0, n >= 0 ? memcmp(img, view, PGS(n)) : 0);
+			EXPECT_EQ(0, n >= 0 ? memcmp(img, want, PGS(n)) : 0);
 			EXPECT_EQ(0, n >= 0 ? memcmp(img + PGS(n), self->orig + PGS(n),
 						     S_SIZE - PGS(n)) : 0);
 		}
 		unlink(logp);
 		free(img);
-		munmap(view, S_SIZE);
+		free(want);
 		free(logp);
 	}
 	umount2(self->mnt, MNT_DETACH);
@@ -1674,20 +1705,31 @@ struct busy_writer {
 	unsigned long stores;
 };
 
+#define BUSY_SEED	77
+
+/*
+ * The writer's next store, drawn from *@s: a whole aligned 8-byte store or
+ * a single byte.  The same function replays the stores on an image, so the
+ * test knows every byte the writer left.
+ */
+static void busy_store(volatile uint8_t *dst, int npages, uint64_t *s)
+{
+	uint64_t r = cm_rand(s);
+	uint64_t off = PGS(r % npages) + ((r >> 20) % (PG / 8)) * 8;
+
+	if (r & (1ULL << 63))
+		*(volatile uint64_t *)(dst + off) = cm_rand(s);
+	else
+		dst[off + (r >> 40) % 8] = (uint8_t)r;
+}
+
 static void *busy_writer_fn(void *p)
 {
 	struct busy_writer *w = p;
-	uint64_t s = 77;
+	uint64_t s = BUSY_SEED;
 
 	while (!w->stop) {
-		uint64_t r = cm_rand(&s);
-		uint64_t off = PGS(r % w->npages) + ((r >> 20) % (PG / 8)) * 8;
-
-		/* Whole aligned 8-byte stores, and single bytes. */
-		if (r & (1ULL << 63))
-			*(volatile uint64_t *)(w->m + off) = cm_rand(&s);
-		else
-			*(volatile uint8_t *)(w->m + off + (r >> 40) % 8) = (uint8_t)r;
+		busy_store(w->m, w->npages, &s);
 		w->stores++;
 	}
 	return NULL;
@@ -1696,14 +1738,17 @@ static void *busy_writer_fn(void *p)
 /*
  * Drains racing with a writer thread: every store lands in exactly one
  * drain, so the log, replayed, is the final view (each record's old bytes
- * are checked against the replay so far).
+ * are checked against the replay so far).  The expected image is the
+ * writer's stores replayed on a copy of the file: the writer is
+ * deterministic, only the number of stores depends on the timing.
  */
 TEST_F_TIMEOUT(sess, drain_while_writing, 120)
 {
 	struct busy_writer w = { .npages = 24 };
 	struct cowmap_log_info li;
 	struct cowmap_drain dr;
-	uint8_t *view, *img;
+	uint8_t *want, *img;
+	uint64_t s = BUSY_SEED;
 	pthread_t t;
 	int dev, lfd, drains = 0;
 	char *logp = new_log(self, "busy.log", &lfd);
@@ -1724,8 +1769,17 @@ TEST_F_TIMEOUT(sess, drain_while_writing, 120)
 	w.stop = 1;
 	pthread_join(t, NULL);
 	TH_LOG("%d drains, %lu stores", drains, w.stores);
-	view = view_of(dev, S_SIZE);
-	ASSERT_NE(NULL, view);
+	/* Enough stores that drains raced them. */
+	EXPECT_LT(1000, w.stores);
+
+	want = malloc(S_SIZE);
+	ASSERT_NE(NULL, want);
+	memcpy(want, self->orig, S_SIZE);
+	for (unsigned long i = 0; i < w.stores; i++)
+		busy_store(want, w.npages, &s);
+	EXPECT_EQ(-1, first_diff(w.m, want, S_SIZE))
+		TH_LOG("the view differs from the writer's stores at byte %ld",
+		       first_diff(w.m, want, S_SIZE));
 	munmap(w.m, S_SIZE);
 	close(dev);	/* the final drain takes the rest */
 	close(lfd);
@@ -1734,11 +1788,12 @@ TEST_F_TIMEOUT(sess, drain_while_writing, 120)
 	ASSERT_NE(NULL, img);
 	memcpy(img, self->orig, S_SIZE);
 	EXPECT_LT(0, apply_log(_metadata, logp, img, S_SIZE, &li));
-	EXPECT_EQ(-1, first_diff(img, view, S_SIZE))
-		TH_LOG("replay differs from the view at byte %ld",
-		       first_diff(img, view, S_SIZE));
+	EXPECT_EQ(-1, first_diff(img, want, S_SIZE))
+		TH_LOG("replay differs from the writer's stores at byte %ld",
+		       first_diff(img, want, S_SIZE));
+	EXPECT_EQ(0, li.torn);
 	free(img);
-	free(view);
+	free(want);
 	free(logp);
 }
 
@@ -2080,11 +2135,14 @@ TEST_F(sess, discard)
 	EXPECT_EQ(9, in.cow_faults);
 	EXPECT_EQ(9, in.events);
 	do {
+		/* The file as the test wrote it: the original and "OTHER". */
 		uint8_t *now = malloc(S_SIZE);
 
 		ASSERT_NE(NULL, now);
-		ASSERT_EQ(0, cm_read_all(self->fd, now, S_SIZE, 0));
+		memcpy(now, self->orig, S_SIZE);
+		memcpy(now + PGS(3) + 100, "OTHER", 5);
 		EXPECT_EQ(-1, first_diff((uint8_t *)m, now, S_SIZE));
+		EXPECT_TRUE(file_is(self->fd, now, S_SIZE));
 		free(now);
 	} while (0);
 	ASSERT_EQ(1, cm_diff_all(dev, 0, 0, COWMAP_DIFF_MIN_BUF, &diff, &used,
