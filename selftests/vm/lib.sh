@@ -283,3 +283,41 @@ vm_boot() {
 	} >&2
 	return 1
 }
+
+# check_results KVER DIR OK: the host's checks of a run of guest/selftests.sh
+# whose output is DIR/output.log, after vm_boot (OK: 1 if it returned 0; its
+# VM_PASS/VM_FAIL/VM_SKIP/VM_STATUS).  Sets RUN_PASS, RUN_FAIL and RUN_SKIP
+# from the host's own count of the TAP lines, RUN_FAIL including one per
+# unexpected skip and per listed skip that did not happen
+# (selftests/check-skips.sh against selftests/expected-skips, its report in
+# DIR/skips.log).  Returns 1 (with the reason on stderr) when OK is not 1,
+# the guest's counts differ from the host's, the guest's runner failed with
+# no failed test, or no test binary printed a result (the guest's own "vm:"
+# results do not count).
+check_results() {
+	local kver=$1 dir=$2 ok=$3 log=$2/output.log ran bad rc=0
+	RUN_PASS=$(grep -aE '^ok( |$)' "$log" | grep -viEc '# *skip' || true)
+	RUN_SKIP=$(grep -aE '^ok( |$)' "$log" | grep -iEc '# *skip' || true)
+	RUN_FAIL=$(grep -aEc '^not ok( |$)' "$log" || true)
+	ran=$(grep -aE '^(not )?ok( |$)' "$log" | grep -vcE '^(not )?ok [0-9]+ vm: ' || true)
+	[ "$ok" = 1 ] || return 1
+	if [ "$RUN_PASS/$RUN_FAIL/$RUN_SKIP" != "$VM_PASS/$VM_FAIL/$VM_SKIP" ]; then
+		echo "$kver: the guest counted $VM_PASS/$VM_FAIL/$VM_SKIP (pass/fail/skip), the host read $RUN_PASS/$RUN_FAIL/$RUN_SKIP: output lost" >&2
+		ok=0
+	elif [ "$VM_STATUS" != 0 ] && [ "$RUN_FAIL" = 0 ]; then
+		echo "$kver: the guest's test runner exited with status $VM_STATUS" >&2
+		ok=0
+	elif [ "$ran" = 0 ]; then
+		echo "$kver: no test ran" >&2
+		ok=0
+	fi
+	# Every skip must be an expected one, and every expected one must
+	# have happened.
+	"$TOP/selftests/check-skips.sh" "$kver" "$log" >"$dir/skips.log" 2>&1 || rc=$?
+	bad=$(grep -c '^not ok' "$dir/skips.log" || true)
+	RUN_FAIL=$((RUN_FAIL + bad))
+	# A malformed list with nothing reported fails the run.
+	[ "$rc" = 0 ] || [ "$bad" != 0 ] || ok=0
+	grep -v '^# skip expected' "$dir/skips.log" | sed -E "s/^skips: /$kver: skips: /" || true
+	[ "$ok" = 1 ]
+}

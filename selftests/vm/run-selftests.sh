@@ -52,32 +52,8 @@ for kver in "${kvers[@]}"; do
 		--payload "/opt/cowmap/guest/selftests.sh"
 	ok=1
 	vm_boot "$kver" "$dir/initramfs.cpio" "$dir" || ok=0
-	# The host's own count of the TAP must match the guest's.
-	pass=$(grep -aE '^ok( |$)' "$dir/output.log" | grep -viEc '# *skip' || true)
-	skip=$(grep -aE '^ok( |$)' "$dir/output.log" | grep -iEc '# *skip' || true)
-	fail=$(grep -aEc '^not ok( |$)' "$dir/output.log" || true)
-	# Results of the test binaries alone, not the guest's own ("vm: ").
-	ran=$(grep -aE '^(not )?ok( |$)' "$dir/output.log" | grep -vcE '^(not )?ok [0-9]+ vm: ' || true)
-	if [ "$ok" = 1 ]; then
-		if [ "$pass/$fail/$skip" != "$VM_PASS/$VM_FAIL/$VM_SKIP" ]; then
-			echo "$kver: the guest counted $VM_PASS/$VM_FAIL/$VM_SKIP (pass/fail/skip), the host read $pass/$fail/$skip: output lost" >&2
-			ok=0
-		elif [ "$VM_STATUS" != 0 ] && [ "$fail" = 0 ]; then
-			echo "$kver: the guest's test runner exited with status $VM_STATUS" >&2
-			ok=0
-		elif [ "$ran" = 0 ]; then
-			echo "$kver: no test ran" >&2
-			ok=0
-		fi
-		# Every skip must be an expected one, and every expected one
-		# must have happened.
-		if ! "$TOP/selftests/check-skips.sh" "$kver" "$dir/output.log" >"$dir/skips.log" 2>&1; then
-			bad=$(grep -c '^not ok' "$dir/skips.log" || true)
-			fail=$((fail + bad))
-			[ "$bad" != 0 ] || ok=0
-		fi
-		grep -v '^# skip expected' "$dir/skips.log" | sed -E "s/^skips: /$kver: skips: /" || true
-	fi
+	check_results "$kver" "$dir" "$ok" || ok=0
+	pass=$RUN_PASS fail=$RUN_FAIL skip=$RUN_SKIP
 	# A broken VM run counts as one more failure, whatever the TAP said.
 	[ "$ok" = 1 ] || fail=$((fail + 1))
 	line="$kver: $pass passed, $fail failed, $skip skipped ($((SECONDS - start)) s)"

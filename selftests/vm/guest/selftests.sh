@@ -66,7 +66,6 @@ for name in $names; do
 	log=/tmp/$name.tap
 	work=/tmp/$name.cwd
 	mkdir -p "$work"
-	echo "# ---- $name"
 	# The binary's TAP goes to the console as it comes; its exit status
 	# survives the pipe through a file.
 	( cd "$work" && timeout "$TEST_TIMEOUT" "$t"; echo $? >"/tmp/$name.rc" ) 2>&1 | tee "$log"
