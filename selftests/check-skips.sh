@@ -4,7 +4,8 @@
 #
 # usage: check-skips.sh KERNEL LOG [LIST]
 #
-# KERNEL is 6.1, 6.12, debug (a VM run) or host (the host tests).  LOG is
+# KERNEL is 6.1, 6.12, debug (a VM run), or host or host-user (the host
+# tests run as root or not).  LOG is
 # TAP output in sections: a line "# ---- NAME" starts the output of test
 # binary NAME (the VM runner's guest prints one per binary; "vm" holds the
 # guest's own tests).  A skip is a TAP line "ok ... # SKIP reason"; its test
@@ -56,7 +57,7 @@ function trim(s) {
 function for_kernel(ks,    n, i, k) {
 	n = split(ks, k, ",")
 	for (i = 1; i <= n; i++)
-		if (k[i] == ENVIRON["KERNEL"] || (k[i] == "*" && ENVIRON["KERNEL"] != "host"))
+		if (k[i] == ENVIRON["KERNEL"] || (k[i] == "*" && ENVIRON["KERNEL"] !~ /^host/))
 			return 1
 	return 0
 }

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Run the host test binary, then the bounded fuzz run as one more test;
 # print TAP, the skips checked against selftests/expected-skips (kernel
-# "host": an unlisted skip and a listed skip that did not happen are each
+# "host", "host-user" when not root: an unlisted skip and a listed skip that did not happen are each
 # one more failure; selftests/check-skips.sh) and a final
 # "N passed, N failed, N skipped" line.  Skips (COWMAP_TEST_QUICK ones, a
 # fuzz run without clang) are counted as skips, never as passes.
@@ -80,10 +80,13 @@ if [ "$ran" != "$total" ]; then
 	fail=$((fail + 1))
 fi
 
-# The skips: each one listed for "host", each listed one seen.
+# The skips: each one listed for "host" (as root; "host-user" otherwise),
+# each listed one seen.
+kernel=host
+[ "$(id -u)" = 0 ] || kernel=host-user
 skips=$(mktemp)
 rc=0
-"$here/../check-skips.sh" host "$tap" >"$skips" 2>&1 || rc=$?
+"$here/../check-skips.sh" "$kernel" "$tap" >"$skips" 2>&1 || rc=$?
 grep -v '^# skip expected' "$skips"
 bad=$(grep -c '^not ok' "$skips")
 # A malformed list (status 2) with nothing reported is one failure.
