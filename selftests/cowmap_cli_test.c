@@ -32,8 +32,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -395,11 +398,23 @@ FIXTURE_SETUP(cli)
 	const char *scratch = getenv("COWMAP_SCRATCH");
 	struct res r;
 
+	/*
+	 * Outside the VM a missing module, scratch directory or CLI is a
+	 * skip; in it ($COWMAP_VM set) each is a failure: the VM has them all.
+	 */
+	if (getenv("COWMAP_VM")) {
+		ASSERT_EQ(0, access(COWMAP_DEVICE_PATH, F_OK))
+			TH_LOG(COWMAP_DEVICE_PATH " is absent in the VM");
+		ASSERT_TRUE(scratch && *scratch) TH_LOG("$COWMAP_SCRATCH unset in the VM");
+	}
 	if (access(COWMAP_DEVICE_PATH, F_OK))
 		SKIP({ fflush(NULL); _exit(255); }, COWMAP_DEVICE_PATH " absent: module not loaded");
 	if (!scratch || !*scratch)
 		SKIP({ fflush(NULL); _exit(255); }, "COWMAP_SCRATCH is not set");
 	CLI(&r, "--version");
+	if (getenv("COWMAP_VM"))
+		ASSERT_EQ(0, r.status) TH_LOG("%s --version: status %d in the VM: %s",
+					      cli_path(), r.status, r.err ? r.err : "");
 	if (r.status != 0)
 		SKIP({ fflush(NULL); _exit(255); }, "%s does not run (status %d)", cli_path(),
 		     r.status);
@@ -972,12 +987,24 @@ TEST_F_TIMEOUT(cli, monitor, 120)
 	EXPECT_NE(NULL, strstr(text, self->file)) TH_LOG("%s", text);
 	free(text);
 
-	/* A user may watch too. */
+	/*
+	 * A user may not watch (monitor_needs_admin): refused with status 1
+	 * and a message, nothing on stdout; a user's bad option is a usage
+	 * error (status 2) naming the option, before that refusal.
+	 */
 	{
 		struct res r;
 
+		CLI_AS_TESTER(&r, "monitor", "-c", "1");
+		EXPECT_EQ(1, r.status) SHOW(&r);
+		EXPECT_NE(NULL, strstr(r.err, "CAP_SYS_ADMIN")) SHOW(&r);
+		EXPECT_STREQ("", r.out) SHOW(&r);
+		res_free(&r);
 		CLI_AS_TESTER(&r, "monitor", "--bogus");
 		EXPECT_EQ(2, r.status) SHOW(&r);
+		EXPECT_NE(NULL, strstr(r.err, "unknown option '--bogus'")) SHOW(&r);
+		EXPECT_EQ(NULL, strstr(r.err, "CAP_SYS_ADMIN")) SHOW(&r);
+		EXPECT_STREQ("", r.out) SHOW(&r);
 		res_free(&r);
 	}
 }
@@ -1417,10 +1444,21 @@ TEST_F(cli, run_errors)
 	EXPECT_EQ(42, r.status) SHOW(&r);
 	res_free(&r);
 
-	/* No /dev/cowmap. */
-	ASSERT_EQ(0, rename(COWMAP_DEVICE_PATH, "/dev/cowmap.hidden"));
+	/*
+	 * No /dev/cowmap: a tmpfs over /dev in a mount namespace of this
+	 * test's process alone (the device itself is never renamed; the
+	 * namespace ends with the process, whatever happens to it).
+	 */
+	ASSERT_EQ(0, unshare(CLONE_NEWNS)) TH_LOG("unshare: %s", strerror(errno));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		TH_LOG("mount --make-rprivate /: %s", strerror(errno));
+	ASSERT_EQ(0, mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755"))
+		TH_LOG("tmpfs on /dev: %s", strerror(errno));
+	ASSERT_EQ(0, mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)));
+	ASSERT_EQ(-1, access(COWMAP_DEVICE_PATH, F_OK));
 	CLI(&r, "run", "-f", self->file, "--", "true");
-	EXPECT_EQ(0, rename("/dev/cowmap.hidden", COWMAP_DEVICE_PATH));
+	EXPECT_EQ(0, umount("/dev")) TH_LOG("umount /dev: %s", strerror(errno));
+	EXPECT_EQ(0, access(COWMAP_DEVICE_PATH, F_OK));
 	EXPECT_EQ(1, r.status) SHOW(&r);
 	EXPECT_NE(NULL, strstr(r.err, "/dev/cowmap: No such file or directory (is the cowmap "
 			       "module loaded?)")) SHOW(&r);
@@ -1478,6 +1516,25 @@ TEST_F_TIMEOUT(cli, monitor_sees_owner_exit, 120)
 	free(text);
 }
 
+/* Monotonic seconds. */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Whether the file at @path holds @needle. */
+static bool file_has(const char *path, const char *needle)
+{
+	char *text = read_file(path, NULL);
+	bool found = text && strstr(text, needle);
+
+	free(text);
+	return found;
+}
+
 /* A session of @uid that lives @ms milliseconds, in a child. */
 static void hold_session(uid_t uid, const char *file, int ms)
 {
@@ -1509,6 +1566,8 @@ TEST_F_TIMEOUT(cli, monitor_needs_admin, 120)
 {
 	char *out = path_in(self->dir, "monitor-root.out");
 	bool saw_root = false, saw_user = false;
+	const char *scale = getenv("COWMAP_TIMEOUT_SCALE");
+	double bound = 30.0 * (scale && atoi(scale) > 1 ? atoi(scale) : 1), t0;
 	int status, lines;
 	struct res r;
 	size_t len;
@@ -1524,11 +1583,19 @@ TEST_F_TIMEOUT(cli, monitor_needs_admin, 120)
 			       "group: Operation not permitted (needs CAP_SYS_ADMIN)\"}\n")) SHOW(&r);
 	res_free(&r);
 
+	/*
+	 * Root's sessions go unseen until monitor has subscribed: make them
+	 * until one is seen, then one of uid 1000 and wait for it (polls,
+	 * 30 s times $COWMAP_TIMEOUT_SCALE at most each, within the test's
+	 * own timeout: the debug kernel under TCG is slow to start monitor).
+	 */
 	mon = spawn_cli_as(0, out, ARGS("monitor", "--json"));
-	usleep(1500000);
-	hold_session(0, self->file, 500);
-	hold_session(TESTER_UID, self->file, 500);
-	usleep(500000);
+	for (t0 = now_s(); now_s() - t0 < bound && !file_has(out, "\"uid\":0");)
+		hold_session(0, self->file, 100);
+	EXPECT_TRUE(file_has(out, "\"uid\":0")) TH_LOG("no event of root's sessions");
+	hold_session(TESTER_UID, self->file, 100);
+	for (t0 = now_s(); now_s() - t0 < bound && !file_has(out, "\"uid\":1000");)
+		usleep(100000);
 	kill(mon, SIGTERM);
 	waitpid(mon, &status, 0);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -2288,8 +2288,24 @@ TEST_F(sess, cap_session)
 		ASSERT_EQ(0, cm_info(dev, &in));
 		EXPECT_EQ(N, in.private_pages);
 
-		/* Raised again: no cap. */
+		/*
+		 * Raised again (the saved value: no cap, 0, in the VM): the
+		 * session takes 4 more private pages past N, in a child that
+		 * a cap would kill with SIGBUS.
+		 */
 		ASSERT_EQ(0, cm_param_write("max_session_pages", self->saved_session));
+		if (strtoull(self->saved_session, NULL, 10) == 0 ||
+		    strtoull(self->saved_session, NULL, 10) >= N + 4) {
+			*done = -1;
+			pid = run_cap_child(dev, N + 1, 4, cases[c].read_first, done, &st);
+			ASSERT_LT(0, pid);
+			EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st))
+				TH_LOG("%s: raised again: status %#x after %d pages",
+				       cases[c].name, st, *done);
+			EXPECT_EQ(4, *done) TH_LOG("%s", cases[c].name);
+			ASSERT_EQ(0, cm_info(dev, &in));
+			EXPECT_EQ(N + 4, in.private_pages) TH_LOG("%s", cases[c].name);
+		}
 		munmap((void *)m, S_SIZE);
 		close(dev);
 	}

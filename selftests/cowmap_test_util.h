@@ -53,11 +53,15 @@
 #define CM_SETUP_SKIP(fmt, ...)						\
 	SKIP({ fflush(NULL); _exit(255); }, fmt, ##__VA_ARGS__)
 
+/* A skip outside the test VM; in it ($COWMAP_VM set) /init loaded the module. */
 #define CM_SKIP_IF_NO_DEVICE()						\
 	do {								\
-		if (access(COWMAP_DEVICE_PATH, F_OK))			\
+		if (access(COWMAP_DEVICE_PATH, F_OK)) {			\
+			ASSERT_EQ(NULL, getenv("COWMAP_VM"))		\
+				TH_LOG(COWMAP_DEVICE_PATH " is absent in the VM"); \
 			CM_SETUP_SKIP(COWMAP_DEVICE_PATH " is absent: "	\
 				      "cowmap.ko not loaded");		\
+		}							\
 	} while (0)
 
 /* ------------------------------------------------------------------------

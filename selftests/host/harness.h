@@ -3,7 +3,7 @@
  * A tiny TAP harness for the host tests: TEST() registers a case, EXPECT()
  * records a failure and goes on, ASSERT() records it and leaves the case.
  * main() in main.c prints "ok N - name" / "not ok N - name" per case and
- * finally "N passed, N failed".
+ * finally "N passed, N failed, N skipped".
  */
 #ifndef COWMAP_HARNESS_H
 #define COWMAP_HARNESS_H

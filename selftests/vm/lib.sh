@@ -133,31 +133,43 @@ build_userspace() {
 # kernel messages and /init's own lines, never the payload's output.
 KERNEL_ERROR_RE='-----------\[ cut here \]|WARNING:|BUG:|Oops|general protection fault|Kernel panic|kernel BUG at|KASAN|UBSAN|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|possible irq lock inversion|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|lockdep is turned off|suspected memory leak|unreferenced object|leak detector disabled|blocked for more than|self-detected stall|detected stalls|list_add corruption|list_del corruption|refcount_t:|Unable to handle|invalid opcode|stack-protector|double fault|cowmap-vm: FATAL'
 
-# Kernel parameters of every test VM: any warning is fatal.  The RCU stall
+# Kernel parameters of every test VM: any warning is fatal, and every
+# message reaches the console whatever its level (ignore_loglevel: a test
+# lowering the console log level cannot hide a KERN_WARNING lockdep report
+# from the console scan).  The RCU stall
 # timeout is raised: TCG on a busy host is slow, and a real stall (a loop
 # with preemption off) lasts longer anyway.  TCG on a loaded host can also
 # miss the IO-APIC timer check at boot (no_timer_check).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-VM_CMDLINE_BASE="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 rcupdate.rcu_cpu_stall_timeout=120 no_timer_check"
+VM_CMDLINE_BASE="console=ttyS0 ignore_loglevel panic_on_warn=1 oops=panic panic=-1 rcupdate.rcu_cpu_stall_timeout=120 no_timer_check"
 
 # console_errors LOG: print "line:text" for each kernel error in LOG; status
-# 0 if there is one.  The one exception: while a test has armed fault
+# 0 if there is one.  Two exceptions.  While a test has armed fault
 # injection (it writes "cowmap-selftest: fault injection armed" and
 # "... disarmed" to /dev/kmsg), the allocator's own report of an injected
 # failure ("page allocation failure:" or "vmalloc error:" followed by a
-# stack dump) is the expected outcome, not an error; any other report in
-# that window (WARNING, BUG, KASAN, lockdep...) still is.  Such reports are
-# counted on stderr.
+# stack dump) is the expected outcome, not an error.  While a test expects
+# a memory cgroup's OOM ("cowmap-selftest: OOM expected" ... "OOM window
+# closed"), the "Call Trace:" of an OOM report (within 8 lines of its
+# "invoked oom-killer") is not one either.  Any other report in those
+# windows (WARNING, BUG, KASAN, lockdep...) still is.  The accepted reports
+# are counted on stderr.
 console_errors() {
 	RE=$KERNEL_ERROR_RE awk '
 		/cowmap-selftest: fault injection armed/ { inj = 1 }
 		/cowmap-selftest: fault injection disarmed/ { inj = 0 }
 		inj && /page allocation failure:|vmalloc error:/ { alloc = NR; n++ }
 		inj && alloc && NR - alloc <= 8 && /Call Trace:/ { next }
+		/cowmap-selftest: OOM expected/ { oomw = 1 }
+		/cowmap-selftest: OOM window closed/ { oomw = 0 }
+		oomw && /invoked oom-killer/ { oom = NR; nooms++ }
+		oomw && oom && NR - oom <= 8 && /Call Trace:/ { next }
 		$0 ~ ENVIRON["RE"] { print NR ":" $0; found = 1 }
 		END {
 			if (n)
 				printf "%d allocation-failure reports during fault injection (expected)\n", n > "/dev/stderr"
+			if (nooms)
+				printf "%d OOM reports while a test expected them\n", nooms > "/dev/stderr"
 			exit !found
 		}' "$1"
 }
@@ -270,4 +282,42 @@ vm_boot() {
 		echo "full logs: $dir/console.log $dir/output.log"
 	} >&2
 	return 1
+}
+
+# check_results KVER DIR OK: the host's checks of a run of guest/selftests.sh
+# whose output is DIR/output.log, after vm_boot (OK: 1 if it returned 0; its
+# VM_PASS/VM_FAIL/VM_SKIP/VM_STATUS).  Sets RUN_PASS, RUN_FAIL and RUN_SKIP
+# from the host's own count of the TAP lines, RUN_FAIL including one per
+# unexpected skip and per listed skip that did not happen
+# (selftests/check-skips.sh against selftests/expected-skips, its report in
+# DIR/skips.log).  Returns 1 (with the reason on stderr) when OK is not 1,
+# the guest's counts differ from the host's, the guest's runner failed with
+# no failed test, or no test binary printed a result (the guest's own "vm:"
+# results do not count).
+check_results() {
+	local kver=$1 dir=$2 ok=$3 log=$2/output.log ran bad rc=0
+	RUN_PASS=$(grep -aE '^ok( |$)' "$log" | grep -viEc '# *skip' || true)
+	RUN_SKIP=$(grep -aE '^ok( |$)' "$log" | grep -iEc '# *skip' || true)
+	RUN_FAIL=$(grep -aEc '^not ok( |$)' "$log" || true)
+	ran=$(grep -aE '^(not )?ok( |$)' "$log" | grep -vcE '^(not )?ok [0-9]+ vm: ' || true)
+	[ "$ok" = 1 ] || return 1
+	if [ "$RUN_PASS/$RUN_FAIL/$RUN_SKIP" != "$VM_PASS/$VM_FAIL/$VM_SKIP" ]; then
+		echo "$kver: the guest counted $VM_PASS/$VM_FAIL/$VM_SKIP (pass/fail/skip), the host read $RUN_PASS/$RUN_FAIL/$RUN_SKIP: output lost" >&2
+		ok=0
+	elif [ "$VM_STATUS" != 0 ] && [ "$RUN_FAIL" = 0 ]; then
+		echo "$kver: the guest's test runner exited with status $VM_STATUS" >&2
+		ok=0
+	elif [ "$ran" = 0 ]; then
+		echo "$kver: no test ran" >&2
+		ok=0
+	fi
+	# Every skip must be an expected one, and every expected one must
+	# have happened.
+	"$TOP/selftests/check-skips.sh" "$kver" "$log" >"$dir/skips.log" 2>&1 || rc=$?
+	bad=$(grep -c '^not ok' "$dir/skips.log" || true)
+	RUN_FAIL=$((RUN_FAIL + bad))
+	# A malformed list with nothing reported fails the run.
+	[ "$rc" = 0 ] || [ "$bad" != 0 ] || ok=0
+	grep -v '^# skip expected' "$dir/skips.log" | sed -E "s/^skips: /$kver: skips: /" || true
+	[ "$ok" = 1 ]
 }

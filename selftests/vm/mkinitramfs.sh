@@ -87,6 +87,13 @@ add_libs() {
 	done
 }
 
+# The binaries the guest must run: one per selftests/*_test.c (a binary
+# missing from $BUILD/selftests then fails the run, it is not dropped).
+for src in "$TOP"/selftests/*_test.c; do
+	[ -f "$src" ] || continue
+	src=${src##*/}
+	echo "${src%.c}"
+done >"$root/opt/cowmap/selftests.list"
 elves=()
 for t in "$BUILD"/selftests/*_test; do
 	[ -f "$t" ] || continue

@@ -10,7 +10,10 @@
 # succeed), loads and unloads it $COWMAP_LOAD_LOOPS (20) times and, on the
 # debug kernel, scans for kmemleak leaks.  A run fails on a failed test, a
 # missing result line, a timeout, or any kernel warning/oops/BUG/KASAN/
-# lockdep/kmemleak/hung-task report on the console.
+# lockdep/kmemleak/hung-task report on the console; when no test binary
+# printed a result; and on each skip not listed for the kernel in
+# selftests/expected-skips and each listed skip that did not happen
+# (selftests/check-skips.sh; each counts as a failure).
 #
 # Prints "<kver>: N passed, N failed, N skipped" per kernel; the last line
 # is the total "N passed, N failed[, N skipped]".  Exit status 1 on any
@@ -49,22 +52,8 @@ for kver in "${kvers[@]}"; do
 		--payload "/opt/cowmap/guest/selftests.sh"
 	ok=1
 	vm_boot "$kver" "$dir/initramfs.cpio" "$dir" || ok=0
-	# The host's own count of the TAP must match the guest's.
-	pass=$(grep -aE '^ok( |$)' "$dir/output.log" | grep -viEc '# *skip' || true)
-	skip=$(grep -aE '^ok( |$)' "$dir/output.log" | grep -iEc '# *skip' || true)
-	fail=$(grep -aEc '^not ok( |$)' "$dir/output.log" || true)
-	if [ "$ok" = 1 ]; then
-		if [ "$pass/$fail/$skip" != "$VM_PASS/$VM_FAIL/$VM_SKIP" ]; then
-			echo "$kver: the guest counted $VM_PASS/$VM_FAIL/$VM_SKIP (pass/fail/skip), the host read $pass/$fail/$skip: output lost" >&2
-			ok=0
-		elif [ "$VM_STATUS" != 0 ] && [ "$fail" = 0 ]; then
-			echo "$kver: the guest's test runner exited with status $VM_STATUS" >&2
-			ok=0
-		elif [ $((pass + fail + skip)) = 0 ]; then
-			echo "$kver: no test ran" >&2
-			ok=0
-		fi
-	fi
+	check_results "$kver" "$dir" "$ok" || ok=0
+	pass=$RUN_PASS fail=$RUN_FAIL skip=$RUN_SKIP
 	# A broken VM run counts as one more failure, whatever the TAP said.
 	[ "$ok" = 1 ] || fail=$((fail + 1))
 	line="$kver: $pass passed, $fail failed, $skip skipped ($((SECONDS - start)) s)"

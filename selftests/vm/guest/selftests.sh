@@ -8,7 +8,14 @@
 #
 # Every result is a TAP line ("ok"/"not ok" at the start of a line, "# SKIP"
 # for skips); the host counts the same lines and compares its totals with
-# the ones in the result line.
+# the ones in the result line, and checks the skips against
+# selftests/expected-skips.  Each binary's output follows a line
+# "# ---- NAME", the guest's own tests "# ---- vm".
+#
+# The binaries to run are those named in $COWMAP_SELFTESTS_LIST (default
+# /opt/cowmap/selftests.list, written by mkinitramfs.sh from the sources):
+# one that is not there, or not executable, is a failure, as is a binary
+# whose results (ok / not ok lines) are not exactly its plan ("1..N").
 # shellcheck source=selftests/vm/guest/lib.sh
 . /opt/cowmap/guest/lib.sh
 
@@ -38,14 +45,27 @@ vm_result() {
 	esac
 }
 
+LIST=${COWMAP_SELFTESTS_LIST:-/opt/cowmap/selftests.list}
+names=
+if [ -s "$LIST" ]; then
+	names=$(grep -v '^#' "$LIST")
+fi
+
 echo "# cowmap selftests on $(uname -r)"
-for t in "$COWMAP_SELFTESTS"/*_test; do
-	[ -x "$t" ] || continue
-	name=${t##*/}
+if [ -z "$names" ]; then
+	echo "# ---- vm"
+	vm_result fail "the list of test binaries" "$LIST is missing or empty"
+fi
+for name in $names; do
+	t=$COWMAP_SELFTESTS/$name
+	echo "# ---- $name"
+	if [ ! -f "$t" ] || [ ! -x "$t" ]; then
+		vm_result fail "$name" "$t is missing or not executable"
+		continue
+	fi
 	log=/tmp/$name.tap
 	work=/tmp/$name.cwd
 	mkdir -p "$work"
-	echo "# ---- $name"
 	# The binary's TAP goes to the console as it comes; its exit status
 	# survives the pipe through a file.
 	( cd "$work" && timeout "$TEST_TIMEOUT" "$t"; echo $? >"/tmp/$name.rc" ) 2>&1 | tee "$log"
@@ -58,8 +78,8 @@ for t in "$COWMAP_SELFTESTS"/*_test; do
 		vm_result fail "$name" "killed after ${TEST_TIMEOUT}s"
 	elif [ -z "$plan" ]; then
 		vm_result fail "$name" "no TAP plan, exit status $rc"
-	elif [ "$results" -lt "$plan" ]; then
-		vm_result fail "$name" "$results of $plan results, exit status $rc"
+	elif [ "$results" != "$plan" ]; then
+		vm_result fail "$name" "$results results for a plan of $plan, exit status $rc"
 	elif [ "$rc" != 0 ] && [ "$rc" != 4 ] && [ "$fails" = 0 ]; then
 		vm_result fail "$name" "exit status $rc without a failed test"
 	elif [ "$rc" = 4 ] && [ "$plan" = 0 ]; then
@@ -68,6 +88,7 @@ for t in "$COWMAP_SELFTESTS"/*_test; do
 	fi
 done
 
+echo "# ---- vm"
 # The module must refuse to go while a file of it is open, and go after.
 exec 7</dev/cowmap
 if rmmod cowmap 2>/dev/null; then
