@@ -5,6 +5,7 @@
 #    the checkpatch of Debian's linux-source-6.1 (extracted once into
 #    $COWMAP_CACHE, never committed);
 #  - sparse (C=2) on a copy of the module built against the 6.12 headers;
+#  - scripts/version.sh check: the version's literal copies equal VERSION;
 #  - shellcheck on the project's shell scripts, when shellcheck is installed.
 # Anything reported fails.  Prints "N passed, N failed" last.
 set -euo pipefail
@@ -63,16 +64,22 @@ kdir=$(find /usr/src -maxdepth 1 -name 'linux-headers-6.12.*+deb12-amd64' | sort
 command -v sparse >/dev/null || die "sparse missing: run 'make deps'"
 sdir=$BUILD/style-sparse
 mkdir -p "$sdir"
-rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' --exclude='*.mod' \
-	--exclude='*.mod.c' "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$sdir/"
+make -s -C "$TOP/kmod" srctree DEST="$sdir"
 rc=0
-make -s -j"$(nproc)" -C "$kdir" M="$sdir" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
+make -s -j"$(nproc)" -C "$kdir" M="$sdir/kmod" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
 	cat "$sdir.log"
 elif grep -E '(warning|error):' "$sdir.log"; then
 	rc=1
 fi
 result "sparse (C=2) against $(basename "$kdir")" "$rc"
+
+# ---- version -------------------------------------------------------------
+# The literal copies of the VERSION file (uapi header, dkms.conf,
+# debian/changelog, man pages) agree with it.
+rc=0
+scripts/version.sh check || rc=$?
+result "version literals equal VERSION ($(cat VERSION))" "$rc"
 
 # ---- shellcheck ------------------------------------------------------------
 if command -v shellcheck >/dev/null; then
