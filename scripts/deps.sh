@@ -15,6 +15,7 @@ base_pkgs=(
 	linux-source-6.1
 	flex bison bc libelf-dev libssl-dev dwarves rsync python3
 	dkms sparse
+	debhelper dh-dkms dpkg-dev lintian
 	clang llvm libclang-rt-14-dev
 )
 

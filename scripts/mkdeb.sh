@@ -24,6 +24,8 @@ work=$BUILD/deb-src
 rm -rf "$out" "$work"
 mkdir -p "$out" "$work/cowmap-$version"
 if git -C "$TOP" rev-parse --git-dir >/dev/null 2>&1; then
+	# Deleted but not yet committed files are left out.
+	# shellcheck disable=SC2016 # the inner shell expands $f
 	git -C "$TOP" ls-files -z --cached --others --exclude-standard |
 		(cd "$TOP" && xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
 		tar -C "$TOP" --null -T - -cf - | tar -C "$work/cowmap-$version" -xf -
