@@ -91,7 +91,7 @@ ok $? "exactly the four packages, version $version" "$out"
 
 # ---- lintian -------------------------------------------------------------
 rc=0
-lintian --fail-on error,warning --display-level '>=warning' --no-tag-display-limit \
+lintian --fail-on error,warning --display-level '>=warning' --tag-display-limit 0 \
 	"$deb/cowmap_${version}_$arch.changes" >"$tmp/lintian.log" 2>&1 || rc=$?
 grep -v 'running with root privileges' "$tmp/lintian.log" | grep -q . && rc=1
 ok "$rc" "lintian: no error or warning (source and the four packages)" "$(cat "$tmp/lintian.log")"
@@ -187,9 +187,11 @@ ok "$rc" "a program builds against the installed libcowmap-dev" "$(cat "$tmp/cc.
 # The guest's userspace: every file the three userspace packages installed.
 dpkg -L cowmap libcowmap1 libcowmap-dev | while read -r f; do
 	if [ -f "$f" ] || [ -L "$f" ]; then
-		cp -a --parents "$f" "$sysroot/"
+		echo "${f#/}"
 	fi
-done
+done >"$tmp/files"
+tar -C / -cf - -T "$tmp/files" | tar -C "$sysroot" -xf -
+ok $? "the installed files copied for the VM ($(wc -l <"$tmp/files") files)"
 
 # ---- the VM ----------------------------------------------------------------
 read -ra kernels <<<"${COWMAP_DEB_KERNELS:-6.12 6.1}"
@@ -208,6 +210,7 @@ for k in "${kernels[@]}"; do
 		printf 'VERSION=%q\n' "$version"
 		printf 'SRCVERSION=%q\n' "$(/sbin/modinfo -F srcversion "${ko_of[$krel]}")"
 		printf 'MULTIARCH=%q\n' "$ma"
+		printf 'LIBSHA256=%q\n' "$(sha256sum "/usr/lib/$ma/libcowmap.so.$version" | cut -d' ' -f1)"
 	} >"$sysroot/opt/cowmap-deb/expect"
 	rc=0
 	COWMAP_VM_QUIET=1 COWMAP_VM_TIMEOUT=${COWMAP_VM_TIMEOUT:-600} \

@@ -6,7 +6,8 @@
 # shim in /usr/lib/<multiarch>/cowmap/, libcowmap.so.1, and
 # /opt/cowmap-deb/cowmap-deb-smoke built against the installed
 # libcowmap-dev.  /opt/cowmap-deb/expect (from the host) holds VERSION, the
-# installed module's srcversion and the multiarch triplet.
+# installed module's srcversion, the multiarch triplet and the installed
+# libcowmap.so.1's sha256.
 # Prints "ok"/"not ok" lines, then "guest: N passed, N failed".
 set -u
 
@@ -14,14 +15,16 @@ set -u
 . /opt/cowmap-deb/expect
 smoke=/opt/cowmap-deb/cowmap-deb-smoke
 pass=0 fail=0 n=0
-ok() {	# rc description [details]
+ok() {	# rc description [details...]
+	local rc=$1 what=$2
+	shift 2
 	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
+	if [ "$rc" = 0 ]; then
+		echo "ok $n - $what"
 		pass=$((pass + 1))
 	else
-		echo "not ok $n - $2"
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /' | head -n 20
+		echo "not ok $n - $what"
+		[ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/# /' | head -n 20
 		fail=$((fail + 1))
 	fi
 }
@@ -40,10 +43,14 @@ out="$(cat /sys/module/cowmap/version) $(cat /sys/module/cowmap/srcversion)"
 ok $? "loaded module: version $VERSION, srcversion of the DKMS-installed .ko" "$out"
 
 # The program built against libcowmap-dev runs with the packaged
-# libcowmap.so.1 and reads the module's version through it.
+# libcowmap.so.1 (the initramfs is not merged-/usr: the copy the loader
+# finds may be in /lib; its bytes are the installed file's) and reads the
+# module's version through it.
 out=$(LD_TRACE_LOADED_OBJECTS=1 "$smoke" 2>&1)
-grep -q "libcowmap.so.1 => /usr/lib/$MULTIARCH/libcowmap.so.1 " <<<"$out"
-ok $? "cowmap-deb-smoke links /usr/lib/$MULTIARCH/libcowmap.so.1" "$out"
+lib=$(sed -nE 's/^[[:space:]]*libcowmap\.so\.1 => ([^ ]+) .*/\1/p' <<<"$out")
+sum=$(sha256sum "${lib:-/nonexistent}" 2>&1 | cut -d' ' -f1)
+[ "$sum" = "$LIBSHA256" ] && [ -z "$(ls /usr/local/lib/libcowmap* 2>/dev/null)" ]
+ok $? "cowmap-deb-smoke runs with the installed libcowmap.so.1 ($lib)" "$out" "sha256 $sum"
 out=$("$smoke" version 2>&1)
 [ "$out" = "$VERSION" ]
 ok $? "cowmap_version() through libcowmap.so.1: $VERSION" "$out"
