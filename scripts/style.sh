@@ -64,7 +64,7 @@ kdir=$(find /usr/src -maxdepth 1 -name 'linux-headers-6.12.*+deb12-amd64' | sort
 command -v sparse >/dev/null || die "sparse missing: run 'make deps'"
 sdir=$BUILD/style-sparse
 mkdir -p "$sdir"
-make -s -C "$TOP/kmod" srctree DEST="$sdir"
+make -s -C "$TOP/kmod" srctree DEST="$(realpath -m "$sdir")"
 rc=0
 make -s -j"$(nproc)" -C "$kdir" M="$sdir/kmod" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then

@@ -61,7 +61,7 @@ if [ -n "$out" ] || [ -n "$dk" ] || [ -e "/usr/src/cowmap-$version" ]; then
 	finish
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowmap-deb.XXXXXX")
+tmp=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/cowmap-deb.XXXXXX")")
 we_installed=0
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {

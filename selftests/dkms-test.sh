@@ -36,7 +36,7 @@ version=$("$TOP/scripts/version.sh")
 out=$("$TOP/scripts/version.sh" check 2>&1)
 result $? "version literals (dkms.conf's included) are VERSION's: $out"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowmap-dkms.XXXXXX")
+tmp=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/cowmap-dkms.XXXXXX")")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/src" "$tmp/dkms" "$tmp/install"
 # The private trees, and a signing key of our own (dkms would otherwise

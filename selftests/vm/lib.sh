@@ -96,7 +96,7 @@ build_module() {
 	# One build per tree at a time (vm-run and run-selftests may overlap).
 	exec 9>"$dir.lock"
 	flock 9
-	make -s -C "$TOP/kmod" srctree DEST="$dir" ||
+	make -s -C "$TOP/kmod" srctree DEST="$(realpath -m "$dir")" ||
 		die "cannot copy the module sources to $dir"
 	if ! make -C "$KDIR" M="$dir/kmod" W=1 modules >"$log" 2>&1; then
 		cat "$log" >&2
