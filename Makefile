@@ -52,8 +52,6 @@ DESTDIR    ?=
 # the cowmap executable, so that the same binary works for any PREFIX (and
 # inside DESTDIR).  Only BINDIR and LIBDIR's relative position is built in.
 PRELOAD_REL = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR)/cowmap)
-# The kernel release of KDIR (install-module, uninstall-module).
-KRELEASE ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 
 # lib/preload.c is the LD_PRELOAD shim of 'cowmap run', not part of libcowmap.
 LIB_SRCS := $(filter-out lib/preload.c,$(wildcard lib/*.c))
@@ -245,11 +243,12 @@ uninstall-userspace:
 # The module for KDIR, into $(DESTDIR)/lib/modules/KRELEASE/updates/;
 # depmod only for a real install.  Not with 'make dkms-install' (DKMS
 # installs its own copy in updates/dkms/).
+# KRELEASE (default: KDIR's) given on the command line reaches kmod/ too.
 install-module:
-	$(MAKE) -C kmod KDIR=$(KDIR) KRELEASE=$(KRELEASE) DESTDIR=$(DESTDIR) install
+	$(MAKE) -C kmod KDIR=$(KDIR) DESTDIR=$(DESTDIR) install
 
 uninstall-module:
-	$(MAKE) -C kmod KDIR=$(KDIR) KRELEASE=$(KRELEASE) DESTDIR=$(DESTDIR) uninstall
+	$(MAKE) -C kmod KDIR=$(KDIR) DESTDIR=$(DESTDIR) uninstall
 
 dkms-install:
 	scripts/dkms-install.sh
