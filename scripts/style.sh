@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Style checks of the kernel side ('make style'):
-#  - checkpatch.pl --strict on kmod/*.c kmod/*.h uapi/linux/cowmap.h, with
+#  - checkpatch.pl --strict on the module's sources (make -C kmod sources)
+#    and uapi/linux/cowmap.h, with
 #    the checkpatch of Debian's linux-source-6.1 (extracted once into
 #    $COWMAP_CACHE, never committed);
 #  - sparse (C=2) on a copy of the module built against the 6.12 headers;
@@ -52,7 +53,10 @@ fi
 # header, where all of checkpatch's rules apply as they would in-tree.
 # Out-of-tree-only rules are switched off by --no-tree (no MAINTAINERS,
 # no kernel tree to look up).
-files=(kmod/*.c kmod/*.h uapi/linux/cowmap.h)
+# The module's sources as kmod/Kbuild lists them (not the build's
+# generated cowmap.mod.c).
+mapfile -t files < <(make -s -C kmod sources | sed 's|^|kmod/|')
+files+=(uapi/linux/cowmap.h)
 rc=0
 perl "$cpdir/checkpatch.pl" --no-tree --strict --show-types --quiet --no-summary \
 	--color=never -f "${files[@]}" || rc=$?
