@@ -109,8 +109,19 @@ doc() {	# package: its copyright and changelog
 man3=$(cd "$TOP" && for f in lib/*.3 cli/*.3; do
 	[ -f "$f" ] && echo "/usr/share/man/man3/${f##*/}.gz"
 done)
-kfiles=$(make -s -C "$TOP/kmod" srctree DEST="$tmp/srctree" >/dev/null &&
-	cd "$tmp/srctree" && find . -type f | sed "s|^\.|/usr/src/cowmap-$version|")
+# The DKMS source tree: the build files, the .c files of kmod/Kbuild's
+# cowmap-y, the module's headers and the uapi header, in the repository's
+# layout.
+kfiles=$(
+	src=/usr/src/cowmap-$version
+	printf '%s\n' "$src/dkms.conf" "$src/kmod/Kbuild" "$src/kmod/Makefile" \
+		"$src/kmod/probe.sh" "$src/uapi/linux/cowmap.h"
+	read -ra objs < <(sed -n 's/^cowmap-y[[:space:]]*:=//p' "$TOP/kmod/Kbuild")
+	for o in "${objs[@]}"; do
+		echo "$src/kmod/${o%.o}.c"
+	done
+	cd "$TOP" && for h in kmod/*.h; do echo "$src/$h"; done
+)
 declare -A expect
 expect[cowmap-dkms]="$(doc cowmap-dkms)
 $kfiles"
