@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
- * cowmap demo: the prototype's demo (seeds/000), done right.  Three
- * ordinary writer programs map two text files MAP_SHARED and write through
- * plain pointers; 'cowmap run' sends their mappings through /dev/cowmap.
+ * cowmap demo: the whole workflow (init, test, merge, merge-all), end to
+ * end.  Three ordinary writer programs map two text files MAP_SHARED and
+ * write through plain pointers; 'cowmap run' sends their mappings through
+ * /dev/cowmap.
  * While they run the files are untouched; when they exit the kernel has
  * written their changes to logs; the logs are shown and merged, one, then
  * all, and a conflict between two writers is caught (exit status 3,

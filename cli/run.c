@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,47 @@ static int find_program(const char *prog, char *out, size_t size)
 }
 
 /*
+ * Whether the ELF file @fd of class @class has a PT_INTERP program header.
+ * An unknown class or an unreadable header counts as having one (dynamic:
+ * exec will say what is wrong).  p_type is the first word of a program
+ * header in both classes.
+ */
+static bool has_interp(int fd, unsigned char class)
+{
+	uint64_t phoff;
+	unsigned int phnum, phentsize;
+	uint32_t type;
+
+	if (class == ELFCLASS64) {
+		Elf64_Ehdr eh;
+
+		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+			return true;
+		phoff = eh.e_phoff;
+		phnum = eh.e_phnum;
+		phentsize = eh.e_phentsize;
+	} else if (class == ELFCLASS32) {
+		Elf32_Ehdr eh;
+
+		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+			return true;
+		phoff = eh.e_phoff;
+		phnum = eh.e_phnum;
+		phentsize = eh.e_phentsize;
+	} else {
+		return true;
+	}
+	for (unsigned int i = 0; i < phnum; i++) {
+		if (pread(fd, &type, sizeof(type),
+			  (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof(type))
+			return false;
+		if (type == PT_INTERP)
+			return true;
+	}
+	return false;
+}
+
+/*
  * 1 if @path is an ELF without PT_INTERP (statically linked), 0 if it is
  * dynamic or not an ELF (a script is checked through its interpreter).
  */
@@ -174,41 +216,7 @@ static int is_static(const char *path, int depth)
 	}
 	if (memcmp(id, ELFMAG, SELFMAG))
 		goto out;
-	if (id[EI_CLASS] == ELFCLASS64) {
-		Elf64_Ehdr eh;
-
-		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
-			goto out;
-		ret = 1;
-		for (unsigned int i = 0; i < eh.e_phnum; i++) {
-			Elf64_Phdr ph;
-
-			if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)i *
-							       eh.e_phentsize)) != (ssize_t)sizeof(ph))
-				break;
-			if (ph.p_type == PT_INTERP) {
-				ret = 0;
-				break;
-			}
-		}
-	} else if (id[EI_CLASS] == ELFCLASS32) {
-		Elf32_Ehdr eh;
-
-		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
-			goto out;
-		ret = 1;
-		for (unsigned int i = 0; i < eh.e_phnum; i++) {
-			Elf32_Phdr ph;
-
-			if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)i *
-							       eh.e_phentsize)) != (ssize_t)sizeof(ph))
-				break;
-			if (ph.p_type == PT_INTERP) {
-				ret = 0;
-				break;
-			}
-		}
-	}
+	ret = !has_interp(fd, id[EI_CLASS]);
 out:
 	close(fd);
 	return ret;

@@ -19,7 +19,7 @@
 #include <linux/cowmap.h>
 
 /*
- * Locking and reference rules.
+ * Locking and reference rules (the design behind them: docs/design.md).
  *
  * Lock order, outermost first:
  *   cowmap_sessions_lock (mutex: the session list)

@@ -15,6 +15,8 @@
  * backing PTE installed before the publish is zapped and none can be
  * installed after it: ->fault re-checks the xarray under the folio lock, and
  * ->map_pages skips private offsets under publish_lock.
+ *
+ * The reasons for each of these choices: docs/design.md.
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>

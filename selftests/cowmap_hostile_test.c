@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Hostile users (issue 12): one regression test per finding of the
- * review, each expecting the behaviour the fixed module has
- * (/work/hostile-spec.md, findings 1-8):
+ * Hostile users: one regression test per finding of the hostile-user
+ * review of the module (docs/testing.md, "Hostile users"), each expecting
+ * the behaviour the fixed module has:
  *
  *  1 discard_race       DISCARD racing first-write faults and a plain
  *                       read-only mapping of the file (old: double free)

@@ -829,7 +829,7 @@ static bool pp_wait(_Atomic uint32_t *a, uint32_t want, double deadline)
 	}
 }
 
-/* The client (the lab's child): no session before it gets the fd. */
+/* The client (the forked child): no session before it gets the fd. */
 static int pp_client(int sock)
 {
 	double deadline = now_s() + 60;

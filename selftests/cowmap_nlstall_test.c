@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Hostile users, part 3 (issue 18): generic netlink that cannot stall the
+ * Hostile users, part 3 (netlink and logs): generic netlink that cannot stall the
  * machine, dumps that skip nothing, one header per log, zeroed tails.
  *
  *  genl_stall     while a netlink DISCARD waits behind an ioctl DRAIN

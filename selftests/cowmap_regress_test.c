@@ -277,7 +277,7 @@ TEST_F_TIMEOUT(regress, drain_killed, 300)
 
 
 /*
- * drain_cut_fails (issue 7, found by fault injection: seed 841465786): a
+ * drain_cut_fails (found by fault injection, seed 841465786): a
  * drain whose write to the log stops part way (here RLIMIT_FSIZE) and
  * whose cut-off of the partial batch then fails too (there an injected
  * ENOMEM in the filesystem's truncate; here the log is append-only, so

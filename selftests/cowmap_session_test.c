@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Session semantics of /dev/cowmap (issue #3): reads share the file, the
+ * Session semantics of /dev/cowmap (docs/design.md, section 1): reads share the file, the
  * first write to a page copies it once and nobody else sees the copy,
  * events, exact byte-level diffs, drains and logs (also when the process is
  * killed), discard, caps and COWMAP_IOC_INFO.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Hostile local users, part 2 (issue 16, findings 5-10): the CLI draining
+ * Hostile local users, part 2 (the library and the CLI): the CLI draining
  * into a planted file, log modes under the umask, many conflicts, a log
  * truncated under a merge, terminal escapes from logs, a merge lock held
  * by another user.  Other users are children that switch to uid/gid 1000
