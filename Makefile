@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# cowmap: kernel module (Kbuild), libcowmap, the cowmap CLI, tests.
+# cowmap: kernel module (kmod/, which also builds on its own: make -C kmod),
+# libcowmap, the cowmap CLI, tests.  The version is the VERSION file's.
 #
 #   make              module for KDIR, library, CLI
 #   make userspace    library, CLI, examples only (no kernel tree, no root)
+#   make module       the module for KDIR (make -C kmod)
 #   make check        host tests, then VM selftests on 6.1, 6.12 and debug
 #   make demo         boots a VM and runs 'cowmap demo'
 #   make vm-run SCRIPT=path [KVER=6.1|6.12|debug]
@@ -12,8 +14,10 @@
 #   make uninstall    uninstall-userspace + uninstall-module
 #   make dkms-install register and build the module with DKMS (instead of
 #                     install-module)
+#   make deb          Debian packages cowmap, libcowmap1, libcowmap-dev and
+#                     cowmap-dkms in build/deb/ ($BUILD/deb; dpkg-buildpackage)
 
-VERSION   := 1.0.0
+VERSION   := $(shell cat VERSION)
 SOVERSION := 1
 
 TOP   := $(CURDIR)
@@ -48,8 +52,6 @@ DESTDIR    ?=
 # the cowmap executable, so that the same binary works for any PREFIX (and
 # inside DESTDIR).  Only BINDIR and LIBDIR's relative position is built in.
 PRELOAD_REL = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR)/cowmap)
-# The kernel release of KDIR (install-module, uninstall-module).
-KRELEASE ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 
 # lib/preload.c is the LD_PRELOAD shim of 'cowmap run', not part of libcowmap.
 LIB_SRCS := $(filter-out lib/preload.c,$(wildcard lib/*.c))
@@ -75,7 +77,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/cowmap-%,$(wildcard exampl
 .PHONY: all module userspace lib cli deps check check-host check-vm demo \
 	vm-run style install dkms-install dkms-test bench clean help examples \
 	install-userspace install-module uninstall uninstall-userspace \
-	uninstall-module test-build FORCE
+	uninstall-module test-build deb FORCE
 
 all: module userspace
 
@@ -90,9 +92,7 @@ help:
 	@sed -n '3,/^$$/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
 
 module:
-	@test -n "$(KDIR)" -a -d "$(KDIR)" || \
-		{ echo "no kernel build tree: set KDIR, or run 'make deps'" >&2; exit 1; }
-	$(MAKE) -C $(KDIR) M=$(TOP) W=1 modules
+	$(MAKE) -C kmod KDIR=$(KDIR) modules
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(@D)
@@ -107,7 +107,7 @@ $(BUILD)/test/lib/%.o: lib/%.c $(HDRS)
 	$(CC) $(CPPFLAGS) -DCOWMAP_TEST_HOOKS $(CFLAGS) $(WFLAGS) $(MNL_CFLAGS) -fvisibility=hidden -c -o $@ $<
 
 $(SHLIB): $(LIB_PIC) lib/libcowmap.map
-	$(CC) -shared -Wl,-soname,libcowmap.so.$(SOVERSION) \
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcowmap.so.$(SOVERSION) \
 		-Wl,--version-script=lib/libcowmap.map -o $@ $(LIB_PIC) $(MNL_LIBS) -ldl -lpthread
 	ln -sf libcowmap.so.$(VERSION) $(BUILD)/libcowmap.so.$(SOVERSION)
 	ln -sf libcowmap.so.$(SOVERSION) $(BUILD)/libcowmap.so
@@ -132,7 +132,7 @@ $(PCFILE): lib/cowmap.pc.in Makefile
 	$(PCSUBST) $< > $@
 
 $(PRELOAD): lib/preload.c $(HDRS)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) -fPIC -shared -fvisibility=hidden \
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) $(LDFLAGS) -fPIC -shared -fvisibility=hidden \
 		-Wl,-soname,libcowmap-preload.so -o $@ $< -ldl -lpthread
 
 # Rewritten only when PRELOAD_REL changes (a different BINDIR/LIBDIR layout).
@@ -148,10 +148,10 @@ $(BUILD)/cli/%.o: cli/%.c $(HDRS)
 	$(CC) $(CPPFLAGS) -I$(BUILD)/cli $(CFLAGS) $(WFLAGS) -c -o $@ $<
 
 $(CLI): $(CLI_OBJS) $(STLIB)
-	$(CC) -o $@ $(CLI_OBJS) $(STLIB) $(MNL_LIBS) -ldl -lpthread
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STLIB) $(MNL_LIBS) -ldl -lpthread
 
 $(TEST_CLI): $(CLI_OBJS) $(TEST_STLIB)
-	$(CC) -o $@ $(CLI_OBJS) $(TEST_STLIB) $(MNL_LIBS) -ldl -lpthread
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(TEST_STLIB) $(MNL_LIBS) -ldl -lpthread
 
 FORCE:
 
@@ -159,7 +159,7 @@ FORCE:
 # build tree and in the test VM).
 $(BUILD)/examples/cowmap-%: examples/%.c $(STLIB) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) -o $@ $< $(STLIB) $(MNL_LIBS) -ldl -lpthread
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) $(LDFLAGS) -o $@ $< $(STLIB) $(MNL_LIBS) -ldl -lpthread
 
 deps:
 	@scripts/deps.sh
@@ -246,24 +246,23 @@ uninstall-userspace:
 # The module for KDIR, into $(DESTDIR)/lib/modules/KRELEASE/updates/;
 # depmod only for a real install.  Not with 'make dkms-install' (DKMS
 # installs its own copy in updates/dkms/).
-install-module: module
-	@test -n "$(KRELEASE)" || { echo "no kernel release for KDIR=$(KDIR)" >&2; exit 1; }
-	$(MAKE) -C $(KDIR) M=$(TOP) INSTALL_MOD_PATH=$(DESTDIR) \
-		$(if $(DESTDIR),DEPMOD=true) modules_install
-	if [ -z "$(DESTDIR)" ]; then depmod -a $(KRELEASE); fi
+# KRELEASE (default: KDIR's) given on the command line reaches kmod/ too.
+install-module:
+	$(MAKE) -C kmod KDIR=$(KDIR) DESTDIR=$(DESTDIR) install
 
 uninstall-module:
-	@test -n "$(KRELEASE)" || { echo "no kernel release: set KDIR or KRELEASE" >&2; exit 1; }
-	rm -f $(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko \
-		$(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko.xz \
-		$(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko.zst \
-		$(DESTDIR)/lib/modules/$(KRELEASE)/updates/cowmap.ko.gz
-	if [ -z "$(DESTDIR)" ]; then depmod -a $(KRELEASE); fi
+	$(MAKE) -C kmod KDIR=$(KDIR) DESTDIR=$(DESTDIR) uninstall
 
 dkms-install:
-	scripts/dkms-install.sh $(VERSION)
+	scripts/dkms-install.sh
+
+# The four Debian packages, built by dpkg-buildpackage from a copy of the
+# tree (debian/rules runs 'make userspace' and 'make install-userspace').
+deb:
+	@scripts/deps.sh
+	@scripts/mkdeb.sh
 
 clean:
 	rm -rf $(BUILD)
-	-$(MAKE) -C $(KDIR) M=$(TOP) clean 2>/dev/null
+	-$(MAKE) -C kmod KDIR=$(KDIR) clean 2>/dev/null
 	rm -f kmod/*.o kmod/.*.cmd

@@ -3,7 +3,8 @@
  * The one place where Debian's 6.1 and 6.12 kernels differ for cowmap.
  * Features are detected by kmod/probe.sh from the kernel headers (not from
  * version numbers: distribution kernels carry backports); each shim supplies
- * the modern name on the older kernel.
+ * the modern name on the older kernel.  kmod/Kbuild includes this file into
+ * every source file (-include).
  */
 #ifndef _COWMAP_COMPAT_H
 #define _COWMAP_COMPAT_H

@@ -23,7 +23,6 @@
 #include <linux/magic.h>
 
 #include "cowmap.h"
-#include "compat.h"
 
 #define COALESCE_GAP	40
 #define DRAIN_BATCH	32	/* pages per write to the log */

@@ -27,7 +27,6 @@
 #include <linux/sched/signal.h>
 
 #include "cowmap.h"
-#include "compat.h"
 
 #define PMD_PAGES	(PMD_SIZE >> PAGE_SHIFT)
 

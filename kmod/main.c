@@ -6,6 +6,7 @@
  */
 #include <linux/module.h>
 #include <linux/miscdevice.h>
+#include <linux/stringify.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/uaccess.h>
@@ -162,4 +163,6 @@ module_exit(cowmap_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Private copy-on-write views of a shared memory-mapped file");
 MODULE_AUTHOR("cowmap developers");
-MODULE_VERSION("1.0.0");
+/* The uapi header's version, which scripts/version.sh keeps equal to VERSION. */
+MODULE_VERSION(__stringify(COWMAP_VERSION_MAJOR) "." __stringify(COWMAP_VERSION_MINOR)
+	       "." __stringify(COWMAP_VERSION_PATCH));

@@ -7,7 +7,11 @@
 #   install selftests/install-test.sh: make install/uninstall into a
 #           temporary DESTDIR, the installed tree file by file, exported
 #           symbols, no test hooks in the release build
-#   style   scripts/style.sh (checkpatch, sparse, shellcheck)
+#   deb     selftests/deb-test.sh: 'make deb', lintian, the packages' file
+#           lists, then dpkg -i on this host (DKMS builds the module for 6.1
+#           and 6.12) and the installed module and files booted in the VM
+#           (cowmap run + merge); purged at the end
+#   style   scripts/style.sh (checkpatch, sparse, shellcheck, version)
 #   dkms    selftests/dkms-test.sh (private DKMS tree, 6.1 and 6.12 headers)
 #   vm      selftests/vm/run-selftests.sh 6.1 6.12 debug (QEMU; the debug
 #           kernel is built and cached on first use, ~17 min)
@@ -128,6 +132,7 @@ else
 	echo "==== host: selftests/host/Makefile does not exist, no host tests"
 fi
 phase install "$TOP/selftests/install-test.sh"
+phase deb "$TOP/selftests/deb-test.sh"
 phase style "$TOP/scripts/style.sh"
 phase dkms "$TOP/selftests/dkms-test.sh"
 # 6.1 and 6.12 (Debian's kernels), then the debug kernel (KASAN, lockdep,

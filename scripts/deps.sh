@@ -16,6 +16,7 @@ base_pkgs=(
 	flex bison bc libelf-dev libssl-dev dwarves rsync python3
 	dkms sparse
 	groff-base man-db
+	debhelper dh-dkms dpkg-dev lintian
 	clang llvm libclang-rt-14-dev
 )
 

@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Install the cowmap module with DKMS ('make dkms-install'): copies the
-# module sources to /usr/src/cowmap-VERSION, then dkms add, build and
-# install for the running kernel (DKMS rebuilds it for later kernels).
+# module's source tree ('make -C kmod srctree') to /usr/src/cowmap-VERSION
+# (VERSION: the top VERSION file), then dkms add, build and install for the
+# running kernel (DKMS rebuilds it for later kernels).
 #
-# usage: dkms-install.sh VERSION      (run as root)
+# usage: dkms-install.sh      (run as root)
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,12 +14,9 @@ die() {
 	exit 1
 }
 
-[ $# -eq 1 ] || die "usage: $0 VERSION"
-version=$1
-mkver=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$TOP/Makefile")
-[ "$version" = "$mkver" ] || die "version $version is not the Makefile's VERSION ($mkver)"
-confver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$TOP/dkms.conf")
-[ "$confver" = "$mkver" ] || die "dkms.conf's PACKAGE_VERSION ($confver) is not the Makefile's VERSION ($mkver)"
+[ $# -eq 0 ] || die "usage: $0"
+version=$("$TOP/scripts/version.sh")
+"$TOP/scripts/version.sh" check >/dev/null || die "$("$TOP/scripts/version.sh" check)"
 [ "$(id -u)" = 0 ] || die "must be run as root (try: sudo make dkms-install)"
 command -v dkms >/dev/null || die "dkms is not installed (apt-get install dkms)"
 krel=$(uname -r)
@@ -32,8 +30,7 @@ if dkms status -m cowmap -v "$version" | grep -q .; then
 fi
 rm -rf "$src"
 mkdir -p "$src"
-cp -r "$TOP/dkms.conf" "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$src/"
-rm -f "$src"/kmod/*.o "$src"/kmod/.*.cmd
+make -s -C "$TOP/kmod" srctree DEST="$src"
 
 dkms add -m cowmap -v "$version"
 dkms build -m cowmap -v "$version" -k "$krel"

@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Style checks of the kernel side ('make style'):
-#  - checkpatch.pl --strict on kmod/*.c kmod/*.h uapi/linux/cowmap.h, with
+#  - checkpatch.pl --strict on the module's sources (make -C kmod sources)
+#    and uapi/linux/cowmap.h, with
 #    the checkpatch of Debian's linux-source-6.1 (extracted once into
 #    $COWMAP_CACHE, never committed);
 #  - sparse (C=2) on a copy of the module built against the 6.12 headers;
+#  - scripts/version.sh check: the version's literal copies equal VERSION;
 #  - shellcheck on the project's shell scripts, when shellcheck is installed.
 # Anything reported fails.  Prints "N passed, N failed" last.
 set -euo pipefail
@@ -51,7 +53,10 @@ fi
 # header, where all of checkpatch's rules apply as they would in-tree.
 # Out-of-tree-only rules are switched off by --no-tree (no MAINTAINERS,
 # no kernel tree to look up).
-files=(kmod/*.c kmod/*.h uapi/linux/cowmap.h)
+# The module's sources as kmod/Kbuild lists them (not the build's
+# generated cowmap.mod.c).
+mapfile -t files < <(make -s -C kmod sources | sed 's|^|kmod/|')
+files+=(uapi/linux/cowmap.h)
 rc=0
 perl "$cpdir/checkpatch.pl" --no-tree --strict --show-types --quiet --no-summary \
 	--color=never -f "${files[@]}" || rc=$?
@@ -63,16 +68,22 @@ kdir=$(find /usr/src -maxdepth 1 -name 'linux-headers-6.12.*+deb12-amd64' | sort
 command -v sparse >/dev/null || die "sparse missing: run 'make deps'"
 sdir=$BUILD/style-sparse
 mkdir -p "$sdir"
-rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' --exclude='*.mod' \
-	--exclude='*.mod.c' "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$sdir/"
+make -s -C "$TOP/kmod" srctree DEST="$(realpath -m "$sdir")"
 rc=0
-make -s -j"$(nproc)" -C "$kdir" M="$sdir" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
+make -s -j"$(nproc)" -C "$kdir" M="$sdir/kmod" C=2 W=1 modules >"$sdir.log" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
 	cat "$sdir.log"
 elif grep -E '(warning|error):' "$sdir.log"; then
 	rc=1
 fi
 result "sparse (C=2) against $(basename "$kdir")" "$rc"
+
+# ---- version -------------------------------------------------------------
+# The literal copies of the VERSION file (uapi header, dkms.conf,
+# debian/changelog, man pages) agree with it.
+rc=0
+scripts/version.sh check || rc=$?
+result "version literals equal VERSION ($(cat VERSION))" "$rc"
 
 # ---- shellcheck ------------------------------------------------------------
 if command -v shellcheck >/dev/null; then

@@ -30,15 +30,13 @@ finish() {
 }
 
 command -v dkms >/dev/null || { echo "dkms-test.sh: dkms missing: run 'make deps'" >&2; exit 1; }
-version=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$TOP/Makefile")
-[ -n "$version" ] || { echo "dkms-test.sh: no VERSION in $TOP/Makefile" >&2; exit 1; }
-# dkms.conf's PACKAGE_VERSION is a literal: the Makefile's VERSION is the one
-# source, this keeps them equal.
-confver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$TOP/dkms.conf")
-[ "$confver" = "$version" ]
-result $? "dkms.conf PACKAGE_VERSION ($confver) is the Makefile's VERSION ($version)"
+version=$("$TOP/scripts/version.sh")
+# dkms.conf's PACKAGE_VERSION is a literal: the VERSION file is the one
+# source, version.sh keeps them (and the other literals) equal.
+out=$("$TOP/scripts/version.sh" check 2>&1)
+result $? "version literals (dkms.conf's included) are VERSION's: $out"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowmap-dkms.XXXXXX")
+tmp=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/cowmap-dkms.XXXXXX")")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/src" "$tmp/dkms" "$tmp/install"
 # The private trees, and a signing key of our own (dkms would otherwise
@@ -48,12 +46,10 @@ dk() {
 	dkms "$@" --dkmstree "$tmp/dkms" --sourcetree "$tmp/src" --installtree "$tmp/install"
 }
 
-# What dkms-install.sh ships: the module sources and dkms.conf (no
-# Makefile: dkms.conf must not need it).
+# What dkms-install.sh and the cowmap-dkms package ship: the module's
+# source tree (no top Makefile: dkms.conf must not need it).
 src=$tmp/src/cowmap-$version
-mkdir -p "$src"
-cp -r "$TOP/dkms.conf" "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$src/"
-rm -f "$src"/kmod/*.o "$src"/kmod/.*.cmd
+make -s -C "$TOP/kmod" srctree DEST="$src"
 
 rc=0
 dk add -m cowmap -v "$version" >"$tmp/add.log" 2>&1 || rc=$?

@@ -150,17 +150,23 @@ rc=0
 mk test-build && grep -aq COWMAP_TEST_CRASH_AT "$BUILD/test/cowmap" || rc=1
 ok "$rc" "the test build has it"
 
-# The module, when there is a kernel tree.
-kdir=${KDIR:-}
-if [ -z "$kdir" ]; then
-	if [ -d "/lib/modules/$(uname -r)/build" ]; then
-		kdir=/lib/modules/$(uname -r)/build
-	else
-		kdir=$(find /usr/src -maxdepth 1 -name 'linux-headers-*-amd64' | sort -V | tail -n1)
-	fi
+# The module, for KDIR or else for the newest Debian 6.1 and 6.12 header
+# trees (their default module directories differ: extra/ and updates/).
+# The release is the kernel's UTS_RELEASE (Debian's 6.1 headers have
+# another string in include/config/kernel.release).
+kdirs=()
+if [ -n "${KDIR:-}" ]; then
+	kdirs=("$KDIR")
+else
+	kdirs+=("$(find /usr/src -maxdepth 1 -name 'linux-headers-6.1.0-*-amd64' | sort -V | tail -n1)")
+	kdirs+=("$(find /usr/src -maxdepth 1 -name 'linux-headers-6.12.*-amd64' | sort -V | tail -n1)")
 fi
-if [ -n "$kdir" ] && [ -f "$kdir/include/config/kernel.release" ]; then
-	krel=$(cat "$kdir/include/config/kernel.release")
+for kdir in "${kdirs[@]}"; do
+	krel=$(sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' "$kdir/include/generated/utsrelease.h" 2>/dev/null)
+	if [ -z "$kdir" ] || [ -z "$krel" ]; then
+		ok 0 "make install-module # SKIP no kernel tree ${kdir:-}"
+		continue
+	fi
 	d=$tmp/root3
 	rc=0
 	mk install-module KDIR="$kdir" DESTDIR="$d" PREFIX=/usr || rc=$?
@@ -172,10 +178,8 @@ if [ -n "$kdir" ] && [ -f "$kdir/include/config/kernel.release" ]; then
 	mk uninstall-module KDIR="$kdir" DESTDIR="$d" || rc=$?
 	out=$(find "$d" \( -type f -o -type l \))
 	[ "$rc" = 0 ] && [ -z "$out" ]
-	ok $? "make uninstall-module DESTDIR leaves no file" "$out"
-else
-	ok 0 "make install-module # SKIP no kernel tree"
-fi
+	ok $? "make uninstall-module DESTDIR leaves no file ($krel)" "$out"
+done
 
 # Every SPDX identifier of the tree has its licence text in LICENSES/.
 missing=

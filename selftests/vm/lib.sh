@@ -96,18 +96,16 @@ build_module() {
 	# One build per tree at a time (vm-run and run-selftests may overlap).
 	exec 9>"$dir.lock"
 	flock 9
-	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
-		--exclude='*.mod' --exclude='*.mod.c' --exclude='Module.symvers' \
-		--exclude='modules.order' "$TOP/Kbuild" "$TOP/kmod" "$TOP/uapi" "$dir/" ||
+	make -s -C "$TOP/kmod" srctree DEST="$(realpath -m "$dir")" ||
 		die "cannot copy the module sources to $dir"
-	if ! make -C "$KDIR" M="$dir" W=1 modules >"$log" 2>&1; then
+	if ! make -C "$KDIR" M="$dir/kmod" W=1 modules >"$log" 2>&1; then
 		cat "$log" >&2
 		die "module build for $kver failed (KDIR=$KDIR)"
 	fi
 	if grep -E '(warning|error):' "$log" >&2; then
 		die "module build for $kver has compiler warnings (see above; full log $log)"
 	fi
-	KO=$dir/cowmap.ko
+	KO=$dir/kmod/cowmap.ko
 	[ -f "$KO" ] || die "no $KO after the build"
 	exec 9>&-
 }

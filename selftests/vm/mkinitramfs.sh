@@ -6,6 +6,7 @@
 # usage: mkinitramfs.sh --out FILE --ko cowmap.ko --release KRELEASE
 #                       --payload CMD [--kver 6.1|6.12|debug]
 #                       [--moddir /lib/modules/REL] [--payload-dir DIR]
+#                       [--sysroot DIR]
 #
 # Contents: busybox-static and its applets, /init (guest/init), the guest
 # scripts (/opt/cowmap/guest), cowmap.ko (/opt/cowmap/cowmap.ko), the
@@ -20,12 +21,18 @@
 # hwpoison_inject and their dependencies, decompressed, indexed with depmod and listed in
 # load order in /etc/cowmap/modules.load).  --payload-dir is copied to
 # /payload/<its name>; --payload is the command /init runs there.
+#
+# --sysroot DIR: the cowmap userspace is DIR's instead of the build tree's:
+# DIR's files are copied to the same paths in the initramfs (with the
+# shared libraries their ELF files need) and nothing of $BUILD is packed
+# (no selftests, CLI, examples, libcowmap or shim).  selftests/deb-test.sh
+# uses it to run the files the Debian packages installed.
 set -euo pipefail
 
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-out='' ko='' release='' kver='' moddir='' payload_dir='' payload=''
+out='' ko='' release='' kver='' moddir='' payload_dir='' payload='' sysroot=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--out) out=$2; shift 2 ;;
@@ -35,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--moddir) moddir=$2; shift 2 ;;
 	--payload-dir) payload_dir=$2; shift 2 ;;
 	--payload) payload=$2; shift 2 ;;
+	--sysroot) sysroot=$2; shift 2 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done
@@ -95,6 +103,15 @@ for src in "$TOP"/selftests/*_test.c; do
 	echo "${src%.c}"
 done >"$root/opt/cowmap/selftests.list"
 elves=()
+if [ -n "$sysroot" ]; then
+	[ -d "$sysroot" ] || die "$sysroot: not a directory"
+	tar -C "$sysroot" -cf - . | tar -C "$root" -xf - || die "cannot copy $sysroot"
+	while IFS= read -r -d '' f; do
+		elves+=("$f")
+	done < <(find "$sysroot" -type f -print0)
+	# Nothing of the build tree below.
+	BUILD=$root/nonexistent
+fi
 for t in "$BUILD"/selftests/*_test; do
 	[ -f "$t" ] || continue
 	install -m 0755 "$t" "$root/opt/cowmap/selftests/"
