@@ -52,8 +52,21 @@ static size_t put_record(u8 *out, u64 offset, const u8 *old, const u8 *new,
 	memcpy(p, old, len);
 	memcpy(p + len, new, len);
 	memset(p + 2 * len, 0, size - sizeof(*r) - 2 * len);
-	r->crc = cpu_to_le32(~cowmap_crc32c(~0U, out, size));
 	return size;
+}
+
+/* Checksum the records in @out[0..@len) (put_record() leaves them open). */
+static void seal_records(u8 *out, size_t len)
+{
+	struct cowmap_log_record *r;
+	size_t pos = 0, size;
+
+	while (pos < len) {
+		r = (struct cowmap_log_record *)(out + pos);
+		size = COWMAP_LOG_REC_SIZE(le32_to_cpu(r->length));
+		r->crc = cpu_to_le32(~cowmap_crc32c(~0U, r, size));
+		pos += size;
+	}
 }
 
 /* Records for one page at file offset @offset; returns the bytes used. */
@@ -80,19 +93,28 @@ static size_t diff_page(u8 *out, const u8 *old, const u8 *new, u64 offset,
 }
 
 /*
- * Freeze private page @idx and copy it into @snap.  Returns its base
- * snapshot, or NULL if the page is not private (any more).  The base stays
- * valid while s->lock is held.
+ * Freeze private page @idx and write the records of its changes against
+ * its base snapshot to @out, numbering them from *@seq and counting them in
+ * *@records.  Returns their bytes (0: no change), or -ENOENT if @idx is not
+ * private (any more).  *@basep is the page's base snapshot, valid while
+ * s->lock is held.  With @clear_mark the page counts as drained.
+ *
+ * The page is diffed in place while frozen, not copied first: the records
+ * hold every changed byte, so they are all a drain needs to bring the base
+ * up to date (cowmap_apply_records()).
  */
-struct page *cowmap_snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
-			     bool clear_mark)
+long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
+			u64 *seq, u32 *records, bool clear_mark,
+			struct page **basep)
 {
 	struct page *p, *base;
+	const u8 *old, *new;
+	size_t n;
 
 	lockdep_assert_held(&s->lock);
 	p = cowmap_page_get_locked(s, idx);
 	if (!p)
-		return NULL;
+		return -ENOENT;
 	if (unlikely(PageHWPoison(p))) {
 		/* Its contents are gone; reading them would be fatal. */
 		xa_clear_mark(&s->pages, idx, COWMAP_CHANGED);
@@ -100,10 +122,15 @@ struct page *cowmap_snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
 		put_page(p);
 		pr_warn_ratelimited("session %llu: page at offset %llu is poisoned: its changes are lost\n",
 				    s->id, (u64)idx << PAGE_SHIFT);
-		return NULL;
+		return -ENOENT;
 	}
 	cowmap_zap(s, idx);
-	memcpy_from_page(snap, p, 0, PAGE_SIZE);
+	base = (struct page *)page_private(p);
+	old = kmap_local_page(base);
+	new = kmap_local_page(p);
+	n = diff_page(out, old, new, (u64)idx << PAGE_SHIFT, seq, records);
+	kunmap_local(new);
+	kunmap_local(old);
 	/*
 	 * With its PTEs gone the page holds the xarray's reference and ours.
 	 * Any other (get_user_pages for O_DIRECT, say) may still store into
@@ -111,24 +138,10 @@ struct page *cowmap_snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
 	 */
 	if (clear_mark && page_count(p) <= 2)
 		xa_clear_mark(&s->pages, idx, COWMAP_CHANGED);
-	base = (struct page *)page_private(p);
 	unlock_page(p);
 	put_page(p);
-	return base;
-}
-
-/*
- * Write the records of @snap's changes against @base, for the page at file
- * offset @offset, to @out, numbering them from *@seq.  Returns their bytes.
- */
-size_t cowmap_diff_against(struct page *base, const void *snap, u8 *out,
-			   u64 offset, u64 *seq, u32 *records)
-{
-	const u8 *old = kmap_local_page(base);
-	size_t n;
-
-	n = diff_page(out, old, snap, offset, seq, records);
-	kunmap_local(old);
+	seal_records(out, n);
+	*basep = base;
 	return n;
 }
 
@@ -138,7 +151,6 @@ long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d)
 	unsigned long idx, last;
 	u64 seq = 0;
 	u8 *out;
-	void *snap;
 	long err = 0;
 
 	if (!PAGE_ALIGNED(d->offset) || d->buf_len < COWMAP_DIFF_MIN_BUF ||
@@ -150,23 +162,18 @@ long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d)
 	d->records = 0;
 
 	out = kvmalloc(COWMAP_PAGE_RECS_MAX, GFP_KERNEL_ACCOUNT);
-	snap = kmalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
-	if (!out || !snap) {
-		err = -ENOMEM;
-		goto out_free;
-	}
+	if (!out)
+		return -ENOMEM;
 
 	mutex_lock(&s->lock);
 	d->offset = COWMAP_DIFF_END;
 	while (xa_find(&s->pages, &idx, last, COWMAP_CHANGED)) {
-		struct page *base = cowmap_snapshot(s, idx, snap, false);
+		struct page *base;
 		u32 records = 0;
-		size_t n;
+		long n;
 
-		if (base) {
-			n = cowmap_diff_against(base, snap, out,
-						(u64)idx << PAGE_SHIFT, &seq,
-						&records);
+		n = cowmap_diff_frozen(s, idx, out, &seq, &records, false, &base);
+		if (n >= 0) {
 			if (d->used + n > d->buf_len) {
 				d->offset = (u64)idx << PAGE_SHIFT;
 				break;
@@ -188,8 +195,6 @@ long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d)
 		cond_resched();
 	}
 	mutex_unlock(&s->lock);
-out_free:
-	kfree(snap);
 	kvfree(out);
 	return err;
 }

@@ -192,10 +192,9 @@ long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
 
 /* diff.c */
 long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d);
-struct page *cowmap_snapshot(struct cowmap_session *s, pgoff_t idx, void *snap,
-			     bool clear_mark);
-size_t cowmap_diff_against(struct page *base, const void *snap, u8 *out,
-			   u64 offset, u64 *seq, u32 *records);
+long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
+			u64 *seq, u32 *records, bool clear_mark,
+			struct page **basep);
 
 /* log.c */
 struct file *cowmap_log_get(int fd, struct file *backing);

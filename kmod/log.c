@@ -257,7 +257,6 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 
 struct drain_batch {
 	u8 *out;
-	void *snaps;
 	struct page *bases[DRAIN_BATCH];
 	unsigned long idx[DRAIN_BATCH];
 	size_t end[DRAIN_BATCH];	/* end of each page's records in @out */
@@ -269,33 +268,34 @@ struct drain_batch {
 };
 
 /*
- * The log kept the first @kept bytes of a batch that failed: its whole
- * records are drained, so their new bytes go into their pages' bases.
+ * The log holds the first @len bytes of the batch's records: they are
+ * drained, so their new bytes go into their pages' bases (bytes outside
+ * the records are equal in page and base).  Returns how many records.
  */
-static void keep_records(struct drain_batch *b, size_t kept, u64 *seq,
-			 struct cowmap_drain *st)
+static u32 apply_records(struct drain_batch *b, size_t len)
 {
 	const struct cowmap_log_record *r;
 	unsigned int i = 0;
 	size_t pos = 0;
+	u32 n = 0;
 	u64 off;
-	u32 len;
+	u32 rlen;
 
-	while (pos < kept) {
+	while (pos < len) {
 		r = (const struct cowmap_log_record *)(b->out + pos);
-		len = le32_to_cpu(r->length);
+		rlen = le32_to_cpu(r->length);
 		off = le64_to_cpu(r->offset);
 		while ((u64)b->idx[i] << PAGE_SHIFT != (off & PAGE_MASK))
 			i++;
 		memcpy_to_page(b->bases[i], offset_in_page(off),
-			       (const u8 *)(r + 1) + len, len);
-		*seq = le64_to_cpu(r->seq) + 1;
-		st->records++;
-		pos += COWMAP_LOG_REC_SIZE(len);
+			       (const u8 *)(r + 1) + rlen, rlen);
+		n++;
+		pos += COWMAP_LOG_REC_SIZE(rlen);
 	}
+	return n;
 }
 
-/* Write a batch; on success its snapshots become the new bases. */
+/* Write a batch; the records that reach the log update their bases. */
 static int flush_batch(struct cowmap_session *s, struct file *log,
 		       struct drain_batch *b, u64 *seq, struct cowmap_drain *st)
 {
@@ -307,8 +307,7 @@ static int flush_batch(struct cowmap_session *s, struct file *log,
 		err = append(s, log, b->out, b->used, &kept);
 	if (err) {
 		/* Pages not wholly in the log keep their changes. */
-		*seq = b->first_seq;
-		keep_records(b, kept, seq, st);
+		*seq = b->first_seq + apply_records(b, kept);
 		for (i = 0; i < b->n; i++) {
 			if (b->end[i] > kept)
 				xa_set_mark(&s->pages, b->idx[i], COWMAP_CHANGED);
@@ -316,13 +315,11 @@ static int flush_batch(struct cowmap_session *s, struct file *log,
 				st->pages++;
 		}
 	} else {
-		for (i = 0; i < b->n; i++)
-			memcpy_to_page(b->bases[i], 0, b->snaps + i * PAGE_SIZE,
-				       PAGE_SIZE);
-		st->records += b->records;
+		apply_records(b, b->used);
 		st->pages += b->n;
 		kept = b->used;
 	}
+	st->records += *seq - b->first_seq;
 	st->bytes += kept;
 	atomic64_add(kept, &s->drained_bytes);
 	atomic64_add(kept, &cowmap_stats.drained_bytes);
@@ -357,13 +354,8 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 		gfp_t gfp = GFP_KERNEL_ACCOUNT | (b->max > 1 ? __GFP_NOWARN : 0);
 
 		b->out = kvmalloc(b->max * COWMAP_PAGE_RECS_MAX, gfp);
-		b->snaps = kvmalloc(b->max * PAGE_SIZE, gfp);
-		if (b->out && b->snaps)
+		if (b->out)
 			break;
-		kvfree(b->out);
-		kvfree(b->snaps);
-		b->out = NULL;
-		b->snaps = NULL;
 	}
 	if (!b->max) {
 		err = -ENOMEM;
@@ -372,13 +364,13 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	b->first_seq = *seq;
 
 	while (xa_find(&s->pages, &idx, ULONG_MAX, COWMAP_CHANGED)) {
-		void *snap = b->snaps + b->n * PAGE_SIZE;
-		struct page *base = cowmap_snapshot(s, idx, snap, true);
+		struct page *base;
+		long n;
 
-		if (base) {
-			b->used += cowmap_diff_against(base, snap, b->out + b->used,
-						(u64)idx << PAGE_SHIFT, seq,
-						&b->records);
+		n = cowmap_diff_frozen(s, idx, b->out + b->used, seq,
+				       &b->records, true, &base);
+		if (n >= 0) {
+			b->used += n;
 			b->end[b->n] = b->used;
 			b->bases[b->n] = base;
 			b->idx[b->n++] = idx;
@@ -400,7 +392,6 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	}
 	err = flush_batch(s, log, b, seq, st);
 out_free:
-	kvfree(b->snaps);
 	kvfree(b->out);
 	kfree(b);
 	return err;
