@@ -109,6 +109,7 @@ long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 {
 	struct page *p, *base;
 	const u8 *old, *new;
+	bool busy;
 	size_t n;
 
 	lockdep_assert_held(&s->lock);
@@ -125,18 +126,22 @@ long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 		return -ENOENT;
 	}
 	cowmap_zap(s, idx);
+	/*
+	 * With its PTEs gone the page holds the xarray's reference and ours,
+	 * and no new one can be taken without the page lock.  Any other (a
+	 * get_user_pages() pin for O_DIRECT, say) may store into it while it
+	 * is read and after, without a fault: then it stays marked, so the
+	 * next drain looks again.  Counted before the read: a pin dropped
+	 * during the read may have stored what the read did not see.
+	 */
+	busy = page_count(p) > 2;
 	base = (struct page *)page_private(p);
 	old = kmap_local_page(base);
 	new = kmap_local_page(p);
 	n = diff_page(out, old, new, (u64)idx << PAGE_SHIFT, seq, records);
 	kunmap_local(new);
 	kunmap_local(old);
-	/*
-	 * With its PTEs gone the page holds the xarray's reference and ours.
-	 * Any other (get_user_pages for O_DIRECT, say) may still store into
-	 * it without a fault: keep it marked, so the next drain looks again.
-	 */
-	if (clear_mark && page_count(p) <= 2)
+	if (clear_mark && !busy)
 		xa_clear_mark(&s->pages, idx, COWMAP_CHANGED);
 	unlock_page(p);
 	put_page(p);
