@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # The whole test suite ('make check', .ci/run).  Runs, in order:
-#   build   the module for the host's KDIR (W=1) and the userspace (make all);
-#           any compiler warning fails
+#   build   the module for the host's KDIR (W=1), the userspace (make all)
+#           and the benchmark program; any compiler warning fails
 #   host    libcowmap's host tests (make check-host), if selftests/host exists
 #   install selftests/install-test.sh: make install/uninstall into a
 #           temporary DESTDIR, the installed tree file by file, exported
@@ -100,6 +100,13 @@ build() {
 	if [ "$rc" != 0 ]; then
 		cat "$log"
 		echo "build failed"
+		return 1
+	fi
+	# The benchmark program is not run here, but must build ('make bench').
+	make -C "$TOP/selftests/bench" BUILD="$BUILD" TOP="$TOP" >>"$log" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		tail -n 20 "$log"
+		echo "building the benchmarks failed"
 		return 1
 	fi
 	if grep -E '(warning|error):' "$log"; then

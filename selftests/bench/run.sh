@@ -50,7 +50,7 @@ host_merge=${COWMAP_BENCH_HOST_MERGE:-1}
 t_start=$SECONDS
 
 echo "==== bench: building libcowmap and cowmap-bench"
-make -s -C "$TOP" BUILD="$BUILD" lib >/dev/null || die "building libcowmap failed"
+make -s -C "$TOP" BUILD="$BUILD" test-build >/dev/null || die "building libcowmap failed"
 make -s -C "$BENCH_DIR" BUILD="$BUILD" TOP="$TOP" >/dev/null || die "building cowmap-bench failed"
 payload=$OUT/payload
 rm -rf "$payload"
