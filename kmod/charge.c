@@ -16,7 +16,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 
-#include "cowmap.h"
+#include "internal.h"
 
 static DEFINE_HASHTABLE(cowmap_users, 6);
 static DEFINE_SPINLOCK(cowmap_users_lock);	/* protects cowmap_users */

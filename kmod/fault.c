@@ -26,7 +26,7 @@
 #include <linux/file.h>
 #include <linux/sched/signal.h>
 
-#include "cowmap.h"
+#include "internal.h"
 
 #define PMD_PAGES	(PMD_SIZE >> PAGE_SHIFT)
 
@@ -398,8 +398,7 @@ static const struct vm_operations_struct cowmap_vm_ops = {
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct cowmap_session *s = file->private_data;
-	/* Pairs with the release in do_bind(): the session is fully set up. */
-	struct file *ro = smp_load_acquire(&s->ro);
+	struct file *ro = cowmap_session_bound(s);
 
 	if (!ro)
 		return -ENODEV;

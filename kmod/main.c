@@ -11,7 +11,7 @@
 #include <linux/mm.h>
 #include <linux/uaccess.h>
 
-#include "cowmap.h"
+#include "internal.h"
 
 struct cowmap_stats cowmap_stats;
 

@@ -12,7 +12,7 @@
 #include <linux/user_namespace.h>
 #include <linux/sched/signal.h>
 
-#include "cowmap.h"
+#include "internal.h"
 
 static struct genl_family cowmap_family;
 

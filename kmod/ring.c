@@ -9,7 +9,7 @@
 #include <linux/uaccess.h>
 #include <linux/sched/signal.h>
 
-#include "cowmap.h"
+#include "internal.h"
 
 #define READ_CHUNK	16
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Sessions: one per open of /dev/cowmap.  Binding, the ioctls, caps,
- * discard and the lifetime of private pages.
+ * Sessions: one per open of /dev/cowmap.  Binding, caps, drain and discard,
+ * and the lifetime of private pages.  The ioctls that call these are in
+ * ioctl.c; the log files in log.c.
  */
 #include <linux/file.h>
 #include <linux/slab.h>
@@ -17,7 +18,7 @@
 #include <linux/sched/task.h>
 #include <linux/sched/coredump.h>
 
-#include "cowmap.h"
+#include "internal.h"
 
 DEFINE_MUTEX(cowmap_sessions_lock);	/* protects the list and its gen */
 LIST_HEAD(cowmap_sessions);
@@ -42,7 +43,7 @@ struct cowmap_session *cowmap_session_create(struct file *dev)
 	init_waitqueue_head(&s->ring.wait);
 	INIT_LIST_HEAD(&s->node);
 	s->log_cut = -1;
-	/* Owner, credentials and pid are the binder's: see do_bind(). */
+	/* Owner, credentials and pid are the binder's: see cowmap_session_bind(). */
 	return s;
 }
 
@@ -197,7 +198,7 @@ static void final_drain_fn(struct work_struct *work)
 	do {
 		if (tries)
 			msleep(20);
-		fd->err = cowmap_drain(s, fd->log, &s->log_seq, &out);
+		fd->err = cowmap_log_drain(s, fd->log, &s->log_seq, &out);
 	} while (fd->err == -ENOMEM && ++tries < 50);
 	mutex_unlock(&s->lock);
 	revert_creds(old);
@@ -244,54 +245,6 @@ void cowmap_session_release(struct cowmap_session *s)
 	cowmap_session_put(s);
 }
 
-/* ioctl argument helpers: the structure size comes from the ioctl number. */
-static int copy_in(void *k, size_t ksize, unsigned int cmd, void __user *arg)
-{
-	return copy_struct_from_user(k, ksize, arg, _IOC_SIZE(cmd));
-}
-
-/* A caller's structure larger than ours gets zeroes past our fields. */
-static int copy_out(void __user *arg, unsigned int cmd, const void *k,
-		    size_t ksize)
-{
-	size_t usize = _IOC_SIZE(cmd);
-
-	if (copy_to_user(arg, k, min(ksize, usize)))
-		return -EFAULT;
-	if (usize > ksize && clear_user(arg + ksize, usize - ksize))
-		return -EFAULT;
-	return 0;
-}
-
-/*
- * The results of an action that happened (BIND, DRAIN, DISCARD).  fetch()
- * probed the structure, but another thread may unmap it before this copy:
- * the action stands, so it is not reported as failed (a retried BIND would
- * get -EBUSY, a retried DRAIN would find nothing); the results are lost,
- * and COWMAP_IOC_INFO still tells the id and the counters.
- */
-static int report(void __user *arg, unsigned int cmd, const void *k,
-		  size_t ksize)
-{
-	copy_out(arg, cmd, k, ksize);
-	return 0;
-}
-
-/*
- * Read the caller's structure, and fail with -EFAULT before acting if the
- * result could not be returned (bad input changes nothing): the probe writes
- * back what the caller passed.
- */
-static int fetch(void *k, size_t ksize, unsigned int cmd, void __user *arg)
-{
-	return copy_in(k, ksize, cmd, arg) ?: copy_out(arg, cmd, k, ksize);
-}
-
-static bool zeroed(const void *p, size_t len)
-{
-	return !memchr_inv(p, 0, len);
-}
-
 static int check_backing(struct file *f)
 {
 	struct inode *inode = file_inode(f);
@@ -314,76 +267,6 @@ static int check_backing(struct file *f)
 	    !f->f_mapping->a_ops->read_folio)
 		return -EOPNOTSUPP;
 	return 0;
-}
-
-/* A log the kernel may append to: an empty (unless @may_grow) writable file. */
-static struct file *get_log(int fd, struct file *backing)
-{
-	struct file *lf = fget(fd);
-	struct inode *inode;
-	int err;
-
-	if (!lf)
-		return ERR_PTR(-EBADF);
-	inode = file_inode(lf);
-	if (!S_ISREG(inode->i_mode) || !(lf->f_mode & FMODE_WRITE) ||
-	    (lf->f_flags & O_DIRECT) || inode == file_inode(backing)) {
-		fput(lf);
-		return ERR_PTR(-EINVAL);
-	}
-	err = cowmap_log_check(lf);
-	if (err) {
-		fput(lf);
-		return ERR_PTR(err);
-	}
-	if (i_size_read(inode)) {
-		fput(lf);
-		return ERR_PTR(-ENOTEMPTY);
-	}
-	return lf;
-}
-
-/*
- * A log's header is written once, at offset 0 of an empty file.  The
- * emptiness check and the header write are one step per log inode: two
- * callers (BIND with a log, DRAIN_FD, over ioctl or netlink) racing on one
- * empty file cannot both pass the check and both write a header.  The
- * inode lock cannot be held across the write (->write_iter takes it), so
- * a claim on the inode: a second caller sees the claim, or the header
- * already written, and fails with -ENOTEMPTY.  Nobody waits on a claim.
- */
-struct log_claim {
-	struct list_head node;
-	struct inode *inode;
-};
-
-static DEFINE_SPINLOCK(log_claims_lock);
-static LIST_HEAD(log_claims);
-
-static int log_start(struct cowmap_session *s, struct file *lf)
-{
-	struct inode *inode = file_inode(lf);
-	struct log_claim c = { .inode = inode }, *o;
-	int err = 0;
-
-	spin_lock(&log_claims_lock);
-	list_for_each_entry(o, &log_claims, node) {
-		if (o->inode == inode) {
-			err = -ENOTEMPTY;
-			break;
-		}
-	}
-	if (!err)
-		list_add(&c.node, &log_claims);
-	spin_unlock(&log_claims_lock);
-	if (err)
-		return err;
-	/* The other claimant's header, if any, is in i_size by now. */
-	err = i_size_read(inode) ? -ENOTEMPTY : cowmap_log_write_header(s, lf);
-	spin_lock(&log_claims_lock);
-	list_del(&c.node);
-	spin_unlock(&log_claims_lock);
-	return err;
 }
 
 /*
@@ -420,31 +303,25 @@ static char *path_of(struct file *f)
 	return dup;
 }
 
-static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+/*
+ * Bind @s to the file @b->fd (and the log @b->log_fd with COWMAP_BIND_LOG);
+ * @b was checked by the caller.  Sets @b->id and @b->size.
+ */
+int cowmap_session_bind(struct cowmap_session *s, struct cowmap_bind *b,
+			u32 ring)
 {
 	struct file *f, *ro, *lf = NULL;
-	struct cowmap_bind b;
 	struct kstat st;
-	u32 ring;
 	int err;
 
-	err = fetch(&b, sizeof(b), cmd, arg);
-	if (err)
-		return err;
-	if (b.flags & ~COWMAP_BIND_FLAGS || !zeroed(b.reserved, sizeof(b.reserved)))
-		return -EINVAL;
-	ring = b.ring_size ? b.ring_size : COWMAP_RING_DEFAULT;
-	if (ring < COWMAP_RING_MIN || ring > COWMAP_RING_MAX || !is_power_of_2(ring))
-		return -EINVAL;
-
-	f = fget(b.fd);
+	f = fget(b->fd);
 	if (!f)
 		return -EBADF;
 	err = check_backing(f);
 	if (err)
 		goto err_put_file;
-	if (b.flags & COWMAP_BIND_LOG) {
-		lf = get_log(b.log_fd, f);
+	if (b->flags & COWMAP_BIND_LOG) {
+		lf = cowmap_log_get(b->log_fd, f);
 		if (IS_ERR(lf)) {
 			err = PTR_ERR(lf);
 			lf = NULL;
@@ -489,14 +366,14 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	s->ino = st.ino;
 	s->size = st.size;
 	s->bind_time_ns = cowmap_now_ns();
-	s->flags = b.flags;
+	s->flags = b->flags;
 	s->owner = current_euid();
 	s->cred = get_current_cred();
 	s->tgid = get_task_pid(current, PIDTYPE_TGID);
 	s->pid = task_tgid_vnr(current);
 	get_task_comm(s->comm, current);
 	if (lf) {
-		err = log_start(s, lf);
+		err = cowmap_log_start(s, lf);
 		if (err)
 			goto err_free_ring;
 		s->log = lf;
@@ -510,9 +387,9 @@ static long do_bind(struct cowmap_session *s, unsigned int cmd, void __user *arg
 	session_list_add(s);
 	cowmap_netlink_notify_session(s, COWMAP_CMD_SESSION_NEW);
 
-	b.id = s->id;
-	b.size = s->size;
-	return report(arg, cmd, &b, sizeof(b));
+	b->id = s->id;
+	b->size = s->size;
+	return 0;
 
 err_free_ring:
 	kfree(s->path);
@@ -540,108 +417,6 @@ err_unlock:
 err_put_file:
 	fput(f);
 	return err;
-}
-
-static struct file *bound(struct cowmap_session *s)
-{
-	/* Pairs with the release in do_bind(). */
-	return smp_load_acquire(&s->ro);
-}
-
-static long do_info(struct cowmap_session *s, unsigned int cmd, void __user *arg)
-{
-	struct cowmap_info in = {};
-	unsigned long idx;
-	void *entry;
-
-	if (!bound(s))
-		return -ENODEV;
-	in.id = s->id;
-	in.dev = s->dev_nr;
-	in.ino = s->ino;
-	in.size = s->size;
-	in.cur_size = i_size_read(file_inode(s->ro));
-	in.private_pages = atomic_long_read(&s->npriv);
-	xa_for_each_marked(&s->pages, idx, entry, COWMAP_CHANGED)
-		in.undrained_pages++;
-	in.cow_faults = atomic64_read(&s->cow_faults);
-	spin_lock(&s->ring.lock);
-	in.events = s->ring.head;
-	in.events_lost = s->ring.total_lost;
-	spin_unlock(&s->ring.lock);
-	in.mapped_bytes = cowmap_session_mapped_bytes(s);
-	in.bind_time_ns = s->bind_time_ns;
-	in.owner_uid = from_kuid_munged(current_user_ns(), s->owner);
-	in.ring_size = s->ring.mask + 1;
-	in.flags = s->flags;
-	return copy_out(arg, cmd, &in, sizeof(in));
-}
-
-static long do_diff(struct cowmap_session *s, unsigned int cmd, void __user *arg)
-{
-	struct cowmap_diff d;
-	long err;
-
-	err = fetch(&d, sizeof(d), cmd, arg) ?: (bound(s) ? 0 : -ENODEV);
-	if (err)
-		return err;
-	if (d.flags & ~COWMAP_DIFF_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
-		return -EINVAL;
-	err = cowmap_diff_ioctl(s, &d);
-	if (err)
-		return err;
-	return copy_out(arg, cmd, &d, sizeof(d));
-}
-
-/* Drain into the bound log (@log_fd < 0) or into a new, empty log file. */
-long cowmap_session_drain(struct cowmap_session *s, int log_fd,
-			  struct cowmap_drain *d)
-{
-	struct file *lf = NULL;
-	u64 seq = 0;
-	long err;
-
-	if (log_fd >= 0) {
-		lf = get_log(log_fd, s->ro);
-		if (IS_ERR(lf))
-			return PTR_ERR(lf);
-	}
-	/* Killable: netlink callers wait here behind an ioctl's drain. */
-	err = mutex_lock_killable(&s->lock);
-	if (err)
-		goto out;
-	if (s->dead)
-		err = -ENODEV;
-	else if (!lf)
-		err = s->log ? cowmap_drain(s, s->log, &s->log_seq, d) : -EBADFD;
-	else
-		err = log_start(s, lf) ?: cowmap_drain(s, lf, &seq, d);
-	mutex_unlock(&s->lock);
-out:
-	if (lf)
-		fput(lf);
-	return err;
-}
-
-static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *arg)
-{
-	struct cowmap_drain d;
-	long err;
-
-	err = fetch(&d, sizeof(d), cmd, arg) ?: (bound(s) ? 0 : -ENODEV);
-	if (err)
-		return err;
-	if (d.flags & ~COWMAP_DRAIN_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
-		return -EINVAL;
-	if ((d.flags & COWMAP_DRAIN_FD) && d.log_fd < 0)
-		return -EBADF;
-	d.records = 0;
-	d.pages = 0;
-	d.bytes = 0;
-	err = cowmap_session_drain(s, d.flags & COWMAP_DRAIN_FD ? d.log_fd : -1, &d);
-	if (err)
-		return err;
-	return report(arg, cmd, &d, sizeof(d));
 }
 
 long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
@@ -686,61 +461,32 @@ long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
 	return n;
 }
 
-static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *arg)
+/* Drain into the bound log (@log_fd < 0) or into a new, empty log file. */
+long cowmap_session_drain(struct cowmap_session *s, int log_fd,
+			  struct cowmap_drain *d)
 {
-	struct cowmap_range r;
-	pgoff_t first = 0, last = ULONG_MAX;
+	struct file *lf = NULL;
+	u64 seq = 0;
 	long err;
 
-	err = fetch(&r, sizeof(r), cmd, arg) ?: (bound(s) ? 0 : -ENODEV);
+	if (log_fd >= 0) {
+		lf = cowmap_log_get(log_fd, s->ro);
+		if (IS_ERR(lf))
+			return PTR_ERR(lf);
+	}
+	/* Killable: netlink callers wait here behind an ioctl's drain. */
+	err = mutex_lock_killable(&s->lock);
 	if (err)
-		return err;
-	if (r.flags & ~COWMAP_RANGE_FLAGS || r.reserved0 ||
-	    !zeroed(r.reserved, sizeof(r.reserved)))
-		return -EINVAL;
-	if (!(r.flags & COWMAP_RANGE_ALL)) {
-		if (!r.length || !PAGE_ALIGNED(r.offset) || !PAGE_ALIGNED(r.length) ||
-		    r.offset + r.length < r.offset)
-			return -EINVAL;
-		first = r.offset >> PAGE_SHIFT;
-		last = ((r.offset + r.length) >> PAGE_SHIFT) - 1;
-	}
-	err = cowmap_session_discard(s, first, last);
-	if (err < 0)
-		return err;
-	r.pages = err;
-	return report(arg, cmd, &r, sizeof(r));
-}
-
-long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
-			  void __user *arg)
-{
-	static const struct {
-		unsigned int cmd;
-		long (*fn)(struct cowmap_session *s, unsigned int cmd,
-			   void __user *arg);
-	} table[] = {
-		{ COWMAP_IOC_BIND, do_bind },
-		{ COWMAP_IOC_INFO, do_info },
-		{ COWMAP_IOC_DIFF, do_diff },
-		{ COWMAP_IOC_DRAIN, do_drain },
-		{ COWMAP_IOC_DISCARD, do_discard },
-	};
-	unsigned int i;
-
-	/*
-	 * Match type, number and direction; the size may differ (older or
-	 * newer callers), within the first version's size at least.
-	 */
-	for (i = 0; i < ARRAY_SIZE(table); i++) {
-		unsigned int want = table[i].cmd;
-
-		if (_IOC_TYPE(cmd) != _IOC_TYPE(want) || _IOC_NR(cmd) != _IOC_NR(want) ||
-		    _IOC_DIR(cmd) != _IOC_DIR(want))
-			continue;
-		if (_IOC_SIZE(cmd) < _IOC_SIZE(want))
-			return -EINVAL;
-		return table[i].fn(s, cmd, arg);
-	}
-	return -ENOTTY;
+		goto out;
+	if (s->dead)
+		err = -ENODEV;
+	else if (!lf)
+		err = s->log ? cowmap_log_drain(s, s->log, &s->log_seq, d) : -EBADFD;
+	else
+		err = cowmap_log_start(s, lf) ?: cowmap_log_drain(s, lf, &seq, d);
+	mutex_unlock(&s->lock);
+out:
+	if (lf)
+		fput(lf);
+	return err;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-#ifndef _COWMAP_H
-#define _COWMAP_H
+#ifndef _COWMAP_INTERNAL_H
+#define _COWMAP_INTERNAL_H
 
 #include <linux/fs.h>
 #include <linux/kref.h>
@@ -15,6 +15,7 @@
 #include <linux/refcount.h>
 #include <linux/cred.h>
 #include <linux/pid.h>
+#include <linux/crc32.h>
 
 #include <linux/cowmap.h>
 
@@ -161,8 +162,8 @@ bool cowmap_session_charge(struct cowmap_session *s);
 bool cowmap_session_uid_may_act(struct cowmap_session *s);
 void cowmap_session_uncharge(struct cowmap_session *s, long pages);
 u64 cowmap_session_mapped_bytes(struct cowmap_session *s);
-long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
-			  void __user *arg);
+int cowmap_session_bind(struct cowmap_session *s, struct cowmap_bind *b,
+			u32 ring);
 long cowmap_session_drain(struct cowmap_session *s, int log_fd,
 			  struct cowmap_drain *d);
 long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
@@ -185,12 +186,21 @@ ssize_t cowmap_ring_read(struct cowmap_ring *r, char __user *buf, size_t len,
 __poll_t cowmap_ring_poll(struct cowmap_ring *r, struct file *file,
 			  poll_table *wait);
 
+/* ioctl.c */
+long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
+			  void __user *arg);
+
 /* diff.c */
-int cowmap_log_write_header(struct cowmap_session *s, struct file *log);
-long cowmap_diff_ioctl(struct cowmap_session *s, struct cowmap_diff *d);
-int cowmap_drain(struct cowmap_session *s, struct file *log, u64 *seq,
-		 struct cowmap_drain *out);
-int cowmap_log_check(struct file *log);
+long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d);
+long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
+			u64 *seq, u32 *records, bool clear_mark,
+			struct page **basep);
+
+/* log.c */
+struct file *cowmap_log_get(int fd, struct file *backing);
+int cowmap_log_start(struct cowmap_session *s, struct file *lf);
+int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
+		     struct cowmap_drain *st);
 
 /* netlink.c */
 int cowmap_netlink_init(void);
@@ -208,4 +218,17 @@ static inline u64 cowmap_now_ns(void)
 	return ktime_get_real_ns();
 }
 
-#endif /* _COWMAP_H */
+/* The session's backing file once bound (mmap and the ioctls may go ahead). */
+static inline struct file *cowmap_session_bound(struct cowmap_session *s)
+{
+	/* Pairs with the release in cowmap_session_bind(). */
+	return smp_load_acquire(&s->ro);
+}
+
+/* CRC32C as the log format uses it (uapi/linux/cowmap.h). */
+static inline u32 cowmap_crc32c(u32 crc, const void *p, size_t len)
+{
+	return __crc32c_le(crc, p, len);
+}
+
+#endif /* _COWMAP_INTERNAL_H */
