@@ -75,7 +75,7 @@ const struct subcommand subcommands[] = {
 	  "  -f, --file FILE      a file to redirect (at least one)\n"
 	  "  -d, --log-dir LOGDIR where each session's log goes (default: .)\n"),
 	CMD("demo", demo_main, "[--keep]",
-	  "the prototype's demo, end to end: writers, logs, merges, a conflict",
+	  "the whole workflow, end to end: writers, logs, merges, a conflict",
 	  "  -k, --keep           keep the work directory\n"),
 	CMD("help", help_main, "[SUBCOMMAND]", "show this help, or a subcommand's", NULL),
 	HIDDEN("__complete", complete_main, "sessions|subcommands|config-keys|options|value-options SUBCOMMAND",

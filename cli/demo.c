@@ -47,7 +47,7 @@ struct writer {
 
 static struct writer writers[] = {
 	{ .name = "A",
-	  .what = "hello.txt: \"llo\" -> \"xxx\" (the prototype's edit); "
+	  .what = "hello.txt: \"llo\" -> \"xxx\"; "
 		  "fox.txt: \"quick\" -> \"swift\"",
 	  .edits = { "hello.txt", "llo", "xxx", "fox.txt", "quick", "swift" } },
 	{ .name = "B",
@@ -339,7 +339,7 @@ static int demo(const char *exe)
 	    !logs[2][1][0])
 		return demo_fail("a writer's log is missing in logs/");
 
-	heading("5. Merge one log into its file (the prototype's demo)");
+	heading("5. Merge one log into its file");
 	if ((r = COWMAP("merge", "hello.txt", logs[0][0])))
 		return demo_fail("merge failed (status %d)", r);
 	if (cat("hello.txt", "----- Hexxx World! -----\n"))

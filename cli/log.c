@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
  * cowmap log show [--json] [--full] LOG...: a log's header, then its
- * records one per line in the prototype's spirit,
+ * records one per line,
  *   Offset: 8, Length: 3, Old: abc, Data: xxx
  * with non-printable bytes escaped, and a torn tail reported (which kind:
  * cut short, zero bytes, or a whole last record failing its checksum; the

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
  * cowmap merge-all [merge options] FILE DIR: merge every log in DIR that
- * was recorded against FILE (same st_dev and st_ino), in time order: the
- * prototype's merge_all.  Logs of other files are skipped and counted;
+ * was recorded against FILE (same st_dev and st_ino), in time order.
+ * Logs of other files are skipped and counted;
  * logs owned by other users than the caller, FILE's owner or root are
  * skipped with a warning unless --trust-all-logs.
  */

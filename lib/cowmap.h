@@ -16,54 +16,10 @@
  * - Handles are opaque and not thread-safe: use one from one thread at a
  *   time.  Distinct handles are independent.
  *
- * Merge semantics (cowmap_merge_*)
- * - Every log is validated before anything is read from the file: header,
- *   record checksums, sequence numbers, and that it was recorded against
- *   the file (st_dev and st_ino) unless COWMAP_MERGE_FORCE.  A torn tail
- *   (an interrupted append, or a whole last record whose checksum is
- *   wrong) is a warning: the records before it are used, and the stats
- *   count it (@torn_logs, @crc_tail_logs); with COWMAP_MERGE_STRICT it is
- *   an error (-COWMAP_EBADLOG, nothing written).
- * - Within one log, records apply in order.  Where a record overlaps an
- *   earlier one, its old bytes must equal the earlier record's new bytes
- *   (the log chain); otherwise the log is inconsistent (COWMAP_ECHAIN).
- *   Each log is reduced to its net changes: a byte's net old value is its
- *   first old value, its net new value the last new value; a byte whose
- *   net old and new values are equal is no change (coalesced records carry
- *   such bytes) and is neither written nor checked.
- * - A change applies if the file still holds its old value.  If the file
- *   already holds its new value the change is already applied (merging a
- *   log twice is harmless).  Otherwise the change is stale: the file
- *   changed under the log; that is a conflict (COWMAP_CONFLICT_STALE).
- * - Two logs changing one byte to different values conflict
- *   (COWMAP_CONFLICT_LOGS); identical changes do not.
- * - By default any conflict means nothing is written: cowmap_merge_run()
- *   returns -COWMAP_ECONFLICT and every conflict is listed, adjacent
- *   bytes grouped into ranges.
- * - COWMAP_MERGE_PREFER_FIRST / _LAST resolve every conflict by log order
- *   (the order logs were added; cowmap_merge_add_dir() adds in time
- *   order): each changed byte takes the new value of the first / last log
- *   that changes it, over other logs and over the file's current value
- *   (so a stale change of the preferred log is applied).  Resolved
- *   conflicts are still listed, flagged COWMAP_CONFLICT_RESOLVED.
- * - In place, the merge is failure-atomic: the changes and the bytes they
- *   replace go to a journal ".NAME.cowmap-journal" beside the file, which
- *   is made durable before the file is touched; the changes are then
- *   written into the same inode (live sessions see them), the file is
- *   synced and the journal removed.  Every in-place merge and commit
- *   first finishes an interrupted one (cowmap_recover()); a dry run or a
- *   merge into another file (-o) never writes the file and fails with
- *   -EBUSY instead.  Merges of one file serialize on an exclusive
- *   flock(2) of the file.
- * - A change beyond the end of the file is stale (the file does not hold
- *   its old bytes); when a prefer flag applies it, the file grows.  A
- *   change the file cannot reach (RLIMIT_FSIZE, the filesystem's maximum
- *   file size) fails the merge with -EFBIG before anything is written.
- * - Trust: the file may not be a symbolic link (-ELOOP; its directories
- *   may be).  Unless COWMAP_MERGE_TRUST_ALL_LOGS, cowmap_merge_add_dir()
- *   skips (with a warning) logs owned by other users than the caller
- *   (euid), the file's owner or root, and a merge run by root refuses such
- *   logs (-EPERM).  A journal is trusted as in cowmap_recover().
+ * Merge semantics (validation, net changes, stale and conflicting
+ * changes, --prefer, the journal that makes an in-place merge
+ * failure-atomic, which logs and journals are trusted): libcowmap(3),
+ * "Merges".  Each function's own contract is in its comment below.
  */
 #ifndef COWMAP_H
 #define COWMAP_H

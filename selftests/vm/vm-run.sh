@@ -71,12 +71,7 @@ fi
 
 payload_dir=''
 if [ "$demo" = 1 ]; then
-	if [ -x "$BUILD/cowmap" ] && "$BUILD/cowmap" help 2>&1 | grep -qw demo; then
-		payload="cowmap demo"
-	else
-		note "the CLI has no 'demo' subcommand yet: showing the loaded module instead"
-		payload=/opt/cowmap/guest/demo.sh
-	fi
+	payload="cowmap demo"
 else
 	payload_dir=$(cd "$(dirname "$script")" && pwd)
 	name=$(basename "$script")
