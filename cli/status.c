@@ -88,7 +88,7 @@ int status_main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	read_module_version(version, sizeof(version));
-	have_v = cowmap_version(NULL, &v) == 0;
+	have_v = cowmap_session_version(NULL, &v) == 0;
 	nl = nl_open_or_fail("status");
 	if (!nl)
 		return EXIT_FAIL;

@@ -6,7 +6,7 @@
  * The lab maps a file MAP_SHARED and lets the program's stores reach the
  * file directly: a program killed between two related stores leaves the
  * file inconsistent.  Here the program maps the file through a cowmap
- * session instead.  Its stores land in private pages; cowmap_commit()
+ * session instead.  Its stores land in private pages; cowmap_session_commit()
  * then merges them into the file through the journal, so the file holds
  * either every store of an update or none of them, whenever the program
  * is killed.
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 	}
 	ret = cowmap_session_open(path, 0, NULL, 0, &s);
 	if (!ret)
-		ret = cowmap_map(s, 0, STATE_SIZE, PROT_READ | PROT_WRITE, (void **)&p);
+		ret = cowmap_session_map(s, 0, STATE_SIZE, PROT_READ | PROT_WRITE, (void **)&p);
 	if (ret) {
 		fprintf(stderr, "cowmap-counter: %s: %s\n", path, cowmap_errmsg());
 		goto out;
@@ -211,7 +211,7 @@ int main(int argc, char **argv)
 		snprintf(h->note, sizeof(h->note), "pid %d, update %ld", getpid(), i + 1);
 		c = ~h->count;
 		memcpy(p + CHECK_OFF, &c, sizeof(c));
-		ret = cowmap_commit(s, 0, NULL);
+		ret = cowmap_session_commit(s, 0, NULL);
 		if (ret) {
 			fprintf(stderr, "cowmap-counter: commit: %s\n", cowmap_errmsg());
 			goto out;
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	if (p)
-		cowmap_unmap(s, p, STATE_SIZE);
+		cowmap_session_unmap(s, p, STATE_SIZE);
 	cowmap_session_close(s);
 	return rc;
 }

@@ -150,7 +150,7 @@ long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 	return n;
 }
 
-long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d)
+long cowmap_do_diff(struct cowmap_session *s, struct cowmap_diff *d)
 {
 	u8 __user *ubuf = u64_to_user_ptr(d->buf);
 	unsigned long idx, last;

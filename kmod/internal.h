@@ -164,10 +164,10 @@ void cowmap_session_uncharge(struct cowmap_session *s, long pages);
 u64 cowmap_session_mapped_bytes(struct cowmap_session *s);
 int cowmap_session_bind(struct cowmap_session *s, struct cowmap_bind *b,
 			u32 ring);
-long cowmap_session_drain(struct cowmap_session *s, int log_fd,
-			  struct cowmap_drain *d);
-long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
-			    pgoff_t last);
+long cowmap_do_drain(struct cowmap_session *s, int log_fd,
+		     struct cowmap_drain *d);
+long cowmap_do_discard(struct cowmap_session *s, pgoff_t first,
+		       pgoff_t last);
 
 /* fault.c */
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
@@ -191,7 +191,7 @@ long cowmap_session_ioctl(struct cowmap_session *s, unsigned int cmd,
 			  void __user *arg);
 
 /* diff.c */
-long cowmap_session_diff(struct cowmap_session *s, struct cowmap_diff *d);
+long cowmap_do_diff(struct cowmap_session *s, struct cowmap_diff *d);
 long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 			u64 *seq, u32 *records, bool clear_mark,
 			struct page **basep);

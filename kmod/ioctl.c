@@ -120,7 +120,7 @@ static long do_diff(struct cowmap_session *s, unsigned int cmd, void __user *arg
 		return err;
 	if (d.flags & ~COWMAP_DIFF_FLAGS || !zeroed(d.reserved, sizeof(d.reserved)))
 		return -EINVAL;
-	err = cowmap_session_diff(s, &d);
+	err = cowmap_do_diff(s, &d);
 	if (err)
 		return err;
 	return copy_out(arg, cmd, &d, sizeof(d));
@@ -141,7 +141,7 @@ static long do_drain(struct cowmap_session *s, unsigned int cmd, void __user *ar
 	d.records = 0;
 	d.pages = 0;
 	d.bytes = 0;
-	err = cowmap_session_drain(s, d.flags & COWMAP_DRAIN_FD ? d.log_fd : -1, &d);
+	err = cowmap_do_drain(s, d.flags & COWMAP_DRAIN_FD ? d.log_fd : -1, &d);
 	if (err)
 		return err;
 	return report(arg, cmd, &d, sizeof(d));
@@ -166,7 +166,7 @@ static long do_discard(struct cowmap_session *s, unsigned int cmd, void __user *
 		first = r.offset >> PAGE_SHIFT;
 		last = ((r.offset + r.length) >> PAGE_SHIFT) - 1;
 	}
-	err = cowmap_session_discard(s, first, last);
+	err = cowmap_do_discard(s, first, last);
 	if (err < 0)
 		return err;
 	r.pages = err;

@@ -392,7 +392,7 @@ static int discard_doit(struct sk_buff *skb, struct genl_info *info)
 
 	if (IS_ERR(s))
 		return PTR_ERR(s);
-	n = cowmap_session_discard(s, 0, ULONG_MAX);
+	n = cowmap_do_discard(s, 0, ULONG_MAX);
 	cowmap_session_put(s);
 	return n < 0 ? n : 0;
 }
@@ -411,7 +411,7 @@ static int drain_doit(struct sk_buff *skb, struct genl_info *info)
 		NL_SET_ERR_MSG_ATTR(info->extack, fd_attr, "not a file descriptor");
 		return -EBADF;
 	}
-	err = cowmap_session_drain(s, fd_attr ? nla_get_u32(fd_attr) : -1, &d);
+	err = cowmap_do_drain(s, fd_attr ? nla_get_u32(fd_attr) : -1, &d);
 	switch (err) {
 	case 0:
 		break;

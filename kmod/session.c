@@ -419,8 +419,8 @@ err_put_file:
 	return err;
 }
 
-long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
-			    pgoff_t last)
+long cowmap_do_discard(struct cowmap_session *s, pgoff_t first,
+		       pgoff_t last)
 {
 	unsigned long idx = first;
 	struct page *p, *base;
@@ -462,8 +462,8 @@ long cowmap_session_discard(struct cowmap_session *s, pgoff_t first,
 }
 
 /* Drain into the bound log (@log_fd < 0) or into a new, empty log file. */
-long cowmap_session_drain(struct cowmap_session *s, int log_fd,
-			  struct cowmap_drain *d)
+long cowmap_do_drain(struct cowmap_session *s, int log_fd,
+		     struct cowmap_drain *d)
 {
 	struct file *lf = NULL;
 	u64 seq = 0;

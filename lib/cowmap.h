@@ -607,7 +607,7 @@ struct cowmap_session;
  * @path: the backing file; opened read-only.
  * @flags: 0.
  * @log_path: NULL, or a log file to create (it must not exist); the
- *	kernel writes its header at once, appends on cowmap_drain() and when
+ *	kernel writes its header at once, appends on cowmap_session_drain() and when
  *	the session ends in any way.
  * @ring_size: event ring capacity (0: default; else a power of two in
  *	[COWMAP_RING_MIN, COWMAP_RING_MAX]).
@@ -640,7 +640,7 @@ int cowmap_session_fd(const struct cowmap_session *s);
 uint64_t cowmap_session_id(const struct cowmap_session *s);
 
 /**
- * cowmap_map() - map part of the file through the session
+ * cowmap_session_map() - map part of the file through the session
  * @s: the session.
  * @offset: file offset, a multiple of the page size.
  * @length: bytes.
@@ -649,18 +649,18 @@ uint64_t cowmap_session_id(const struct cowmap_session *s);
  *
  * Return: 0 or -errno of mmap(2) (MAP_SHARED of the session fd).
  */
-int cowmap_map(struct cowmap_session *s, uint64_t offset, size_t length,
-	       int prot, void **addrp);
+int cowmap_session_map(struct cowmap_session *s, uint64_t offset, size_t length,
+		       int prot, void **addrp);
 
 /**
- * cowmap_unmap() - unmap a mapping made by cowmap_map()
+ * cowmap_session_unmap() - unmap a mapping made by cowmap_session_map()
  * @s: the session.
  * @addr: the mapping.
  * @length: its length.
  *
  * Return: 0 or -errno of munmap(2).
  */
-int cowmap_unmap(struct cowmap_session *s, void *addr, size_t length);
+int cowmap_session_unmap(struct cowmap_session *s, void *addr, size_t length);
 
 /**
  * cowmap_session_info() - COWMAP_IOC_INFO
@@ -672,16 +672,16 @@ int cowmap_unmap(struct cowmap_session *s, void *addr, size_t length);
 int cowmap_session_info(struct cowmap_session *s, struct cowmap_info *info);
 
 /**
- * cowmap_version() - COWMAP_IOC_VERSION of the loaded module
+ * cowmap_session_version() - COWMAP_IOC_VERSION of the loaded module
  * @s: a session, or NULL to open /dev/cowmap just for this.
  * @v: (out) filled in.
  *
  * Return: 0 or -errno (-ENOENT: module not loaded).
  */
-int cowmap_version(struct cowmap_session *s, struct cowmap_version *v);
+int cowmap_session_version(struct cowmap_session *s, struct cowmap_version *v);
 
 /**
- * cowmap_read_events() - read events from the session's ring
+ * cowmap_session_read_events() - read events from the session's ring
  * @s: the session.
  * @ev: (out) array of events.
  * @max: capacity of @ev, at least 1.
@@ -689,11 +689,11 @@ int cowmap_version(struct cowmap_session *s, struct cowmap_version *v);
  *
  * Return: number of events read (>= 1), or -errno (-EAGAIN, -EINTR).
  */
-int cowmap_read_events(struct cowmap_session *s, struct cowmap_event *ev,
-		       size_t max, int nonblock);
+int cowmap_session_read_events(struct cowmap_session *s, struct cowmap_event *ev,
+			       size_t max, int nonblock);
 
 /**
- * cowmap_drain() - append the changes made since the last drain to a log
+ * cowmap_session_drain() - append the changes made since the last drain to a log
  * @s: the session.
  * @log_fd: a log file open for writing (its header is written if it is
  *	empty), or -1 for the log given at open.
@@ -701,25 +701,25 @@ int cowmap_read_events(struct cowmap_session *s, struct cowmap_event *ev,
  *
  * Return: 0 or -errno of COWMAP_IOC_DRAIN (-EBADFD: no log).
  */
-int cowmap_drain(struct cowmap_session *s, int log_fd,
-		 struct cowmap_drain *st);
+int cowmap_session_drain(struct cowmap_session *s, int log_fd,
+			 struct cowmap_drain *st);
 
-/* cowmap_discard() length: the whole file */
+/* cowmap_session_discard() length: the whole file */
 #define COWMAP_DISCARD_ALL	UINT64_MAX
 
 /**
- * cowmap_discard() - drop private pages (and their undrained changes)
+ * cowmap_session_discard() - drop private pages (and their undrained changes)
  * @s: the session.
  * @offset: first byte, page aligned (ignored with COWMAP_DISCARD_ALL).
  * @length: bytes (page multiple), or COWMAP_DISCARD_ALL.
  *
  * Return: pages dropped (>= 0, saturated at INT_MAX), or -errno.
  */
-int cowmap_discard(struct cowmap_session *s, uint64_t offset,
-		   uint64_t length);
+int cowmap_session_discard(struct cowmap_session *s, uint64_t offset,
+			   uint64_t length);
 
 /**
- * cowmap_diff() - read changes without draining them (COWMAP_IOC_DIFF)
+ * cowmap_session_diff() - read changes without draining them (COWMAP_IOC_DIFF)
  * @s: the session.
  * @offset: (in/out) where to start (page aligned, 0 at first); set to where
  *	to continue, COWMAP_DIFF_END when done.
@@ -731,11 +731,11 @@ int cowmap_discard(struct cowmap_session *s, uint64_t offset,
  *
  * Return: records in @buf (>= 0), or -errno.
  */
-int cowmap_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
-		void *buf, size_t buf_len, size_t *used);
+int cowmap_session_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
+			void *buf, size_t buf_len, size_t *used);
 
 /**
- * cowmap_diff_next() - iterate over records returned by cowmap_diff()
+ * cowmap_diff_next() - iterate over records returned by cowmap_session_diff()
  * @buf: the buffer.
  * @used: bytes used in it.
  * @pos: (in/out) cursor, 0 at first.
@@ -747,11 +747,11 @@ int cowmap_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
 int cowmap_diff_next(const void *buf, size_t used, size_t *pos,
 		     struct cowmap_log_rec *rec);
 
-/* cowmap_commit() flags */
+/* cowmap_session_commit() flags */
 #define COWMAP_COMMIT_FORCE	(1U << 0)	/* session's bytes win over the file's */
 
 /**
- * cowmap_commit() - merge the session's changes into its file, then drop them
+ * cowmap_session_commit() - merge the session's changes into its file, then drop them
  * @s: the session.
  * @flags: COWMAP_COMMIT_*.
  * @st: (out, may be NULL) what the merge did.
@@ -766,8 +766,8 @@ int cowmap_diff_next(const void *buf, size_t used, size_t *pos,
  *
  * Return: 0; -COWMAP_ECONFLICT; -errno; as cowmap_merge_run().
  */
-int cowmap_commit(struct cowmap_session *s, unsigned int flags,
-		  struct cowmap_merge_stats *st);
+int cowmap_session_commit(struct cowmap_session *s, unsigned int flags,
+			  struct cowmap_merge_stats *st);
 
 /**
  * cowmap_session_close() - end a session
@@ -778,6 +778,25 @@ int cowmap_commit(struct cowmap_session *s, unsigned int flags,
  * bound log then, if any, and are lost otherwise.
  */
 void cowmap_session_close(struct cowmap_session *s);
+
+/*
+ * The 1.0 names of the session calls above (since 1.2 they are named
+ * cowmap_session_*): the same functions, kept for existing programs.
+ */
+int cowmap_map(struct cowmap_session *s, uint64_t offset, size_t length,
+	       int prot, void **addrp);
+int cowmap_unmap(struct cowmap_session *s, void *addr, size_t length);
+int cowmap_version(struct cowmap_session *s, struct cowmap_version *v);
+int cowmap_read_events(struct cowmap_session *s, struct cowmap_event *ev,
+		       size_t max, int nonblock);
+int cowmap_drain(struct cowmap_session *s, int log_fd,
+		 struct cowmap_drain *st);
+int cowmap_discard(struct cowmap_session *s, uint64_t offset,
+		   uint64_t length);
+int cowmap_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
+		void *buf, size_t buf_len, size_t *used);
+int cowmap_commit(struct cowmap_session *s, unsigned int flags,
+		  struct cowmap_merge_stats *st);
 
 /* ------------------------------------------------------------------------
  * Generic netlink: configuration, statistics, sessions, notifications

@@ -136,15 +136,15 @@ COWMAP_EXPORT uint64_t cowmap_session_id(const struct cowmap_session *s)
 	return s ? s->id : 0;
 }
 
-COWMAP_EXPORT int cowmap_map(struct cowmap_session *s, uint64_t offset, size_t length,
-			     int prot, void **addrp)
+COWMAP_EXPORT int cowmap_session_map(struct cowmap_session *s, uint64_t offset, size_t length,
+				     int prot, void **addrp)
 {
 	void *p;
 
 	if (!s || !addrp || !length)
-		return err_set(EINVAL, "cowmap_map: bad argument");
+		return err_set(EINVAL, "cowmap_session_map: bad argument");
 	if (offset > (uint64_t)INT64_MAX)
-		return err_set(EINVAL, "cowmap_map: offset %llu too large",
+		return err_set(EINVAL, "cowmap_session_map: offset %llu too large",
 			       (unsigned long long)offset);
 	p = mmap(NULL, length, prot, MAP_SHARED, s->fd, (off_t)offset);
 	if (p == MAP_FAILED)
@@ -155,10 +155,10 @@ COWMAP_EXPORT int cowmap_map(struct cowmap_session *s, uint64_t offset, size_t l
 	return 0;
 }
 
-COWMAP_EXPORT int cowmap_unmap(struct cowmap_session *s, void *addr, size_t length)
+COWMAP_EXPORT int cowmap_session_unmap(struct cowmap_session *s, void *addr, size_t length)
 {
 	if (!addr)
-		return err_set(EINVAL, "cowmap_unmap: NULL address");
+		return err_set(EINVAL, "cowmap_session_unmap: NULL address");
 	if (munmap(addr, length) < 0)
 		return err_set(errno, "munmap: %s", strerror(errno));
 	return 0;
@@ -174,12 +174,12 @@ COWMAP_EXPORT int cowmap_session_info(struct cowmap_session *s, struct cowmap_in
 	return 0;
 }
 
-COWMAP_EXPORT int cowmap_version(struct cowmap_session *s, struct cowmap_version *v)
+COWMAP_EXPORT int cowmap_session_version(struct cowmap_session *s, struct cowmap_version *v)
 {
 	int fd, ret = 0;
 
 	if (!v)
-		return err_set(EINVAL, "cowmap_version: NULL argument");
+		return err_set(EINVAL, "cowmap_session_version: NULL argument");
 	fd = s ? s->fd : dev_open();
 	if (fd < 0)
 		return fd;
@@ -191,13 +191,13 @@ COWMAP_EXPORT int cowmap_version(struct cowmap_session *s, struct cowmap_version
 	return ret;
 }
 
-COWMAP_EXPORT int cowmap_read_events(struct cowmap_session *s, struct cowmap_event *ev,
-				     size_t max, int nonblock)
+COWMAP_EXPORT int cowmap_session_read_events(struct cowmap_session *s, struct cowmap_event *ev,
+					     size_t max, int nonblock)
 {
 	ssize_t n;
 
 	if (!s || !ev || !max)
-		return err_set(EINVAL, "cowmap_read_events: bad argument");
+		return err_set(EINVAL, "cowmap_session_read_events: bad argument");
 	if (max > INT_MAX / sizeof(*ev))
 		max = INT_MAX / sizeof(*ev);
 	if (nonblock) {
@@ -218,13 +218,13 @@ COWMAP_EXPORT int cowmap_read_events(struct cowmap_session *s, struct cowmap_eve
 	return (int)(n / (ssize_t)sizeof(*ev));
 }
 
-COWMAP_EXPORT int cowmap_drain(struct cowmap_session *s, int log_fd,
-			       struct cowmap_drain *st)
+COWMAP_EXPORT int cowmap_session_drain(struct cowmap_session *s, int log_fd,
+				       struct cowmap_drain *st)
 {
 	struct cowmap_drain d;
 
 	if (!s)
-		return err_set(EINVAL, "cowmap_drain: NULL session");
+		return err_set(EINVAL, "cowmap_session_drain: NULL session");
 	memset(&d, 0, sizeof(d));
 	if (log_fd >= 0) {
 		d.log_fd = log_fd;
@@ -237,13 +237,13 @@ COWMAP_EXPORT int cowmap_drain(struct cowmap_session *s, int log_fd,
 	return 0;
 }
 
-COWMAP_EXPORT int cowmap_discard(struct cowmap_session *s, uint64_t offset,
-				 uint64_t length)
+COWMAP_EXPORT int cowmap_session_discard(struct cowmap_session *s, uint64_t offset,
+					 uint64_t length)
 {
 	struct cowmap_range r;
 
 	if (!s)
-		return err_set(EINVAL, "cowmap_discard: NULL session");
+		return err_set(EINVAL, "cowmap_session_discard: NULL session");
 	memset(&r, 0, sizeof(r));
 	if (length == COWMAP_DISCARD_ALL) {
 		r.flags = COWMAP_RANGE_ALL;
@@ -256,15 +256,15 @@ COWMAP_EXPORT int cowmap_discard(struct cowmap_session *s, uint64_t offset,
 	return r.pages > INT_MAX ? INT_MAX : (int)r.pages;
 }
 
-COWMAP_EXPORT int cowmap_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
-			      void *buf, size_t buf_len, size_t *used)
+COWMAP_EXPORT int cowmap_session_diff(struct cowmap_session *s, uint64_t *offset, uint64_t end,
+				      void *buf, size_t buf_len, size_t *used)
 {
 	struct cowmap_diff d;
 
 	if (!s || !offset || !buf || !used)
-		return err_set(EINVAL, "cowmap_diff: NULL argument");
+		return err_set(EINVAL, "cowmap_session_diff: NULL argument");
 	if (buf_len < COWMAP_DIFF_MIN_BUF)
-		return err_set(EINVAL, "cowmap_diff: buffer of %zu bytes, at least %u needed",
+		return err_set(EINVAL, "cowmap_session_diff: buffer of %zu bytes, at least %u needed",
 			       buf_len, COWMAP_DIFF_MIN_BUF);
 	memset(&d, 0, sizeof(d));
 	d.offset = *offset;
@@ -346,7 +346,7 @@ static int diff_to_log(struct cowmap_session *s, int fd)
 		uint64_t prev = off;
 		struct cowmap_log_rec r;
 		size_t used = 0, pos = 0;
-		int n = cowmap_diff(s, &off, 0, buf, DIFF_BUF, &used);
+		int n = cowmap_session_diff(s, &off, 0, buf, DIFF_BUF, &used);
 
 		if (n < 0) {
 			ret = n;
@@ -378,17 +378,17 @@ out:
 	return ret;
 }
 
-COWMAP_EXPORT int cowmap_commit(struct cowmap_session *s, unsigned int flags,
-				struct cowmap_merge_stats *st)
+COWMAP_EXPORT int cowmap_session_commit(struct cowmap_session *s, unsigned int flags,
+					struct cowmap_merge_stats *st)
 {
 	struct cowmap_merge *m = NULL;
 	char *dir = NULL, name[64];
 	int tfd = -1, ret;
 
 	if (!s)
-		return err_set(EINVAL, "cowmap_commit: NULL session");
+		return err_set(EINVAL, "cowmap_session_commit: NULL session");
 	if (flags & ~COWMAP_COMMIT_FORCE)
-		return err_set(EINVAL, "cowmap_commit: unknown flags 0x%x", flags);
+		return err_set(EINVAL, "cowmap_session_commit: unknown flags 0x%x", flags);
 	dir = path_dirname(s->path);
 	if (!dir)
 		return -ENOMEM;
@@ -413,7 +413,7 @@ COWMAP_EXPORT int cowmap_commit(struct cowmap_session *s, unsigned int flags,
 		cowmap_merge_stats(m, st);
 	if (ret)
 		goto out;
-	ret = cowmap_discard(s, 0, COWMAP_DISCARD_ALL);
+	ret = cowmap_session_discard(s, 0, COWMAP_DISCARD_ALL);
 	if (ret > 0)
 		ret = 0;
 	if (ret)
@@ -436,3 +436,18 @@ COWMAP_EXPORT void cowmap_session_close(struct cowmap_session *s)
 	free(s->path);
 	free(s);
 }
+
+/*
+ * The session calls' 1.0 names (COWMAP_1.0 in libcowmap.map): the same
+ * functions, for programs built against libcowmap 1.0.
+ */
+#define COWMAP_ALIAS(old, new) \
+	COWMAP_EXPORT extern __typeof__(new) old __attribute__((alias(#new)))
+COWMAP_ALIAS(cowmap_map, cowmap_session_map);
+COWMAP_ALIAS(cowmap_unmap, cowmap_session_unmap);
+COWMAP_ALIAS(cowmap_version, cowmap_session_version);
+COWMAP_ALIAS(cowmap_read_events, cowmap_session_read_events);
+COWMAP_ALIAS(cowmap_drain, cowmap_session_drain);
+COWMAP_ALIAS(cowmap_discard, cowmap_session_discard);
+COWMAP_ALIAS(cowmap_diff, cowmap_session_diff);
+COWMAP_ALIAS(cowmap_commit, cowmap_session_commit);

@@ -337,7 +337,7 @@ static int start_holder(struct holder *h, uid_t uid, const char *path, const cha
 			fprintf(stderr, "holder: %s\n", cowmap_errmsg());
 			_exit(1);
 		}
-		if (cowmap_map(s, 0, PG, PROT_READ | PROT_WRITE, (void **)&map))
+		if (cowmap_session_map(s, 0, PG, PROT_READ | PROT_WRITE, (void **)&map))
 			_exit(1);
 		memcpy(map, text, strlen(text));
 		h->id = cowmap_session_id(s);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * cowmap_commit(): a session merges its own changes into its file, then
+ * cowmap_session_commit(): a session merges its own changes into its file, then
  * drops them.  And the example built on it, cowmap-counter, whose file is
  * never half-updated however it is killed.
  *
@@ -114,7 +114,7 @@ TEST_F(commit, merges_and_discards)
 	ASSERT_EQ(0, memcmp(q, self->data, PGS(NPAGES)));
 
 	ASSERT_EQ(0, cowmap_session_open(self->backing, 0, NULL, 0, &s));
-	ASSERT_EQ(0, cowmap_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
+	ASSERT_EQ(0, cowmap_session_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
 	/* Binary bytes in page 1, a run across pages 5-6, one byte in 15. */
 	memcpy(p + PGS(1) + 10, "\0\n\xff\0ab", 6);
 	memset(p + PGS(6) - 100, 0xa5, 300);
@@ -126,7 +126,7 @@ TEST_F(commit, merges_and_discards)
 	ASSERT_EQ(4, in.private_pages);
 
 	memset(&st, 0, sizeof(st));
-	ASSERT_EQ(0, cowmap_commit(s, 0, &st)) TH_LOG("%s", cowmap_errmsg());
+	ASSERT_EQ(0, cowmap_session_commit(s, 0, &st)) TH_LOG("%s", cowmap_errmsg());
 	EXPECT_EQ(1, st.logs);
 	EXPECT_EQ(0, st.conflicts);
 	EXPECT_GE(st.write_bytes, 306);
@@ -147,7 +147,7 @@ TEST_F(commit, merges_and_discards)
 	EXPECT_EQ(1, in.private_pages);
 	file_equals(_metadata, self->backing, want, PGS(NPAGES));
 
-	cowmap_unmap(s, p, PGS(NPAGES));
+	cowmap_session_unmap(s, p, PGS(NPAGES));
 	cowmap_session_close(s);
 	munmap(q, PGS(NPAGES));
 	close(other);
@@ -164,17 +164,17 @@ TEST_F(commit, nothing_to_commit)
 
 	ASSERT_EQ(0, stat(self->backing, &before));
 	ASSERT_EQ(0, cowmap_session_open(self->backing, 0, NULL, 0, &s));
-	ASSERT_EQ(0, cowmap_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
+	ASSERT_EQ(0, cowmap_session_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
 	EXPECT_EQ(self->data[100], p[100]);	/* reads copy nothing */
 	memset(&st, 0, sizeof(st));
-	ASSERT_EQ(0, cowmap_commit(s, 0, &st)) TH_LOG("%s", cowmap_errmsg());
+	ASSERT_EQ(0, cowmap_session_commit(s, 0, &st)) TH_LOG("%s", cowmap_errmsg());
 	EXPECT_EQ(0, st.write_bytes);
 	ASSERT_EQ(0, stat(self->backing, &after));
 	EXPECT_EQ(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
 	EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
 	file_equals(_metadata, self->backing, self->data, PGS(NPAGES));
 	EXPECT_NE(0, access(journal_path(self->dir, "backing"), F_OK));
-	cowmap_unmap(s, p, PGS(NPAGES));
+	cowmap_session_unmap(s, p, PGS(NPAGES));
 	cowmap_session_close(s);
 }
 
@@ -189,7 +189,7 @@ TEST_F(commit, conflict_then_force)
 	ASSERT_NE(NULL, want);
 	memcpy(want, self->data, PGS(NPAGES));
 	ASSERT_EQ(0, cowmap_session_open(self->backing, 0, NULL, 0, &s));
-	ASSERT_EQ(0, cowmap_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
+	ASSERT_EQ(0, cowmap_session_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
 	memset(p + PGS(2) + 100, 0x11, 100);	/* [100, 200) of page 2 */
 	memset(p + PGS(9), 0x22, 8);		/* no conflict there */
 
@@ -202,20 +202,20 @@ TEST_F(commit, conflict_then_force)
 	memcpy(want + PGS(2) + 150, theirs, sizeof(theirs));
 
 	memset(&st, 0, sizeof(st));
-	ASSERT_EQ(-COWMAP_ECONFLICT, cowmap_commit(s, 0, &st));
+	ASSERT_EQ(-COWMAP_ECONFLICT, cowmap_session_commit(s, 0, &st));
 	EXPECT_NE(0, st.unresolved);
 	file_equals(_metadata, self->backing, want, PGS(NPAGES));
 	ASSERT_EQ(0, cowmap_session_info(s, &in));
 	EXPECT_EQ(2, in.private_pages);		/* nothing dropped */
 	EXPECT_EQ(0x11, p[PGS(2) + 155]);
 
-	ASSERT_EQ(0, cowmap_commit(s, COWMAP_COMMIT_FORCE, &st)) TH_LOG("%s", cowmap_errmsg());
+	ASSERT_EQ(0, cowmap_session_commit(s, COWMAP_COMMIT_FORCE, &st)) TH_LOG("%s", cowmap_errmsg());
 	memset(want + PGS(2) + 100, 0x11, 100);
 	memset(want + PGS(9), 0x22, 8);
 	file_equals(_metadata, self->backing, want, PGS(NPAGES));
 	ASSERT_EQ(0, cowmap_session_info(s, &in));
 	EXPECT_EQ(0, in.private_pages);
-	cowmap_unmap(s, p, PGS(NPAGES));
+	cowmap_session_unmap(s, p, PGS(NPAGES));
 	cowmap_session_close(s);
 	free(want);
 }
@@ -227,15 +227,15 @@ TEST_F(commit, bad_flags)
 	uint8_t *p;
 
 	ASSERT_EQ(0, cowmap_session_open(self->backing, 0, NULL, 0, &s));
-	ASSERT_EQ(0, cowmap_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
+	ASSERT_EQ(0, cowmap_session_map(s, 0, PGS(NPAGES), PROT_READ | PROT_WRITE, (void **)&p));
 	p[0] ^= 1;
-	ASSERT_EQ(-EINVAL, cowmap_commit(s, 0x80, NULL));
+	ASSERT_EQ(-EINVAL, cowmap_session_commit(s, 0x80, NULL));
 	EXPECT_NE(NULL, strstr(cowmap_errmsg(), "unknown flags"));
-	EXPECT_EQ(-EINVAL, cowmap_commit(NULL, 0, NULL));
+	EXPECT_EQ(-EINVAL, cowmap_session_commit(NULL, 0, NULL));
 	ASSERT_EQ(0, cowmap_session_info(s, &in));
 	EXPECT_EQ(1, in.private_pages);
 	file_equals(_metadata, self->backing, self->data, PGS(NPAGES));
-	cowmap_unmap(s, p, PGS(NPAGES));
+	cowmap_session_unmap(s, p, PGS(NPAGES));
 	cowmap_session_close(s);
 }
 

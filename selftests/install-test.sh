@@ -139,6 +139,19 @@ ok $? "libcowmap.a defines only cowmap_* globally" "$out"
 out=$(nm -D --defined-only "$BUILD/libcowmap.so.1.0.0" | awk 'NF == 3 && $3 !~ /^cowmap_/ && $2 != "A"')
 [ -z "$out" ]
 ok $? "libcowmap.so exports only cowmap_*" "$out"
+# The session calls' 1.0 names stay exported (COWMAP_1.0) at the address
+# of their cowmap_session_* names (COWMAP_1.2).
+out=''
+syms=$(nm -D --defined-only "$BUILD/libcowmap.so.1.0.0")
+for f in map unmap version read_events drain discard diff commit; do
+	old=$(awk -v n="cowmap_$f@@COWMAP_1.0" '$3 == n { print $1 }' <<<"$syms")
+	new=$(awk -v n="cowmap_session_$f@@COWMAP_1.2" '$3 == n { print $1 }' <<<"$syms")
+	if [ -z "$old" ] || [ "$old" != "$new" ]; then
+		out+="cowmap_$f@COWMAP_1.0 at '$old', cowmap_session_$f@COWMAP_1.2 at '$new'; "
+	fi
+done
+[ -z "$out" ]
+ok $? "libcowmap.so keeps the 1.0 names of the session calls" "$out"
 out=$(readelf -d "$BUILD/libcowmap-preload.so" | grep SONAME)
 grep -q 'libcowmap-preload.so' <<<"$out"
 ok $? "libcowmap-preload.so has a SONAME" "$out"

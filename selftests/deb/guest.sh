@@ -53,7 +53,7 @@ sum=$(sha256sum "${lib:-/nonexistent}" 2>&1 | cut -d' ' -f1)
 ok $? "cowmap-deb-smoke runs with the installed libcowmap.so.1 ($lib)" "$out" "sha256 $sum"
 out=$("$smoke" version 2>&1)
 [ "$out" = "$VERSION" ]
-ok $? "cowmap_version() through libcowmap.so.1: $VERSION" "$out"
+ok $? "cowmap_session_version() through libcowmap.so.1: $VERSION" "$out"
 
 # cowmap run + merge: the program's writes stay private until the merge,
 # which applies exactly them.

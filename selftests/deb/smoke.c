@@ -5,7 +5,7 @@
  * the libcowmap.so link) and runs in the test VM from the installed files.
  *
  *   cowmap-deb-smoke version             the loaded module's version
- *                                        (cowmap_version(), libcowmap.so.1)
+ *                                        (cowmap_session_version(), libcowmap.so.1)
  *   cowmap-deb-smoke write FILE OFF TEXT write TEXT at OFF through a
  *                                        MAP_SHARED mapping of FILE (what
  *                                        'cowmap run' redirects)
@@ -23,10 +23,10 @@
 static int version(void)
 {
 	struct cowmap_version v;
-	int err = cowmap_version(NULL, &v);
+	int err = cowmap_session_version(NULL, &v);
 
 	if (err) {
-		fprintf(stderr, "cowmap_version: %s\n", cowmap_strerror(err));
+		fprintf(stderr, "cowmap_session_version: %s\n", cowmap_strerror(err));
 		return 1;
 	}
 	printf("%u.%u.%u\n", v.major, v.minor, v.patch);
