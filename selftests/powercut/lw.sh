@@ -16,10 +16,10 @@
 #
 # Environment: POWERCUT_FS ("ext4 xfs"), POWERCUT_SEED, POWERCUT_MIB (8:
 # file size), POWERCUT_CHANGE_MIB (3), POWERCUT_LOGS (4), POWERCUT_CRASH
-# (random subset points per merge: 16), POWERCUT_ROUNDS (merges per
+# (random subset points per merge: 12), POWERCUT_ROUNDS (merges per
 # filesystem: 1).  POWERCUT_LONG=1: every prefix of the log from
-# merge-start to the end instead of only those ending at a flush, 64
-# subset points per merge and 3 merges per filesystem unless set.
+# merge-start to the end instead of only those ending at a flush, 32
+# subset points per merge and 2 merges per filesystem unless set.
 # One boot per merge.
 #
 # Prints one line per point that failed, one summary line per merge and
@@ -41,11 +41,11 @@ change=${POWERCUT_CHANGE_MIB:-3}
 nlogs=${POWERCUT_LOGS:-4}
 all=''
 if [ "$long" = 1 ]; then
-	ncrash=${POWERCUT_CRASH:-64}
-	rounds=${POWERCUT_ROUNDS:-3}
+	ncrash=${POWERCUT_CRASH:-32}
+	rounds=${POWERCUT_ROUNDS:-2}
 	all=all
 else
-	ncrash=${POWERCUT_CRASH:-16}
+	ncrash=${POWERCUT_CRASH:-12}
 	rounds=${POWERCUT_ROUNDS:-1}
 fi
 out=$BUILD/powercut-lw
@@ -75,9 +75,10 @@ install -m 0755 "$PC_DIR/lw-init" "$out/initroot/init"
 mem=2G
 passed=0 failed=0
 for ((r = 0; r < rounds; r++)); do
-	for fs in "${fslist[@]}"; do
+	for i in "${!fslist[@]}"; do
+		fs=${fslist[$i]}
 		tag=$fs.$r
-		s=$((seed + r * 7919 + ${#fs}))
+		s=$((seed * 100 + r * 10 + i))
 		case $fs in
 		ext4) size=256M ;;
 		xfs) size=320M ;;	# mkfs.xfs refuses less than 300 MB
