@@ -55,6 +55,7 @@ while read -r kind base a b c <&3; do
 	else
 		cut=$a seed=$b win=$c
 	fi
+	t0=$(cut -d' ' -f1 /proc/uptime)
 	./replay apply "$log" "$origin" "$pos" "$base" || fatal "replay apply $pos $base"
 	pos=$base
 	dm create snap --table "0 $sz snapshot $origin $cow N 8" || fatal "dmsetup create snapshot"
@@ -77,5 +78,6 @@ while read -r kind base a b c <&3; do
 		umount /mnt/r || fatal "umount snapshot"
 	fi
 	dm remove snap || fatal "dmsetup remove snapshot"
+	echo "LW-TIME $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }') s"
 done 3</tmp/plan
 echo "LW-END fs=$fs"
