@@ -48,7 +48,7 @@ else
 	ncrash=${POWERCUT_CRASH:-12}
 	rounds=${POWERCUT_ROUNDS:-1}
 fi
-out=$BUILD/powercut-lw
+out=$BUILD/powercut-lw$([ "$long" = 1 ] && echo -long)
 start_all=$SECONDS
 
 resolve_kernel "$kver"
