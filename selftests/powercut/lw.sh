@@ -22,7 +22,8 @@
 # subset points per merge and 2 merges per filesystem unless set.
 # One boot per merge.
 #
-# Prints one line per point that failed, one summary line per merge and
+# First replay-test.py checks the replay tool on the host.  Prints one
+# line per point that failed, one summary line per merge and
 # "powercut: N passed, N failed" last (one result per point, plus a
 # failure for a boot that did not finish, a console error, or a merge no
 # point of which landed inside it).  Exit status 1 if anything failed.
@@ -74,6 +75,17 @@ install -m 0755 "$PC_DIR/lw-init" "$out/initroot/init"
 
 mem=2G
 passed=0 failed=0
+# The replay tool itself, on a log made by hand (expected images from the
+# test's own model).
+rt=$(python3 "$PC_DIR/replay-test.py" "$out/pl/powercut/replay" 2>&1) || true
+grep -v '^ok ' <<<"$rt" || true
+rt=$(tail -n1 <<<"$rt")
+if [[ $rt =~ ^replay:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+	passed=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]}
+else
+	echo "powercut: replay-test.py failed: no result line" >&2
+	failed=1
+fi
 for ((r = 0; r < rounds; r++)); do
 	for i in "${!fslist[@]}"; do
 		fs=${fslist[$i]}
@@ -119,14 +131,14 @@ for ((r = 0; r < rounds; r++)); do
 					if ($i == "window=1") win = 1
 				}
 				ok = (res == "old" || res == "new")
-				if (ok) p++; else { f++; print "powercut: FAILED " $0 > "/dev/stderr" }
+				if (ok) p++; else { f++; print "powercut: point failed: " $0 > "/dev/stderr" }
 				if (win) { w++; if (res == "old") wo++; if (res == "new") wn++ }
 			}
 			END { printf "%d %d %d %d %d\n", p, f, w, wo, wn }' "$log" 2>>"$out/failed.log")"
 		# A point after merge-end (window=0: the merge had returned) must be new.
 		late_old=$(grep -c '^LW-POINT .*window=0.* result=old' "$log" || true)
 		if [ "$late_old" != 0 ]; then
-			grep '^LW-POINT .*window=0.* result=old' "$log" | sed 's/^/powercut: FAILED (old after the merge returned) /' >&2
+			grep '^LW-POINT .*window=0.* result=old' "$log" | sed 's/^/powercut: point failed: old after the merge returned: /' >&2
 			nf=$((nf + late_old))
 			np=$((np - late_old))
 		fi
@@ -136,7 +148,7 @@ for ((r = 0; r < rounds; r++)); do
 		failed=$((failed + nf))
 		if [ -n "$bad" ]; then
 			failed=$((failed + 1))
-			echo "powercut: $tag: $bad" >&2
+			echo "powercut: $tag failed: $bad" >&2
 			grep -a '^LW-FATAL' "$log" >&2 || true
 		fi
 		echo "powercut: $fs merge $r ($kver, seed $s): $(grep -a '^LW-PLAN' "$log" | cut -c9-), $np ok, $nf torn or lost; $nwin inside the merge ($wold old, $wnew new), $(grep -a '^LW-MERGED' "$log" | cut -c4-) ($((SECONDS - t0)) s)"

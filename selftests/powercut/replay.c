@@ -27,8 +27,8 @@
  *   replay crash LOG DEV BASE CUT SEED drop|tear
  *        of the entries [BASE, CUT) (BASE: just after a flush), every FUA
  *        write and a random subset of the others (drop: whole writes; tear:
- *        each 4 KiB block on its own), written in a random order, the newest
- *        copy of a block winning
+ *        each 4 KiB of a write on its own), written in a random order, the
+ *        newest copy of each sector winning
  *
  * Exit status 0, 1 on any error (a message on stderr says which).
  */
@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,6 @@ static struct lw_entry *ent;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#include <stdarg.h>
 static int fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -198,7 +198,7 @@ static int load(const char *path)
 	return 0;
 }
 
-/* Writes entry e's blocks [b0, b1) (units of TEAR_BLOCK bytes) to dev. */
+/* Writes @len bytes of entry @e's data, from byte @from of it, to @dev. */
 static int put(int dev, const struct lw_entry *e, uint64_t from, uint64_t len)
 {
 	static unsigned char *buf;
@@ -288,17 +288,16 @@ static int by_key(const void *a, const void *b)
 }
 
 /*
- * Newest copy wins: a piece is written only where no newer chosen piece
- * overlaps it.  Pieces are whole entries (drop) or 4 KiB blocks (tear), so
- * the overlap test is done per TEAR_BLOCK-aligned block through a map of
- * the newest chosen entry of each block touched.
+ * Newest copy wins: a piece is written only on the sectors no newer chosen
+ * piece covers, found through a map of the newest chosen entry of each
+ * sector touched.
  */
 static int crash(const char *dev, uint64_t base, uint64_t cut, uint64_t seed, int tear)
 {
 	struct piece *p = NULL;
 	size_t np = 0, cap = 0, k;
 	uint64_t i, s = seed * 0x9e3779b97f4a7c15ULL + 7, kept = 0, dropped = 0;
-	uint64_t *newest = NULL, maxblk = 0;
+	uint64_t *newest = NULL, maxsec = 0;
 	int fd;
 
 	for (i = base; i < cut; i++)
@@ -329,36 +328,38 @@ static int crash(const char *dev, uint64_t base, uint64_t cut, uint64_t seed, in
 					return fail("out of memory");
 			}
 			p[np] = (struct piece){ i, off, len, e->sector * secsize + off, rnd(&s) };
-			if ((p[np].dev_off + len - 1) / TEAR_BLOCK + 1 > maxblk)
-				maxblk = (p[np].dev_off + len - 1) / TEAR_BLOCK + 1;
+			if ((p[np].dev_off + len) / secsize > maxsec)
+				maxsec = (p[np].dev_off + len) / secsize;
 			np++;
 			kept++;
 		}
 	}
-	newest = calloc(maxblk ? maxblk : 1, sizeof(*newest));
+	newest = calloc(maxsec ? maxsec : 1, sizeof(*newest));
 	if (!newest)
 		return fail("out of memory");
 	for (k = 0; k < np; k++) {
-		uint64_t b;
+		uint64_t q;
 
-		for (b = p[k].dev_off / TEAR_BLOCK; b * TEAR_BLOCK < p[k].dev_off + p[k].len; b++)
-			if (newest[b] < p[k].entry + 1)
-				newest[b] = p[k].entry + 1;
+		for (q = p[k].dev_off / secsize; q < (p[k].dev_off + p[k].len) / secsize; q++)
+			if (newest[q] < p[k].entry + 1)
+				newest[q] = p[k].entry + 1;
 	}
 	qsort(p, np, sizeof(*p), by_key);
 	for (k = 0; k < np; k++) {
-		uint64_t off = p[k].dev_off, end = off + p[k].len;
+		uint64_t q = p[k].dev_off / secsize, end = (p[k].dev_off + p[k].len) / secsize, r;
 
-		/* Written block by block: a newer chosen piece may cover some. */
-		while (off < end) {
-			uint64_t b = off / TEAR_BLOCK, next = (b + 1) * TEAR_BLOCK;
-
-			if (next > end)
-				next = end;
-			if (newest[b] == p[k].entry + 1 &&
-			    put(fd, &ent[p[k].entry], p[k].from + (off - p[k].dev_off), next - off))
+		/* Runs of the sectors where this piece is the newest. */
+		while (q < end) {
+			if (newest[q] != p[k].entry + 1) {
+				q++;
+				continue;
+			}
+			for (r = q; r < end && newest[r] == p[k].entry + 1; r++)
+				;
+			if (put(fd, &ent[p[k].entry], p[k].from + q * secsize - p[k].dev_off,
+				(r - q) * secsize))
 				return 1;
-			off = next;
+			q = r;
 		}
 	}
 	if (fsync(fd) || close(fd))
