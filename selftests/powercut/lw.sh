@@ -49,7 +49,8 @@ else
 	ncrash=${POWERCUT_CRASH:-12}
 	rounds=${POWERCUT_ROUNDS:-1}
 fi
-out=$BUILD/powercut-lw$([ "$long" = 1 ] && echo -long)
+out=$BUILD/powercut-lw
+[ "$long" != 1 ] || out=$out-long
 start_all=$SECONDS
 
 resolve_kernel "$kver"
