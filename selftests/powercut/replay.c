@@ -189,8 +189,8 @@ static int load(const char *path)
 		e->data_off = pos;
 		if (!(e->flags & LW_DISCARD)) {
 			if (e->nr > (logsize - pos) / secsize)
-				return fail("%s: entry %" PRIu64 ": %" PRIu64 " sectors beyond the log",
-					    path, i, e->nr);
+				return fail("%s: entry %" PRIu64 ": %" PRIu64
+					    " sectors beyond the log", path, i, e->nr);
 			pos += e->nr * secsize;
 		}
 	}
