@@ -20,7 +20,8 @@
 # filesystem: 1).  POWERCUT_LONG=1: every prefix of the log from
 # merge-start to the end instead of only those ending at a flush, 32
 # subset points per merge and 2 merges per filesystem unless set.
-# One boot per merge.
+# One boot per merge.  POWERCUT_SEED=S repeats the data, the logs and
+# the points' choices; the device log itself depends on the guest's timing.
 #
 # First replay-test.py checks the replay tool on the host.  Prints one
 # line per point that failed, one summary line per merge and
@@ -126,7 +127,7 @@ for ((r = 0; r < rounds; r++)); do
 		# Counts: result per point; after merge-end only "new" is right.
 		read -r np nf nwin wold wnew <<<"$(awk '
 			/^LW-POINT/ {
-				n++; res = ""; win = 0; post = 0
+				res = ""; win = 0
 				for (i = 2; i <= NF; i++) {
 					if ($i ~ /^result=/) res = substr($i, 8)
 					if ($i == "window=1") win = 1
