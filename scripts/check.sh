@@ -15,7 +15,8 @@
 #   dkms    selftests/dkms-test.sh (private DKMS tree, 6.1 and 6.12 headers)
 #   vm      selftests/vm/run-selftests.sh 6.1 6.12 debug (QEMU; the debug
 #           kernel is built and cached on first use, ~17 min)
-#   power   selftests/powercut/run.sh 6.12: merges cut by killing QEMU
+#   power   selftests/powercut/lw.sh 6.12: power cuts replayed from a
+#           dm-log-writes log of merges on ext4 and XFS
 # Every phase runs even if an earlier one failed.  Prints each phase's
 # result and time, and as the very last line the sum:
 #   N passed, N failed[, N skipped]
@@ -135,9 +136,12 @@ phase dkms "$TOP/selftests/dkms-test.sh"
 # kmemleak, fault injection; built once per machine and cached).
 read -ra vm_kernels <<<"${COWMAP_CHECK_KERNELS:-6.1 6.12 debug}"
 phase vm "$TOP/selftests/vm/run-selftests.sh" "${vm_kernels[@]}"
-# Power cuts: QEMU killed mid-merge, rebooted, recovered (3 cuts here;
-# POWERCUT_CYCLES=N selftests/powercut/run.sh for more).
-phase power env POWERCUT_CYCLES="${POWERCUT_CYCLES:-3}" "$TOP/selftests/powercut/run.sh" 6.12
+# Power cuts: every flush point and 12 random crash states (unflushed
+# writes dropped or torn) of one merge per filesystem, replayed from a
+# dm-log-writes log (POWERCUT_LONG=1 selftests/powercut/lw.sh for every
+# point of several merges; selftests/powercut/run.sh still kills QEMU
+# mid-merge, by hand).
+phase power "$TOP/selftests/powercut/lw.sh" 6.12
 
 echo
 echo "==== check summary"

@@ -11,6 +11,7 @@ base_pkgs=(
 	qemu-system-x86 busybox-static
 	libmnl-dev
 	e2fsprogs xfsprogs btrfs-progs
+	dmsetup
 	linux-image-amd64 linux-headers-amd64
 	linux-source-6.1
 	flex bison bc libelf-dev libssl-dev dwarves rsync python3

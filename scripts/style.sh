@@ -91,6 +91,8 @@ if command -v shellcheck >/dev/null; then
 		{
 			find scripts selftests -type f -name '*.sh'
 			echo selftests/vm/guest/init
+			echo selftests/powercut/init
+			echo selftests/powercut/lw-init
 			[ -f .ci/run ] && echo .ci/run
 		} | sort -u
 	)

@@ -7,6 +7,7 @@
 #                       --payload CMD [--kver 6.1|6.12|debug]
 #                       [--moddir /lib/modules/REL] [--payload-dir DIR]
 #                       [--sysroot DIR]
+#                       [--module NAME]... [--bin PROGRAM]...
 #
 # Contents: busybox-static and its applets, /init (guest/init), the guest
 # scripts (/opt/cowmap/guest), cowmap.ko (/opt/cowmap/cowmap.ko), the
@@ -19,7 +20,9 @@
 # /etc/group (root, tester 1000, nobody), and with --moddir the Debian
 # kernel's modules the VM needs (virtio, loop, ext4, xfs, btrfs, fuse, crc32c,
 # hwpoison_inject and their dependencies, decompressed, indexed with depmod and listed in
-# load order in /etc/cowmap/modules.load).  --payload-dir is copied to
+# load order in /etc/cowmap/modules.load).  Only when asked: --module NAME
+# adds a module (and its dependencies) to that list, --bin PROGRAM a host
+# program (and its shared libraries) to /usr/sbin.  --payload-dir is copied to
 # /payload/<its name>; --payload is the command /init runs there.
 #
 # --sysroot DIR: the cowmap userspace is DIR's instead of the build tree's:
@@ -33,6 +36,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out='' ko='' release='' kver='' moddir='' payload_dir='' payload='' sysroot=''
+extra_modules=() extra_bins=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--out) out=$2; shift 2 ;;
@@ -43,6 +47,8 @@ while [ $# -gt 0 ]; do
 	--payload-dir) payload_dir=$2; shift 2 ;;
 	--payload) payload=$2; shift 2 ;;
 	--sysroot) sysroot=$2; shift 2 ;;
+	--module) extra_modules+=("$2"); shift 2 ;;
+	--bin) extra_bins+=("$2"); shift 2 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done
@@ -65,6 +71,10 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 VM_MODULES=(virtio_pci virtio_blk loop ext4 xfs btrfs fuse
 	crc32c_generic crc32c_intel xxhash_generic blake2b_generic
 	hwpoison_inject)
+if [ ${#extra_modules[@]} -gt 0 ]; then
+	[ -n "$moddir" ] || die "--module needs --moddir"
+	VM_MODULES+=("${extra_modules[@]}")
+fi
 
 root=$(mktemp -d "${out}.root.XXXXXX")
 trap 'rm -rf "$root"' EXIT
@@ -150,6 +160,11 @@ if [ -x /usr/bin/setpriv ]; then
 	install -m 0755 /usr/bin/setpriv "$root/usr/bin/setpriv"
 	elves+=(/usr/bin/setpriv)
 fi
+for b in ${extra_bins[@]+"${extra_bins[@]}"}; do
+	[ -x "$b" ] || die "$b: no such program on the host"
+	install -m 0755 "$b" "$root/usr/sbin/$(basename "$b")"
+	elves+=("$b")
+done
 for e in "${elves[@]}"; do
 	add_libs "$e"
 done
