@@ -20,20 +20,8 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 export BUILD
 PKGS=(cowmap-dkms libcowmap1 libcowmap-dev cowmap)
-pass=0 fail=0 n=0
-ok() {	# rc description [details...]
-	local rc=$1 what=$2
-	shift 2
-	n=$((n + 1))
-	if [ "$rc" = 0 ]; then
-		echo "ok $n - $what"
-		pass=$((pass + 1))
-	else
-		echo "not ok $n - $what"
-		[ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/# /' | head -n 40
-		fail=$((fail + 1))
-	fi
-}
+# shellcheck source=selftests/tap.sh
+. "$TOP/selftests/tap.sh"
 finish() {
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ]
@@ -189,6 +177,7 @@ out=$(pkg-config --modversion cowmap 2>&1)
 ok $? "pkg-config --modversion cowmap (installed cowmap.pc): $version" "$out"
 sysroot=$tmp/sysroot
 mkdir -p "$sysroot/opt/cowmap-deb"
+cp "$TOP/selftests/tap.sh" "$sysroot/opt/cowmap-deb/"
 rc=0
 # shellcheck disable=SC2046 # pkg-config's flags are words
 cc -Wall -Wextra -Werror $(pkg-config --cflags cowmap) -o "$sysroot/opt/cowmap-deb/cowmap-deb-smoke" \

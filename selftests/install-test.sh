@@ -14,20 +14,8 @@ set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
-pass=0 fail=0 n=0
-ok() {	# rc description [details...]
-	local rc=$1 what=$2
-	shift 2
-	n=$((n + 1))
-	if [ "$rc" = 0 ]; then
-		echo "ok $n - $what"
-		pass=$((pass + 1))
-	else
-		echo "not ok $n - $what"
-		[ $# -gt 0 ] && printf '# %s\n' "$@" | head -n 40
-		fail=$((fail + 1))
-	fi
-}
+# shellcheck source=selftests/tap.sh
+. "$TOP/selftests/tap.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowmap-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

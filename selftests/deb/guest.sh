@@ -14,20 +14,8 @@ set -u
 # shellcheck source=/dev/null # written by selftests/deb-test.sh
 . /opt/cowmap-deb/expect
 smoke=/opt/cowmap-deb/cowmap-deb-smoke
-pass=0 fail=0 n=0
-ok() {	# rc description [details...]
-	local rc=$1 what=$2
-	shift 2
-	n=$((n + 1))
-	if [ "$rc" = 0 ]; then
-		echo "ok $n - $what"
-		pass=$((pass + 1))
-	else
-		echo "not ok $n - $what"
-		[ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/# /' | head -n 20
-		fail=$((fail + 1))
-	fi
-}
+# shellcheck source=selftests/tap.sh
+. /opt/cowmap-deb/tap.sh
 
 # The installed files, not a build tree's.
 out=$(command -v cowmap)
