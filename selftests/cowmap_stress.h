@@ -710,6 +710,7 @@ struct st_sess {
 	uint8_t *logimg[ST_CAP_PAGES];
 	uint8_t und[ST_CAP_PAGES];
 	int und_unsure;
+	int od_since_drain;		/* an O_DIRECT transfer used the mapping */
 	uint64_t cows;			/* copies since bind */
 	uint64_t ev_cows;		/* copies already matched with events */
 	uint64_t ev_seq;		/* last event seq seen */
@@ -2005,6 +2006,8 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 			R->s[s].und_unsure = 1;
 			R->racing_ok |= 1 << s;
 		}
+		if (c->mode == 2)
+			R->s[s].od_since_drain = 1;
 		if (want != got && R->cfg.inject && st_access_injected(c, 0)) {
 			/* An allocation failed (reading the backing page, say). */
 			R->st.enomem++;
@@ -2090,6 +2093,8 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 			R->s[s].und_unsure = 1;
 			R->racing_ok |= 1 << s;
 		}
+		if (c->mode == 2)
+			R->s[s].od_since_drain = 1;
 		break;
 	}
 	case OP_FORK: {
@@ -2226,10 +2231,18 @@ static void st_complete(struct st_run *R, struct st_pending *pd, int newactor,
 			break;
 		}
 		if (!(R->racing_ok & (1 << s))) {
-			/* No write raced this drain: the logs are complete. */
+			/*
+			 * No write raced this drain: the logs are complete.
+			 * The session may still count a page undrained if an
+			 * O_DIRECT transfer used it since the last drain: the
+			 * block layer wakes the reader before it releases the
+			 * pages (iomap_dio_bio_end_io()), and a drain keeps a
+			 * held page marked.  The next drain knows again.
+			 */
 			for (p = 0; p < ST_CAP_PAGES; p++)
 				R->s[s].und[p] = 0;
-			R->s[s].und_unsure = 0;
+			R->s[s].und_unsure = R->s[s].od_since_drain;
+			R->s[s].od_since_drain = 0;
 			st_check_logimg(R, s, pd->desc);
 		}
 		break;
