@@ -101,7 +101,7 @@ static size_t diff_page(u8 *out, const u8 *old, const u8 *new, u64 offset,
  *
  * The page is diffed in place while frozen, not copied first: the records
  * hold every changed byte, so they are all a drain needs to bring the base
- * up to date (cowmap_apply_records()).
+ * up to date (apply_records() in log.c).
  */
 long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 			u64 *seq, u32 *records, bool clear_mark,
