@@ -1882,7 +1882,7 @@ static int st_access_sig(const struct st_cmd *c, int want)
  * Plain access: SIGBUS (filemap_fault() could not read the page; a failed
  * copy is VM_FAULT_OOM, retried).  /proc/self/mem: EIO (get_user_pages()
  * failed: ENOMEM or EFAULT, lost in access_remote_vm()) or ENOMEM
- * (mem_rw()'s bounce page, the open).  O_DIRECT: ENOMEM (VM_FAULT_OOM,
+ * (mem_rw()'s bounce page, the open), or ENOENT (the open).  O_DIRECT: ENOMEM (VM_FAULT_OOM,
  * the dio's own allocations), and for a read of the mapping EFAULT (the
  * backing page could not be read).  The scratch file's buffered write,
  * fsync and read back: ENOMEM, EIO.
@@ -1893,6 +1893,12 @@ static int st_access_injected(const struct st_cmd *c, int write)
 		return c->sig == SIGBUS && !c->err;
 	if (c->sig)
 		return 0;
+	/*
+	 * Opening /proc/self/mem: ENOENT when proc could not allocate the
+	 * inode of a /proc/PID entry (proc_pid_instantiate()).
+	 */
+	if (c->r3 && c->mode == 1 && c->err == ENOENT)
+		return 1;
 	if (c->r3 || c->mode == 1)
 		return c->err == ENOMEM || c->err == EIO;
 	return c->err == ENOMEM || (!write && c->err == EFAULT);
