@@ -41,6 +41,23 @@ mm_get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long addr
 }
 #endif
 
+/*
+ * Zap one VMA's range: zap_page_range() until 6.3 (the range must lie in
+ * the VMA: it would walk on to the next VMAs without their lock), then
+ * zap_page_range_single().
+ */
+#ifdef COWMAP_HAVE_ZAP_VMA_PAGES
+#define cowmap_zap_vma_range(vma, addr, size) \
+	zap_page_range_single(vma, addr, size, NULL)
+#else
+#define cowmap_zap_vma_range(vma, addr, size) zap_page_range(vma, addr, size)
+#endif
+
+/* Faults under a VMA lock instead of the mmap lock: 6.4+. */
+#ifndef COWMAP_HAVE_FAULT_FLAG_VMA_LOCK
+#define FAULT_FLAG_VMA_LOCK	0
+#endif
+
 /* notify_change() takes the mount's idmap (6.3+) or its user namespace. */
 #ifdef COWMAP_HAVE_MNT_IDMAP
 #define cowmap_file_idmap(f)	file_mnt_idmap(f)

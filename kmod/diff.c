@@ -125,7 +125,9 @@ long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 				    s->id, (u64)idx << PAGE_SHIFT);
 		return -ENOENT;
 	}
-	cowmap_zap(s, idx);
+	/* No PTE of it can appear while it is locked: only a fault maps it. */
+	if (page_mapped(p))
+		cowmap_zap(s, idx, NULL);
 	/*
 	 * With its PTEs gone the page holds the xarray's reference and ours,
 	 * and no new one can be taken without the page lock.  Any other (a

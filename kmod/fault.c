@@ -32,9 +32,104 @@
 
 static const struct vm_operations_struct cowmap_vm_ops;
 
-void cowmap_zap(struct cowmap_session *s, pgoff_t idx)
+/* VMAs of one mm a zap handles itself; more fall back to the file-wide zap. */
+#define ZAP_OWN_MAX	8
+
+static bool vma_covers(struct vm_area_struct *vma, pgoff_t idx)
 {
-	unmap_mapping_range(s->mapping, (loff_t)idx << PAGE_SHIFT, PAGE_SIZE, 0);
+	return idx >= vma->vm_pgoff && idx - vma->vm_pgoff < vma_pages(vma);
+}
+
+static void zap_in(struct vm_area_struct *vma, pgoff_t idx)
+{
+	cowmap_zap_vma_range(vma, vma->vm_start +
+			     ((idx - vma->vm_pgoff) << PAGE_SHIFT), PAGE_SIZE);
+}
+
+/*
+ * Collect the session's VMAs other than @cur that map @idx, if all of them
+ * are VMAs of @mm, whose layout the caller keeps still (its mmap lock).
+ * Returns how many, or -1 if some VMA of the session is elsewhere (another
+ * mm, or any other VMA when @mm is NULL) or there are too many.
+ */
+static int own_vmas(struct cowmap_session *s, pgoff_t idx, struct mm_struct *mm,
+		    struct vm_area_struct *cur, struct vm_area_struct **own,
+		    unsigned long *start)
+{
+	struct cowmap_vma *cv;
+	int n = 0;
+
+	spin_lock(&s->vmas_lock);
+	list_for_each_entry(cv, &s->vmas, node) {
+		struct vm_area_struct *vma = cv->vma;
+
+		if (vma == cur)
+			continue;
+		if (!mm || vma->vm_mm != mm || n == ZAP_OWN_MAX) {
+			n = -1;
+			break;
+		}
+		if (vma_covers(vma, idx)) {
+			own[n] = vma;
+			start[n++] = vma->vm_start;
+		}
+	}
+	spin_unlock(&s->vmas_lock);
+	return n;
+}
+
+/*
+ * Zap @idx in the session's own VMAs: the backing PTEs after a copy is
+ * published, or the private page's PTEs to freeze or discard it.  Other
+ * mappings of the file are none of our business (zapping them would let
+ * any user make every process mapping, say, libc refault).
+ *
+ * Zapping a VMA needs its page tables to stay: that holds for the faulting
+ * VMA (@vmf), and for the VMAs of an mm whose mmap lock is held, once
+ * vma_lookup() shows them attached (munmap detaches a VMA under the write
+ * lock before it frees its page tables, possibly under the read lock only).
+ * A fault holds its mm's mmap lock, or under a VMA lock tries to take it;
+ * an ioctl tries current's (trylocks: a page lock is held).  When a VMA
+ * of the session is in another mm (fork, fd passing), or the lock cannot
+ * be had, every VMA of the file is zapped at @idx, which is always safe:
+ * unmap_mapping_range() walks i_mmap under its lock.
+ */
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx, struct vm_fault *vmf)
+{
+	struct vm_area_struct *own[ZAP_OWN_MAX], *cur = NULL;
+	unsigned long start[ZAP_OWN_MAX];
+	struct mm_struct *mm = NULL;
+	bool locked = false;
+	int i, n;
+
+	if (vmf) {
+		cur = vmf->vma;
+		mm = cur->vm_mm;
+		if (vmf->flags & FAULT_FLAG_VMA_LOCK) {
+			locked = mmap_read_trylock(mm);
+			if (!locked)
+				mm = NULL;
+		}
+	} else if (current->mm && mmap_read_trylock(current->mm)) {
+		mm = current->mm;
+		locked = true;
+	}
+
+	n = own_vmas(s, idx, mm, cur, own, start);
+	if (n < 0) {
+		if (locked)
+			mmap_read_unlock(mm);
+		unmap_mapping_range(s->mapping, (loff_t)idx << PAGE_SHIFT,
+				    PAGE_SIZE, 0);
+		return;
+	}
+	if (cur && vma_covers(cur, idx))
+		zap_in(cur, idx);
+	for (i = 0; i < n; i++)
+		if (vma_lookup(mm, start[i]) == own[i])
+			zap_in(own[i], idx);
+	if (locked)
+		mmap_read_unlock(mm);
 }
 
 /*
@@ -95,20 +190,21 @@ static int alloc_pair(struct page **copy, struct page **base)
 }
 
 /*
- * Copy the backing page @src at @idx into @copy (and its base snapshot into
- * @base) and publish it.  The caller holds the backing folio's lock, which
- * serializes copies of @idx, and has checked that the folio is still in the
+ * Copy the backing page @src at the faulting offset idx into @copy (and its
+ * base snapshot into @base) and publish it.  The caller holds the backing
+ * folio's lock, which serializes copies of idx, and has checked that the folio is still in the
  * page cache.  On success the pages belong to the session: @copy's
  * allocation reference becomes the xarray's, and any other reference the
  * caller wants to keep must be taken before the call (after it, a discard
  * may free the page at once).
  *
- * Returns 0, -EEXIST if @idx is already private, -ENOSPC at a cap, or
+ * Returns 0, -EEXIST if idx is already private, -ENOSPC at a cap, or
  * -ENOMEM.
  */
-static int cow_locked(struct cowmap_session *s, pgoff_t idx, struct page *src,
-		      struct page *copy, struct page *base)
+static int cow_locked(struct cowmap_session *s, struct vm_fault *vmf,
+		      struct page *src, struct page *copy, struct page *base)
 {
+	pgoff_t idx = vmf->pgoff;
 	void *old;
 
 	if (xa_load(&s->pages, idx))
@@ -146,12 +242,12 @@ static int cow_locked(struct cowmap_session *s, pgoff_t idx, struct page *src,
 	}
 
 	/*
-	 * Zap backing PTEs of @idx in every VMA of the file, ours included.
-	 * Installing one takes the folio lock we hold, so an unmapped folio
-	 * stays unmapped and needs no zap (the first write without a read).
+	 * Zap backing PTEs of @idx in the session's VMAs.  Installing one
+	 * takes the folio lock we hold, so an unmapped folio stays unmapped
+	 * and needs no zap (the first write without a read).
 	 */
 	if (folio_mapped(page_folio(src)))
-		cowmap_zap(s, idx);
+		cowmap_zap(s, idx, vmf);
 
 	atomic64_inc(&s->cow_faults);
 	atomic64_inc(&cowmap_stats.cow_faults);
@@ -186,7 +282,6 @@ static void mark_changed(struct cowmap_session *s, pgoff_t idx)
  */
 static vm_fault_t write_fault(struct cowmap_session *s, struct vm_fault *vmf)
 {
-	pgoff_t idx = vmf->pgoff;
 	struct page *copy, *base, *src;
 	vm_fault_t ret;
 	int err;
@@ -212,7 +307,7 @@ static vm_fault_t write_fault(struct cowmap_session *s, struct vm_fault *vmf)
 
 	/* filemap_fault() returned the backing page locked, still cached. */
 	src = vmf->page;
-	err = cow_locked(s, idx, src, copy, base);
+	err = cow_locked(s, vmf, src, copy, base);
 	unlock_page(src);
 	put_page(src);
 	vmf->page = NULL;
@@ -318,7 +413,7 @@ static vm_fault_t cowmap_page_mkwrite(struct vm_fault *vmf)
 	}
 	if (entry) {
 		/* A stale mapping of what is no longer this offset's page. */
-		cowmap_zap(s, idx);
+		cowmap_zap(s, idx, vmf);
 		return VM_FAULT_NOPAGE;
 	}
 
@@ -331,7 +426,7 @@ static vm_fault_t cowmap_page_mkwrite(struct vm_fault *vmf)
 		free_pair(copy, base);
 		return VM_FAULT_NOPAGE;
 	}
-	err = cow_locked(s, idx, page, copy, base);
+	err = cow_locked(s, vmf, page, copy, base);
 	folio_unlock(folio);
 	if (err)
 		free_pair(copy, base);

@@ -175,7 +175,7 @@ unsigned long cowmap_get_unmapped_area(struct file *file, unsigned long addr,
 				       unsigned long len, unsigned long pgoff,
 				       unsigned long flags);
 struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx);
-void cowmap_zap(struct cowmap_session *s, pgoff_t idx);
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx, struct vm_fault *vmf);
 
 /* ring.c */
 int cowmap_ring_init(struct cowmap_ring *r, u32 size);

@@ -442,7 +442,8 @@ long cowmap_do_discard(struct cowmap_session *s, pgoff_t first,
 			write_lock(&s->publish_lock);
 			xa_erase(&s->pages, idx);
 			write_unlock(&s->publish_lock);
-			cowmap_zap(s, idx);
+			if (page_mapped(p))
+				cowmap_zap(s, idx, NULL);
 			base = (struct page *)page_private(p);
 			set_page_private(p, 0);
 			unlock_page(p);

@@ -21,6 +21,8 @@
  *  7 fd_passing, nondumpable, events_group, pidns_pid
  *                       the binder owns a session; events need
  *                       CAP_SYS_ADMIN; pids in the reader's pid namespace
+ *    zap_scope          copies and diffs zap the session's own mappings
+ *                       only, not every mapping of the file
  *  8 set_config_caps, zero_caps
  *                       SET_CONFIG needs CAP_SYS_ADMIN; caps of 0 refused
  *
@@ -1191,6 +1193,111 @@ TEST_F(hostile, zero_caps)
 		EXPECT_EQ(-EINVAL, err) TH_LOG("sysfs max_user_pages=0: %s",
 						err ? strerror(-err) : "accepted");
 	}
+}
+
+/* ------------------------------------------------------------ 7 zap -- */
+
+/*
+ * zap_scope: a session's copies and diffs zap its own mappings only.  A
+ * plain read-only mapping of the file (a bystander: every process mapping
+ * libc, say) keeps its PTE while uid 1000 copies the page through a
+ * session and loops DIFF on it; the old module zapped the offset in every
+ * mapping of the file each time (unmap_mapping_range()), so the
+ * bystander's PTE was gone after the copy and after each DIFF.  The
+ * session's second mapping of the offset must still be zapped (it read
+ * the backing page and must now see the copy), and a forked child sharing
+ * the session must see it too.
+ */
+TEST_F(hostile, zap_scope)
+{
+	uint8_t want[PGS(8)];
+	char *bp = make_file(self, "shared", 7, sizeof(want), want);
+	pid_t pid;
+	int st;
+
+	ASSERT_NE(NULL, bp);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		volatile uint8_t *plain, *m1, *m2;
+		int bfd, dev, i, bad = 0, p[2], q[2];
+		uint8_t *recs = NULL, c;
+		size_t used;
+		uint32_t nrec;
+		pid_t kid;
+
+		/* Dumpable again after setuid(), to read its own pagemap. */
+		if (setgid(TESTER) || setuid(TESTER) || prctl(PR_SET_DUMPABLE, 1))
+			_exit(90);
+		bfd = open(bp, O_RDONLY | O_CLOEXEC);
+		dev = bfd < 0 ? -1 : cm_session(bfd, -1, 0);
+		if (dev < 0)
+			_exit(91);
+		plain = mmap(NULL, sizeof(want), PROT_READ, MAP_SHARED, bfd, 0);
+		m1 = cm_map(dev, 0, sizeof(want), PROT_READ | PROT_WRITE);
+		m2 = cm_map(dev, 0, sizeof(want), PROT_READ | PROT_WRITE);
+		if (plain == MAP_FAILED || m1 == MAP_FAILED || m2 == MAP_FAILED)
+			_exit(92);
+		/* Backing PTEs of page 2 in all three mappings. */
+		if (plain[PGS(2)] != want[PGS(2)] || m1[PGS(2)] != want[PGS(2)] ||
+		    m2[PGS(2) + 1] != want[PGS(2) + 1] || !pte_present(plain + PGS(2)))
+			_exit(93);
+		m1[PGS(2) + 5] = (uint8_t)(want[PGS(2) + 5] ^ 0xff);
+		/* Looked at first: reading the plain mapping would refault it. */
+		if (!pte_present(plain + PGS(2))) {
+			TH_LOG("the copy zapped the plain mapping's PTE");
+			bad = 1;
+		}
+		if (m2[PGS(2) + 5] != (uint8_t)(want[PGS(2) + 5] ^ 0xff)) {
+			TH_LOG("the session's other mapping still shows the file");
+			bad = 1;
+		}
+		if (plain[PGS(2) + 5] != want[PGS(2) + 5]) {
+			TH_LOG("the plain mapping shows the session's write");
+			bad = 1;
+		}
+		for (i = 0; i < 50; i++) {
+			(void)plain[PGS(2)];		/* mapped again if zapped */
+			m1[PGS(2) + 6] = (uint8_t)i;	/* mapped while diffed */
+			if (cm_diff_all(dev, 0, 0, COWMAP_DIFF_MIN_BUF, &recs, &used, &nrec) < 0)
+				_exit(94);
+			free(recs);
+			if (!pte_present(plain + PGS(2))) {
+				TH_LOG("DIFF %d zapped the plain mapping's PTE", i);
+				bad = 1;
+				break;
+			}
+		}
+		/* A child's copy of the mappings shares the session. */
+		if (pipe(p) || pipe(q))
+			_exit(95);
+		kid = fork();
+		if (kid < 0)
+			_exit(96);
+		if (!kid) {
+			uint8_t seen;
+
+			if (m2[PGS(3)] != want[PGS(3)] || write(p[1], "r", 1) != 1 ||
+			    read(q[0], &c, 1) != 1)
+				_exit(1);
+			seen = m2[PGS(3)];
+			_exit(seen == (uint8_t)(want[PGS(3)] ^ 0x11) ? 0 : 2);
+		}
+		if (read(p[0], &c, 1) != 1)
+			_exit(97);
+		m1[PGS(3)] = (uint8_t)(want[PGS(3)] ^ 0x11);
+		if (write(q[1], "w", 1) != 1 || waitpid(kid, &st, 0) != kid)
+			_exit(98);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			TH_LOG("the forked child does not see the parent's copy (%#x)", st);
+			bad = 1;
+		}
+		_exit(bad);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		TH_LOG("uid %d's part: status %#x", TESTER, st);
+	free(bp);
 }
 
 /* ---------------------------------------------------------------- 6 -- */
