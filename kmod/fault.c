@@ -11,9 +11,9 @@
  * a zapped private page simply refaults from the session's xarray.
  *
  * Publishing a private page at an offset happens with the backing folio at
- * that offset locked and ends with unmap_mapping_range() of the offset, so a
- * backing PTE installed before the publish is zapped and none can be
- * installed after it: ->fault re-checks the xarray under the folio lock, and
+ * that offset locked and ends with a zap of the offset in the session's
+ * VMAs, so a backing PTE installed before the publish is zapped and none
+ * can be installed after it: ->fault re-checks the xarray under the folio lock, and
  * ->map_pages skips private offsets under publish_lock.
  *
  * The reasons for each of these choices: docs/design.md.

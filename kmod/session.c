@@ -428,7 +428,7 @@ long cowmap_do_discard(struct cowmap_session *s, pgoff_t first,
 
 	/*
 	 * Killable, and cut short by a fatal signal: a netlink DISCARD waits
-	 * here behind an ioctl's drain, and zaps every page in every mapping.
+	 * here behind an ioctl's drain, and zaps every mapped page.
 	 */
 	if (mutex_lock_killable(&s->lock))
 		return -EINTR;
