@@ -177,10 +177,26 @@ static void free_pair(struct page *copy, struct page *base)
 		__free_page(base);
 }
 
+/*
+ * A private page and its base snapshot: one order-1 block split in two when
+ * one is at hand without reclaim (one trip to the page allocator and one
+ * memory-cgroup charge), else two order-0 pages.  Either way each page is
+ * freed on its own.
+ */
 static int alloc_pair(struct page **copy, struct page **base)
 {
-	*copy = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
-	*base = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
+	const gfp_t gfp = GFP_HIGHUSER | __GFP_ACCOUNT;
+	struct page *p;
+
+	p = alloc_pages((gfp & ~__GFP_DIRECT_RECLAIM) | __GFP_NOWARN, 1);
+	if (p) {
+		split_page(p, 1);
+		*copy = p;
+		*base = p + 1;
+		return 0;
+	}
+	*copy = alloc_page(gfp);
+	*base = alloc_page(gfp);
 	if (*copy && *base)
 		return 0;
 	free_pair(*copy, *base);
@@ -210,7 +226,7 @@ static int cow_locked(struct cowmap_session *s, struct vm_fault *vmf,
 	if (xa_load(&s->pages, idx))
 		return -EEXIST;
 	if (!cowmap_session_charge(s)) {
-		atomic64_inc(&cowmap_stats.cap_hits);
+		cowmap_count(COWMAP_STAT_CAP_HITS, 1);
 		cowmap_ring_push(&s->ring, COWMAP_EVENT_CAP, (u64)idx << PAGE_SHIFT);
 		cowmap_netlink_notify_offset(s, COWMAP_CMD_CAP_REACHED,
 					     (u64)idx << PAGE_SHIFT);
@@ -250,7 +266,7 @@ static int cow_locked(struct cowmap_session *s, struct vm_fault *vmf,
 		cowmap_zap(s, idx, vmf);
 
 	atomic64_inc(&s->cow_faults);
-	atomic64_inc(&cowmap_stats.cow_faults);
+	cowmap_count(COWMAP_STAT_COW_FAULTS, 1);
 	cowmap_ring_push(&s->ring, COWMAP_EVENT_COW, (u64)idx << PAGE_SHIFT);
 	return 0;
 }
@@ -300,10 +316,11 @@ static vm_fault_t write_fault(struct cowmap_session *s, struct vm_fault *vmf)
 	 * The reference and the lock we return the copy with are taken while
 	 * the copy is still ours alone: once published, a discard may erase
 	 * and free it, and it waits for the page lock to do so, which we hold
-	 * until the core has mapped the page.
+	 * until the core has mapped the page.  Nobody else can see the copy
+	 * yet, so its lock bit is set without an atomic operation.
 	 */
 	get_page(copy);
-	lock_page(copy);
+	__folio_set_locked(page_folio(copy));
 
 	/* filemap_fault() returned the backing page locked, still cached. */
 	src = vmf->page;
@@ -349,7 +366,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	if (unlikely(ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY |
 			    VM_FAULT_DONE_COW)))
 		return ret;
-	atomic64_inc(&cowmap_stats.read_faults);
+	cowmap_count(COWMAP_STAT_READ_FAULTS, 1);
 
 	/* A copy published while we read: never map the backing page. */
 	if (unlikely(xa_load(&s->pages, idx))) {

@@ -16,6 +16,7 @@
 #include <linux/cred.h>
 #include <linux/pid.h>
 #include <linux/crc32.h>
+#include <linux/percpu.h>
 
 #include <linux/cowmap.h>
 
@@ -129,17 +130,33 @@ struct cowmap_user {
 	struct hlist_node node;
 };
 
-/* Global state (main.c). */
-struct cowmap_stats {
-	atomic64_t cow_faults;
-	atomic64_t read_faults;
-	atomic64_t events_lost;
-	atomic64_t cap_hits;
-	atomic64_t drained_bytes;
-	atomic_long_t private_pages;
+/*
+ * Global event counters (main.c): per CPU, summed when read, so that faults
+ * on different CPUs never share a cache line for them.
+ */
+enum cowmap_stat {
+	COWMAP_STAT_COW_FAULTS,
+	COWMAP_STAT_READ_FAULTS,
+	COWMAP_STAT_EVENTS_LOST,
+	COWMAP_STAT_CAP_HITS,
+	COWMAP_STAT_DRAINED_BYTES,
+	COWMAP_NR_STATS
 };
 
-extern struct cowmap_stats cowmap_stats;
+struct cowmap_stats {
+	u64 n[COWMAP_NR_STATS];
+};
+
+DECLARE_PER_CPU(struct cowmap_stats, cowmap_stats);
+u64 cowmap_stat_sum(enum cowmap_stat item);
+
+static inline void cowmap_count(enum cowmap_stat item, u64 n)
+{
+	this_cpu_add(cowmap_stats.n[item], n);
+}
+
+/* Private pages of all sessions: max_total_pages caps it (session.c). */
+extern atomic_long_t cowmap_private_pages;
 extern unsigned long cowmap_max_session_pages;
 extern unsigned long cowmap_max_total_pages;
 extern unsigned long cowmap_max_user_pages;

@@ -321,7 +321,7 @@ static int flush_batch(struct cowmap_session *s, struct file *log,
 	st->records += *seq - b->first_seq;
 	st->bytes += kept;
 	atomic64_add(kept, &s->drained_bytes);
-	atomic64_add(kept, &cowmap_stats.drained_bytes);
+	cowmap_count(COWMAP_STAT_DRAINED_BYTES, kept);
 	b->n = 0;
 	b->used = 0;
 	b->records = 0;

@@ -13,7 +13,18 @@
 
 #include "internal.h"
 
-struct cowmap_stats cowmap_stats;
+DEFINE_PER_CPU(struct cowmap_stats, cowmap_stats);
+atomic_long_t cowmap_private_pages;
+
+u64 cowmap_stat_sum(enum cowmap_stat item)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(cowmap_stats, cpu).n[item];
+	return sum;
+}
 
 unsigned long cowmap_max_session_pages;
 module_param_named(max_session_pages, cowmap_max_session_pages, ulong, 0644);

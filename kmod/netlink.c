@@ -106,13 +106,13 @@ static int fill_stats(struct sk_buff *skb)
 	if (!nest ||
 	    PUT(COWMAP_STATS_A_SESSIONS, sessions) ||
 	    PUT(COWMAP_STATS_A_PRIVATE_PAGES,
-		atomic_long_read(&cowmap_stats.private_pages)) ||
-	    PUT(COWMAP_STATS_A_COW_FAULTS, atomic64_read(&cowmap_stats.cow_faults)) ||
-	    PUT(COWMAP_STATS_A_READ_FAULTS, atomic64_read(&cowmap_stats.read_faults)) ||
-	    PUT(COWMAP_STATS_A_EVENTS_LOST, atomic64_read(&cowmap_stats.events_lost)) ||
-	    PUT(COWMAP_STATS_A_CAP_HITS, atomic64_read(&cowmap_stats.cap_hits)) ||
+		atomic_long_read(&cowmap_private_pages)) ||
+	    PUT(COWMAP_STATS_A_COW_FAULTS, cowmap_stat_sum(COWMAP_STAT_COW_FAULTS)) ||
+	    PUT(COWMAP_STATS_A_READ_FAULTS, cowmap_stat_sum(COWMAP_STAT_READ_FAULTS)) ||
+	    PUT(COWMAP_STATS_A_EVENTS_LOST, cowmap_stat_sum(COWMAP_STAT_EVENTS_LOST)) ||
+	    PUT(COWMAP_STATS_A_CAP_HITS, cowmap_stat_sum(COWMAP_STAT_CAP_HITS)) ||
 	    PUT(COWMAP_STATS_A_DRAINED_BYTES,
-		atomic64_read(&cowmap_stats.drained_bytes)))
+		cowmap_stat_sum(COWMAP_STAT_DRAINED_BYTES)))
 		return -EMSGSIZE;
 #undef PUT
 	nla_nest_end(skb, nest);

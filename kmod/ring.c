@@ -53,10 +53,10 @@ void cowmap_ring_push(struct cowmap_ring *r, u32 type, u64 offset)
 	if (overflow) {
 		struct cowmap_session *s = container_of(r, struct cowmap_session, ring);
 
-		atomic64_inc(&cowmap_stats.events_lost);
+		cowmap_count(COWMAP_STAT_EVENTS_LOST, 1);
 		cowmap_netlink_notify_offset(s, COWMAP_CMD_RING_OVERFLOW, offset);
 	} else if (unlikely(r->lost)) {
-		atomic64_inc(&cowmap_stats.events_lost);
+		cowmap_count(COWMAP_STAT_EVENTS_LOST, 1);
 	}
 	if (wq_has_sleeper(&r->wait))
 		wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);

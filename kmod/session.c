@@ -135,14 +135,14 @@ bool cowmap_session_charge(struct cowmap_session *s)
 	if (atomic_long_inc_return(&s->npriv) > max && max)
 		goto undo_session;
 	max = READ_ONCE(cowmap_max_total_pages);
-	if (atomic_long_inc_return(&cowmap_stats.private_pages) > max)
+	if (atomic_long_inc_return(&cowmap_private_pages) > max)
 		goto undo_total;
 	if (!cowmap_charge(s->user, 1))
 		goto undo_total;
 	return true;
 
 undo_total:
-	atomic_long_dec(&cowmap_stats.private_pages);
+	atomic_long_dec(&cowmap_private_pages);
 undo_session:
 	atomic_long_dec(&s->npriv);
 	return false;
@@ -151,7 +151,7 @@ undo_session:
 void cowmap_session_uncharge(struct cowmap_session *s, long pages)
 {
 	atomic_long_sub(pages, &s->npriv);
-	atomic_long_sub(pages, &cowmap_stats.private_pages);
+	atomic_long_sub(pages, &cowmap_private_pages);
 	cowmap_uncharge(s->user, pages);
 }
 
