@@ -63,7 +63,8 @@ COWMAP_EXPORT int cowmap_merge_new(const char *file_path, unsigned int flags,
 	struct cowmap_merge *m;
 	const unsigned int known = COWMAP_MERGE_DRY_RUN | COWMAP_MERGE_FORCE |
 		COWMAP_MERGE_PREFER_FIRST | COWMAP_MERGE_PREFER_LAST |
-		COWMAP_MERGE_TRUST_ALL_LOGS | COWMAP_MERGE_STRICT;
+		COWMAP_MERGE_TRUST_ALL_LOGS | COWMAP_MERGE_STRICT |
+		COWMAP_MERGE_UNDO_JOURNAL;
 
 	if (!file_path || !mp)
 		return err_set(EINVAL, "cowmap_merge_new: NULL argument");
@@ -520,7 +521,7 @@ static int run_in_place(struct cowmap_merge *m, const char *real, const struct s
 	struct journal_target t = {
 		.fd = m->fd, .path = m->file_path,
 		.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino,
-		.size = m->fsize,
+		.size = m->fsize, .undo = m->flags & COWMAP_MERGE_UNDO_JOURNAL,
 	};
 	char *jpath = journal_path(real);
 	int ret;

@@ -179,6 +179,19 @@ char *journal_path(const char *file_path)
 	return j;
 }
 
+char *journal_tmp_path(const char *jpath)
+{
+	size_t len = strlen(jpath) + sizeof(".new");
+	char *t = malloc(len);
+
+	if (!t) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	snprintf(t, len, "%s.new", jpath);
+	return t;
+}
+
 int fsync_dir_fd(int dirfd)
 {
 	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EROFS)
