@@ -424,9 +424,9 @@ void crash_point(const char *what)
 /*
  * Every page of @p is about to be written: allocate them in one call, in
  * huge pages where the kernel has them, instead of one page fault per
- * 4 KiB inside read() (a log or journal of a big merge is hundreds of MiB:
- * 8 times faster to read so, and more where page faults are expensive, as
- * in some virtual machines).  Advice only: an older kernel without
+ * 4 KiB inside read(): a log or journal of a big merge is hundreds of MiB,
+ * read 5 to 15 times faster so where page faults are expensive (as in some
+ * virtual machines).  Advice only: an older kernel without
  * MADV_POPULATE_WRITE (Linux 5.14) or without THP just faults as before.
  */
 static void prefault(void *p, size_t len)
