@@ -60,7 +60,7 @@ void print_version(void);
 #define COMMON_LONGOPTS \
 	{ "help", no_argument, NULL, 'h' }, \
 	{ "version", no_argument, NULL, OPT_VERSION }
-enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_WAIT, OPT_STRICT, OPT_FIRST_PRIVATE };
+enum { OPT_VERSION = 0x100, OPT_TRUST_ALL_LOGS, OPT_WAIT, OPT_STRICT, OPT_UNDO_JOURNAL, OPT_FIRST_PRIVATE };
 
 /*
  * Text from logs, the kernel or other users (comm, file and log names,

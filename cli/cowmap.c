@@ -30,7 +30,9 @@
 	"      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n" \
 	"      --strict         a torn tail of any kind is an error: nothing written\n" \
 	"                       (default: left out, with a warning; a whole last\n" \
-	"                       record failing its checksum makes the exit status 4)\n"
+	"                       record failing its checksum makes the exit status 4)\n" \
+	"      --undo-journal   keep the old bytes in the journal too, so that an\n" \
+	"                       interrupted merge can be rolled back (recover -r)\n"
 
 const struct subcommand subcommands[] = {
 	CMD("status", status_main, "[--json]",
@@ -58,15 +60,16 @@ const struct subcommand subcommands[] = {
 	  "print a log's records, one per line",
 	  "  -j, --json           print JSON (old and new bytes in hex)\n"
 	  "  -f, --full           print whole records (default: the first 64 bytes)\n"),
-	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
+	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
 	  "apply logs to FILE, all or nothing; conflicts are reported and nothing is written",
 	  MERGE_OPTIONS),
-	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
+	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
 	  "merge every log in DIR recorded against FILE, in time order",
 	  MERGE_OPTIONS),
 	CMD("recover", recover_main, "[--rollback | --discard] [--wait SECONDS] FILE",
 	  "finish (or with --rollback undo) an interrupted merge of FILE",
-	  "  -r, --rollback       undo a completed journal instead of replaying it\n"
+	  "  -r, --rollback       undo a completed journal instead of replaying it (one\n"
+	  "                       written by merge --undo-journal)\n"
 	  "      --discard        remove the journal, apply nothing (after checking\n"
 	  "                       the file by hand: the file is left as it is)\n"
 	  "      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n"),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
  * cowmap merge [--dry-run] [--prefer first|last] [--force] [--trust-all-logs]
- * [--strict] [--wait SECONDS] [-o OUT] [--json] FILE LOG...: apply logs to
+ * [--strict] [--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE LOG...:
+ * apply logs to
  * FILE failure-atomically (libcowmap's merge), report what was written and
  * every conflict.  Exit status 3 when
  * unresolved conflicts left the file untouched, 4 when a log's whole last
@@ -30,6 +31,7 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 		{ "trust-all-logs", no_argument, NULL, OPT_TRUST_ALL_LOGS },
 		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "strict", no_argument, NULL, OPT_STRICT },
+		{ "undo-journal", no_argument, NULL, OPT_UNDO_JOURNAL },
 		COMMON_LONGOPTS, {}
 	};
 	int c, r;
@@ -65,6 +67,9 @@ int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *
 			continue;
 		case OPT_STRICT:
 			o->flags |= COWMAP_MERGE_STRICT;
+			continue;
+		case OPT_UNDO_JOURNAL:
+			o->flags |= COWMAP_MERGE_UNDO_JOURNAL;
 			continue;
 		case OPT_WAIT:
 			if (!set_lock_wait(optarg))

@@ -333,6 +333,7 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w);
 #define COWMAP_MERGE_PREFER_LAST	(1U << 3)  /* last log wins conflicts */
 #define COWMAP_MERGE_TRUST_ALL_LOGS	(1U << 4)  /* logs of any owner (below) */
 #define COWMAP_MERGE_STRICT		(1U << 5)  /* a torn tail is an error (below) */
+#define COWMAP_MERGE_UNDO_JOURNAL	(1U << 6)  /* journal keeps old bytes (below) */
 
 /* struct cowmap_conflict.kind */
 #define COWMAP_CONFLICT_LOGS	1	/* two logs, different new bytes */
@@ -425,6 +426,14 @@ struct cowmap_merge;
  * @torn, whatever @torn_kind) fail cowmap_merge_run() with
  * -COWMAP_EBADLOG before anything is written; earlier libcowmap 1.x
  * releases refuse the flag (-EINVAL).
+ *
+ * COWMAP_MERGE_UNDO_JOURNAL: an in-place merge's journal keeps the old
+ * bytes of every change too, so that an interrupted merge can also be
+ * rolled back (COWMAP_RECOVER_ROLLBACK); it writes twice the journal.
+ * Without it the journal holds the new bytes (and a checksum of the old
+ * ones), and an interrupted merge can only be completed.  Earlier
+ * libcowmap 1.x releases refuse the flag (-EINVAL) and always keep the
+ * old bytes.
  *
  * Return: 0, -EINVAL (flags), -ENOMEM.
  */
@@ -564,7 +573,10 @@ void cowmap_merge_free(struct cowmap_merge *m);
  *
  * Takes the merge lock.  A complete journal is replayed (idempotent) or,
  * with COWMAP_RECOVER_ROLLBACK, undone; an incomplete one means the merge
- * never wrote to the file and is removed.  Merges and commits do this
+ * never wrote to the file and is removed.  Only a journal that kept the
+ * old bytes (COWMAP_MERGE_UNDO_JOURNAL, or written by libcowmap 1.0) can
+ * be undone: for another, COWMAP_RECOVER_ROLLBACK fails with -EOPNOTSUPP
+ * and nothing is written.  Merges and commits do this
  * themselves first.  @path must not be a symbolic link (-ELOOP).
  *
  * A journal is used only if it is a regular file owned by the caller

@@ -56,6 +56,8 @@ int fsync_dir_fd(int dirfd);
 char *path_dirname(const char *path);
 const char *path_basename(const char *path);
 char *journal_path(const char *file_path);
+/* @jpath + ".new": the journal's name until it is complete and durable. */
+char *journal_tmp_path(const char *jpath);
 int open_tmpfile_in(const char *dir, const char *hint, char **namep);
 /* open(@path, @flags | O_NOFOLLOW | O_CLOEXEC), naming a link as such. */
 int open_nofollow(const char *path, int flags);
@@ -142,6 +144,7 @@ struct journal_target {
 	const char *path;	/* for messages */
 	uint64_t dev, ino;	/* identity of the file (in place) */
 	uint64_t size;		/* size before */
+	bool undo;		/* keep the old bytes (rollback possible) */
 };
 /* Lock the file (flock LOCK_EX) and complete any interrupted merge;
  * returns COWMAP_RECOVER_* or -errno.  With JOURNAL_CHECK_ONLY in @flags,
@@ -159,8 +162,8 @@ int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
 int journal_check_size(const struct journal *j);
 /* Write the pending entries. */
 int journal_flush(struct journal *j);
-/* Make the journal complete and durable (entries, fsync, trailer, fsync,
- * directory fsync). */
+/* Make the journal complete and durable (entries and trailer, fsync,
+ * rename to its name, directory fsync). */
 int journal_commit(struct journal *j);
 /* Apply a committed journal to its target, fsync the target. */
 int journal_apply(struct journal *j);

@@ -4,26 +4,48 @@
  *
  * File ".NAME.cowmap-journal" in the directory of the (resolved) file:
  *
- *   header   64 bytes: "COWMAPJN", version 1, header_len 64, st_dev,
- *            st_ino and size of the file before the merge, flags 0,
+ *   header   64 bytes: "COWMAPJN", version 2, header_len 64, st_dev,
+ *            st_ino and size of the file before the merge, flags,
  *            reserved, CRC32C of the header (crc field taken as zero).
+ *            Flag JF_UNDO (1): the entries hold the old bytes too.
  *   entries  32 bytes (magic "CMJE", crc, offset, length, flags 0, seq)
- *            then the length new bytes, then the length old bytes, zero
- *            padded to 8: the CRC32C covers entry and payload.
+ *            then the length new bytes, then either (JF_UNDO) the length
+ *            old bytes or the CRC32C of the old bytes of each piece of the
+ *            range that one 512-byte block of the file holds (4 bytes
+ *            each, in file order), zero padded to 8: the entry's CRC32C
+ *            covers entry and payload.
  *   trailer  32 bytes (magic "CMJC", crc, entries, data bytes, CRC32C
  *            chained over every entry's crc, reserved), the last bytes of
  *            the file.
  *
- * Order of a merge: entries are written and fsynced, then the trailer is
- * written and fsynced, then the directory; only then is the file touched
- * (pwrite of every entry's new bytes, fsync), then the journal is
- * unlinked and the directory fsynced.  So a journal without a valid
- * trailer was never applied (it is dropped), and one with a valid trailer
- * is complete and durable: replaying it forward is idempotent.  A journal
- * whose trailer is valid but whose entries are not is corrupt and is left
- * for a human (-COWMAP_EBADJOURNAL).  The old bytes allow cowmap_recover()
- * with COWMAP_RECOVER_ROLLBACK to undo a complete journal instead; a grown
- * file is cut back to its old size.
+ * Version 1 journals (always with the old bytes, flags 0) are still
+ * recovered and rolled back as before.
+ *
+ * Order of a merge: the journal is written whole (header, entries,
+ * trailer) under the name ".NAME.cowmap-journal.new", fsynced once, then
+ * renamed to its own name and the directory fsynced; only then is the
+ * file touched (pwrite of every entry's new bytes, fsync), then the
+ * journal is unlinked and the directory fsynced: four fsyncs, and the
+ * journal holds each changed byte once (plus 4 bytes per 512) unless the
+ * merge asked to keep the old ones (COWMAP_MERGE_UNDO_JOURNAL).
+ *
+ * Why one fsync of the journal is enough: until that fsync returns, a
+ * power cut may leave any mix of the journal's blocks on disk, a valid
+ * trailer over entries never written among them.  But until then the
+ * journal has only its temporary name, which recovery never reads (a
+ * merge or recovery under the lock just removes it), and the file is not
+ * touched.  The rename comes after the fsync returned, so a journal under
+ * its own name is complete and durable, whatever the filesystem reordered;
+ * the directory fsync makes the name durable before the first write to
+ * the file.  So a journal without a valid trailer, or whose trailer is
+ * valid but whose entries are not, was damaged after it was written (or
+ * planted): the first is dropped as before (version 1 journals got their
+ * trailer only after their entries' fsync), the second is left for a human
+ * (-COWMAP_EBADJOURNAL).  One with a valid trailer and entries is complete:
+ * replaying it forward is idempotent.  Only a journal with the old bytes
+ * (JF_UNDO, or version 1) can be rolled back by cowmap_recover() with
+ * COWMAP_RECOVER_ROLLBACK; for one without, that is -EOPNOTSUPP and
+ * nothing is written.  A rollback cuts a grown file back to its old size.
  *
  * A journal is trusted only if it is a regular file, owned by the caller,
  * the file's owner or root, and not writable by group or others: anyone
@@ -31,7 +53,10 @@
  * or rollback writes anything, every journalled byte of the file must
  * hold its old or its new value (else another program wrote the file
  * after the merge was interrupted, and the journal would undo that), and
- * the file must be able to reach the journal's end.
+ * the file must be able to reach the journal's end.  Without the old
+ * bytes, each 512-byte piece must hold its new bytes or match the CRC32C
+ * of its old ones: a write of the file (a page from the page cache, a
+ * sector on the disk) is never torn inside such a piece.
  *
  * The merge lock is flock(LOCK_EX) on the file itself: it is released
  * when the process dies, and it serializes merges, commits and
@@ -56,7 +81,11 @@
 #include "internal.h"
 
 #define J_MAGIC		"COWMAPJN"
-#define J_VERSION	1
+#define J_VERSION	2
+#define J_VERSION_1	1	/* entries always with the old bytes */
+#define JF_UNDO		(1U << 0)	/* header flag: entries hold the old bytes */
+#define J_BLK		512		/* file block whose old bytes get one CRC */
+#define J_CRC_BYTES	(64U << 10)	/* old-byte CRCs per writev */
 #define J_HDR_SIZE	64
 #define J_ENT_MAGIC	0x454a4d43U	/* "CMJE" */
 #define J_END_MAGIC	0x434a4d43U	/* "CMJC" */
@@ -95,6 +124,8 @@
 struct journal {
 	int fd;
 	char *path;
+	char *tmp;		/* its name until committed */
+	bool named;		/* renamed to path */
 	struct journal_target t;
 	uint8_t head[J_HDR_SIZE];	/* header or trailer, written first */
 	size_t head_len;
@@ -108,9 +139,40 @@ struct journal {
 	uint32_t ecrc;		/* chained entry CRCs */
 	uint64_t maxend;	/* end of the last byte journalled */
 	bool committed;
+	uint8_t crcs[J_CRC_BYTES];	/* old-byte CRCs of the pending entries */
+	size_t crc_used;
 };
 
 static const uint8_t zero8[8];
+static const uint8_t zero_blk[J_BLK];
+
+/* File blocks of J_BLK bytes that [off, off + len) touches (len > 0). */
+static uint32_t blocks_of(uint64_t off, uint32_t len)
+{
+	return (uint32_t)((off + len - 1) / J_BLK - off / J_BLK + 1);
+}
+
+/* Bytes after an entry's header, before its padding. */
+static uint64_t payload_len(bool has_old, uint64_t off, uint32_t len)
+{
+	return has_old ? 2 * (uint64_t)len : len + 4 * (uint64_t)blocks_of(off, len);
+}
+
+static uint64_t entry_total(bool has_old, uint64_t off, uint32_t len)
+{
+	return J_ENT_SIZE + ALIGN8(payload_len(has_old, off, len));
+}
+
+/* CRC32C of the piece of @len bytes at @off that file block @i (counted
+ * from the block of @off) holds, and its offset in the range. */
+static uint32_t piece(uint64_t off, uint32_t len, uint32_t i, uint32_t *startp)
+{
+	uint64_t b = (off / J_BLK + i) * J_BLK;
+	uint64_t start = MAX(b, off) - off, end = MIN(b + J_BLK, off + len) - off;
+
+	*startp = (uint32_t)start;
+	return (uint32_t)(end - start);
+}
 
 static uint32_t crc_skip4(const uint8_t *p, uint64_t len, size_t crc_at)
 {
@@ -158,6 +220,7 @@ int journal_flush(struct journal *j)
 	j->n_iov = 0;
 	j->n_hdrs = 0;
 	j->iov_bytes = 0;
+	j->crc_used = 0;
 	crash_point("journal write");
 	return 0;
 }
@@ -175,14 +238,17 @@ int journal_begin(struct journal **jp, const char *jpath,
 	j->t = *t;
 	j->fd = -1;
 	j->path = xstrdup(jpath);
-	if (!j->path) {
+	j->tmp = journal_tmp_path(jpath);
+	if (!j->path || !j->tmp) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	j->fd = open(jpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* One left by a merge that died before its commit: never applied. */
+	unlink(j->tmp);
+	j->fd = open(j->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (j->fd < 0) {
 		ret = err_set(errno, "%s: cannot create the merge journal: %s",
-			      jpath, strerror(errno));
+			      j->tmp, strerror(errno));
 		goto err_free;
 	}
 	crash_point("journal created");
@@ -194,6 +260,7 @@ int journal_begin(struct journal **jp, const char *jpath,
 	put_le64(h + JH_DEV, t->dev);
 	put_le64(h + JH_INO, t->ino);
 	put_le64(h + JH_SIZE, t->size);
+	put_le32(h + JH_FLAGS, t->undo ? JF_UNDO : 0);
 	put_le32(h + JH_CRC, crc_skip4(h, J_HDR_SIZE, JH_CRC));
 	j->head_len = J_HDR_SIZE;
 	*jp = j;
@@ -202,25 +269,38 @@ int journal_begin(struct journal **jp, const char *jpath,
 err_free:
 	if (j->fd >= 0) {
 		close(j->fd);
-		if (j->path)
-			unlink(j->path);
+		unlink(j->tmp);
 	}
+	free(j->tmp);
 	free(j->path);
 	free(j);
 	return ret;
 }
 
+/* The CRC32C of the old bytes of each file block's piece of the range. */
+static void old_crcs(uint8_t *out, uint64_t off, const uint8_t *oldb, uint32_t len)
+{
+	uint32_t n = blocks_of(off, len), start, plen;
+
+	for (uint32_t i = 0; i < n; i++) {
+		plen = piece(off, len, i, &start);
+		put_le32(out + 4 * i, ~crc32c_update(~0U, oldb + start, plen));
+	}
+}
+
 static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 		   const uint8_t *oldb, uint32_t len)
 {
-	uint64_t total = J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
-	uint64_t pad = total - J_ENT_SIZE - 2 * (uint64_t)len;
+	uint64_t plen = payload_len(j->t.undo, off, len);
+	uint64_t total = J_ENT_SIZE + ALIGN8(plen), pad = total - J_ENT_SIZE - plen;
+	const uint8_t *tail = oldb;	/* what follows the new bytes */
+	uint32_t tail_len = (uint32_t)(plen - len);
 	uint8_t *e;
 	uint32_t c;
 	int ret;
 
 	if (j->n_iov + 4 > J_IOV_MAX || j->n_hdrs == J_SLOTS ||
-	    j->iov_bytes >= J_FLUSH_BYTES) {
+	    j->iov_bytes >= J_FLUSH_BYTES || j->crc_used + tail_len > J_CRC_BYTES) {
 		ret = journal_flush(j);
 		if (ret)
 			return ret;
@@ -232,15 +312,20 @@ static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 	put_le32(e + JE_LENGTH, len);
 	put_le32(e + JE_FLAGS, 0);
 	put_le64(e + JE_SEQ, j->entries);
+	if (!j->t.undo) {
+		old_crcs(j->crcs + j->crc_used, off, oldb, len);
+		tail = j->crcs + j->crc_used;
+		j->crc_used += tail_len;
+	}
 	c = crc32c_update(~0U, e, J_ENT_SIZE);
 	c = crc32c_update(c, newb, len);
-	c = crc32c_update(c, oldb, len);
+	c = crc32c_update(c, tail, tail_len);
 	c = crc32c_update(c, zero8, pad);
 	put_le32(e + JE_CRC, ~c);
 	j->ecrc = crc32c_update(j->ecrc, e + JE_CRC, 4);
 	j->iov[j->n_iov++] = (struct iovec){ e, J_ENT_SIZE };
 	j->iov[j->n_iov++] = (struct iovec){ (void *)newb, len };
-	j->iov[j->n_iov++] = (struct iovec){ (void *)oldb, len };
+	j->iov[j->n_iov++] = (struct iovec){ (void *)tail, tail_len };
 	if (pad)
 		j->iov[j->n_iov++] = (struct iovec){ (void *)zero8, pad };
 	j->iov_bytes += total;
@@ -282,9 +367,6 @@ int journal_commit(struct journal *j)
 	ret = journal_flush(j);
 	if (ret)
 		return ret;
-	if (fsync(j->fd) < 0)
-		return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
-	crash_point("journal entries synced");
 	tr = j->head;
 	memset(tr, 0, J_END_SIZE);
 	put_le32(tr, J_END_MAGIC);
@@ -297,9 +379,14 @@ int journal_commit(struct journal *j)
 	if (ret)
 		return ret;
 	crash_point("journal trailer written");
+	/* Entries and trailer together: the name comes after (see above). */
 	if (fsync(j->fd) < 0)
-		return err_set(errno, "%s: fsync: %s", j->path, strerror(errno));
-	crash_point("journal trailer synced");
+		return err_set(errno, "%s: fsync: %s", j->tmp, strerror(errno));
+	crash_point("journal synced");
+	if (rename(j->tmp, j->path) < 0)
+		return err_set(errno, "%s: rename to %s: %s", j->tmp, j->path, strerror(errno));
+	j->named = true;
+	crash_point("journal renamed");
 	ret = fsync_dir_of(j->path);
 	if (ret)
 		return ret;
@@ -318,6 +405,7 @@ struct jview {
 	uint64_t len;
 	uint64_t dev, ino, size;
 	uint64_t entries, bytes;
+	bool has_old;		/* entries hold the old bytes (else their CRCs) */
 };
 
 #define JBAD(v, off, fmt, ...)						\
@@ -342,15 +430,20 @@ static int jview_validate(struct jview *v)
 {
 	const uint8_t *m = v->m, *tr = v->m + v->len - J_END_SIZE;
 	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, n = 0, bytes = 0;
-	uint32_t ecrc = 0;
+	uint32_t ecrc = 0, ver, flags;
 
-	if (memcmp(m, J_MAGIC, 8) || get_le32(m + JH_VERSION) != J_VERSION ||
-	    get_le32(m + JH_HLEN) != J_HDR_SIZE)
+	if (memcmp(m, J_MAGIC, 8) || get_le32(m + JH_HLEN) != J_HDR_SIZE)
 		return JBAD(v, 0, "bad journal header");
 	if (get_le32(m + JH_CRC) != crc_skip4(m, J_HDR_SIZE, JH_CRC))
 		return JBAD(v, JH_CRC, "journal header CRC mismatch");
-	if (get_le32(m + JH_FLAGS))
+	ver = get_le32(m + JH_VERSION);
+	if (ver != J_VERSION && ver != J_VERSION_1)
+		return JBAD(v, JH_VERSION, "unknown journal version %u (this library reads "
+			    "versions %u and %u)", ver, J_VERSION_1, J_VERSION);
+	flags = get_le32(m + JH_FLAGS);
+	if (flags & ~(ver == J_VERSION ? JF_UNDO : 0))
 		return JBAD(v, JH_FLAGS, "unknown journal flags");
+	v->has_old = ver == J_VERSION_1 || (flags & JF_UNDO);
 	v->dev = get_le64(m + JH_DEV);
 	v->ino = get_le64(m + JH_INO);
 	v->size = get_le64(m + JH_SIZE);
@@ -363,9 +456,8 @@ static int jview_validate(struct jview *v)
 			return JBAD(v, p, "bad journal entry");
 		len = get_le32(e + JE_LENGTH);
 		off = get_le64(e + JE_OFFSET);
-		total = J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
-		if (!len || len > J_ENT_MAX || total > end - p ||
-		    off > (uint64_t)INT64_MAX - len)
+		if (!len || len > J_ENT_MAX || off > (uint64_t)INT64_MAX - len ||
+		    (total = entry_total(v->has_old, off, len)) > end - p)
 			return JBAD(v, p, "bad journal entry length %u", len);
 		if (get_le32(e + JE_CRC) != crc_skip4(e, total, JE_CRC))
 			return JBAD(v, p, "journal entry %llu: CRC mismatch",
@@ -388,6 +480,59 @@ static int jview_validate(struct jview *v)
 	return 0;
 }
 
+/* Report byte @off of @path holding @have, which a replay or rollback
+ * would overwrite. */
+static int changed_since(const char *path, uint64_t off, uint8_t have, uint8_t newv,
+			 const uint8_t *oldv, bool old)
+{
+	char before[64];
+
+	if (oldv)
+		snprintf(before, sizeof(before), "its value before (0x%02x)", *oldv);
+	else
+		snprintf(before, sizeof(before), "(by the checksum of its 512-byte block) "
+			 "its value before");
+	return err_set(COWMAP_EBADJOURNAL, "%s: byte %llu holds 0x%02x, neither %s nor "
+		       "after (0x%02x) the interrupted merge: the file changed since, and %s "
+		       "the journal would overwrite that; nothing written.  Check the file, "
+		       "then 'cowmap recover --discard' removes the journal and leaves the "
+		       "file as it is", path, (unsigned long long)off, have, before, newv,
+		       old ? "rolling back" : "replaying");
+}
+
+/* Index of the first byte of an entry (@len bytes at @off, @have of them
+ * in @buf from the file) holding neither its old nor its new value, or
+ * @len.  Without the old bytes, a block's piece passes whole, if it holds
+ * its new bytes or matches its old bytes' CRC (a byte the file lacks
+ * counts as the zero the merge saw there). */
+static uint32_t first_changed(const struct jview *v, const uint8_t *e, const uint8_t *buf,
+			      uint32_t have)
+{
+	uint32_t len = get_le32(e + JE_LENGTH), i, n, start, plen, in;
+	uint64_t off = get_le64(e + JE_OFFSET);
+	const uint8_t *nb = e + J_ENT_SIZE, *ob = nb + len;
+
+	if (v->has_old) {
+		for (i = 0; i < have && (buf[i] == nb[i] || buf[i] == ob[i]); i++)
+			;
+		return i < have ? i : len;
+	}
+	n = blocks_of(off, len);
+	for (i = 0; i < n; i++) {
+		plen = piece(off, len, i, &start);
+		in = start < have ? MIN(plen, have - start) : 0;
+		if (!memcmp(buf + start, nb + start, in))
+			continue;
+		if (~crc32c_update(crc32c_update(~0U, buf + start, in), zero_blk, plen - in) ==
+		    get_le32(ob + 4 * i))
+			continue;
+		while (buf[start] == nb[start])
+			start++;
+		return start;
+	}
+	return len;
+}
+
 /*
  * Before a recovery writes anything: every journalled byte the file has
  * must hold its old or its new value, and a byte the file lacks must lie
@@ -407,10 +552,10 @@ static int jview_check_file(const struct jview *v, int fd, const char *path,
 		const uint8_t *e = v->m + p;
 		uint32_t len = get_le32(e + JE_LENGTH), i;
 		uint64_t off = get_le64(e + JE_OFFSET);
-		const uint8_t *nb = e + J_ENT_SIZE, *ob = nb + len;
+		const uint8_t *nb = e + J_ENT_SIZE;
 		uint32_t have = off < fsize ? (uint32_t)MIN((uint64_t)len, fsize - off) : 0;
 
-		p += J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
+		p += entry_total(v->has_old, off, len);
 		maxend = MAX(maxend, off + len);
 		ret = pread_full(fd, buf, have, off);
 		if (ret < 0) {
@@ -418,16 +563,10 @@ static int jview_check_file(const struct jview *v, int fd, const char *path,
 				      (unsigned long long)off, strerror(-ret));
 			break;
 		}
-		for (i = 0; i < have && (buf[i] == nb[i] || buf[i] == ob[i]); i++)
-			;
-		if (i < have)
-			ret = err_set(COWMAP_EBADJOURNAL, "%s: byte %llu holds 0x%02x, neither its "
-				      "value before (0x%02x) nor after (0x%02x) the interrupted "
-				      "merge: the file changed since, and %s the journal would "
-				      "overwrite that; nothing written.  Check the file, then "
-				      "'cowmap recover --discard' removes the journal and leaves "
-				      "the file as it is", path, (unsigned long long)(off + i),
-				      buf[i], ob[i], nb[i], old ? "rolling back" : "replaying");
+		i = first_changed(v, e, buf, have);
+		if (i < len)
+			ret = changed_since(path, off + i, buf[i], nb[i],
+					    v->has_old ? nb + len + i : NULL, old);
 		else if (have < len && off + have < v->size)
 			ret = err_set(COWMAP_EBADJOURNAL, "%s: the file ends at byte %llu, before "
 				      "its size when the interrupted merge began (%llu): it changed "
@@ -463,7 +602,7 @@ static int jview_apply(const struct jview *v, int fd, const char *path, bool old
 				       (unsigned long long)off, strerror(-ret));
 		crash_point("file write");
 		maxend = MAX(maxend, off + len);
-		p += J_ENT_SIZE + ALIGN8(2 * (uint64_t)len);
+		p += entry_total(v->has_old, off, len);
 	}
 	if (old && maxend > v->size && ftruncate(fd, (off_t)v->size) < 0)
 		return err_set(errno, "%s: truncate to %llu: %s", path,
@@ -500,6 +639,7 @@ int journal_apply(struct journal *j)
 		return ret;
 	/* Written by this process just now: its CRCs are for recovery. */
 	v.size = j->t.size;
+	v.has_old = j->t.undo;
 	if (v.len < J_HDR_SIZE + J_END_SIZE)
 		ret = err_set(EIO, "%s: journal shorter than written", j->path);
 	else
@@ -521,15 +661,14 @@ int journal_finish(struct journal *j)
 	crash_point("journal unlinked");
 	if (!ret)
 		ret = fsync_dir_of(j->path);
-	close(j->fd);
-	free(j->path);
-	free(j);
+	journal_release(j);
 	return ret;
 }
 
 void journal_release(struct journal *j)
 {
 	close(j->fd);
+	free(j->tmp);
 	free(j->path);
 	free(j);
 }
@@ -538,10 +677,8 @@ void journal_abort(struct journal *j)
 {
 	if (!j)
 		return;
-	unlink(j->path);
-	close(j->fd);
-	free(j->path);
-	free(j);
+	unlink(j->named ? j->path : j->tmp);
+	journal_release(j);
 }
 
 /* ------------------------------------------------------------------------
@@ -582,6 +719,17 @@ static int discard_journal(const char *jpath)
 	return fsync_dir_of(jpath);
 }
 
+/* A journal still under its temporary name was never applied (see the top
+ * of this file): the merge writing it died.  We hold the lock. */
+static void remove_tmp(const char *jpath)
+{
+	char *tmp = journal_tmp_path(jpath);
+
+	if (tmp)
+		unlink(tmp);
+	free(tmp);
+}
+
 static int do_recover(const char *path, int fd, bool can_write, unsigned int flags)
 {
 	char *jpath = journal_path(path);
@@ -596,6 +744,8 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 		free(jpath);
 		return ret;
 	}
+	if (!(flags & JOURNAL_CHECK_ONLY))
+		remove_tmp(jpath);
 	/* O_NONBLOCK: a FIFO planted there must not hang the merge. */
 	jfd = open(jpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	jerr = errno;
@@ -647,6 +797,13 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 			      path, jpath, major((dev_t)v.dev), minor((dev_t)v.dev),
 			      (unsigned long long)v.ino, major(st.st_dev), minor(st.st_dev),
 			      (unsigned long long)st.st_ino);
+		goto out;
+	}
+	if ((flags & COWMAP_RECOVER_ROLLBACK) && !v.has_old) {
+		ret = err_set(EOPNOTSUPP, "%s: cannot roll back the interrupted merge: its "
+			      "journal %s holds only the new bytes (a merge keeps the old ones "
+			      "with COWMAP_MERGE_UNDO_JOURNAL); nothing written.  Recovery "
+			      "without rollback completes the merge", path, jpath);
 		goto out;
 	}
 	ret = jview_check_file(&v, fd, path, (uint64_t)st.st_size,

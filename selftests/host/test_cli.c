@@ -252,6 +252,61 @@ TEST(cli_merge_crc_tail_exit_status)
 	EXPECT(file_is(file, "XYcdZWghijklmnopqrstuvwxyz", 26), "whole log");
 }
 
+/* Merge @file with @log, killed after its first write to the file (test
+ * build hook): the file half merged, its journal complete.  Returns the
+ * crash point, 0 if none left that state. */
+static int merge_killed_mid_apply(const char *file, const char *log, bool undo)
+{
+	for (int at = 1; at < 40; at++) {
+		char v[16];
+		struct cli_res r;
+		bool half;
+
+		write_file(file, FILE_DATA, strlen(FILE_DATA));
+		snprintf(v, sizeof(v), "%d", at);
+		setenv("COWMAP_TEST_CRASH_AT", v, 1);
+		r = undo ? CLI("merge", "--undo-journal", file, log) : CLI("merge", file, log);
+		unsetenv("COWMAP_TEST_CRASH_AT");
+		cli_free(&r);
+		half = file_is(file, "XYcdefghijklmnopqrstuvwxyz", 26);
+		if (half)
+			return at;
+		r = CLI("recover", "--discard", file);
+		cli_free(&r);
+	}
+	return 0;
+}
+
+/* merge --undo-journal keeps what recover --rollback needs; without it,
+ * a rollback is refused with a message and writes nothing. */
+TEST(cli_undo_journal_rollback)
+{
+	char *file = tpath("undo.file"), *log = tpath("undo.log");
+	struct cli_res r;
+	uint64_t last;
+	size_t size;
+	uint8_t *d = file_and_log(file, log, &size, &last);
+
+	ASSERT(d, "log: %s", cowmap_errmsg());
+	free(d);
+	ASSERT(merge_killed_mid_apply(file, log, true), "no crash point mid-apply");
+	r = CLI("recover", "--rollback", file);
+	EXPECT(r.status == 0, "rollback: %d %s %s", r.status, r.out, r.err);
+	cli_free(&r);
+	EXPECT(file_is(file, FILE_DATA, strlen(FILE_DATA)), "not rolled back");
+
+	ASSERT(merge_killed_mid_apply(file, log, false), "no crash point mid-apply");
+	r = CLI("recover", "--rollback", file);
+	EXPECT(r.status == 1 && has(r.err, "only the new bytes") && has(r.err, "nothing written"),
+	       "rollback of a redo journal: %d %s", r.status, r.err);
+	cli_free(&r);
+	EXPECT(file_is(file, "XYcdefghijklmnopqrstuvwxyz", 26), "a refused rollback wrote");
+	r = CLI("recover", file);
+	EXPECT(r.status == 0, "replay: %d %s", r.status, r.err);
+	cli_free(&r);
+	EXPECT(file_is(file, "XYcdZWghijklmnopqrstuvwxyz", 26), "not replayed");
+}
+
 /* Every --json run prints one JSON document of its command's shape, errors
  * included. */
 TEST(cli_json_every_outcome)

@@ -56,7 +56,7 @@ static void crash_setup(const char *f)
 	free(tmp);
 }
 
-static int child_merge(const char *f, uint64_t at)
+static int child_merge_flags(const char *f, uint64_t at, unsigned int flags)
 {
 	char v[32];
 	pid_t pid = fork();
@@ -66,13 +66,34 @@ static int child_merge(const char *f, uint64_t at)
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)at);
 		setenv("COWMAP_TEST_CRASH_AT", v, 1);
 		crash_reset();
-		_exit(merge(f, 0, NULL, NLOGS, fpath("crash0.log"), fpath("crash1.log"),
+		_exit(merge(f, flags, NULL, NLOGS, fpath("crash0.log"), fpath("crash1.log"),
 			    fpath("crash2.log")) ? 1 : 0);
 	}
 	waitpid(pid, &status, 0);
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
 		return 1;	/* crashed */
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int child_merge(const char *f, uint64_t at)
+{
+	return child_merge_flags(f, at, 0);
+}
+
+/* Does the journal at @j end with a valid trailer?  -1: no journal. */
+static int journal_complete(const char *j)
+{
+	size_t n;
+	uint8_t *d = read_file(j, &n);
+	int r = -1;
+
+	if (d) {
+		r = n >= 96 && get_le32(d + n - 32) == 0x434a4d43U &&
+		    get_le32(d + n - 28) == ~crc32c_update(crc32c_update(crc32c_update(~0U,
+				d + n - 32, 4), "\0\0\0\0", 4), d + n - 24, 24);
+		free(d);
+	}
+	return r;
 }
 
 static int child_recover(const char *f, uint64_t at, unsigned int flags)
@@ -130,6 +151,15 @@ TEST_SLOW(merge_crash_at_every_point)
 		       (unsigned long long)at);
 		if (ret == 0)
 			break;
+		/* The journal gets its name only once complete: a merge killed
+		 * anywhere leaves, under that name, a complete journal or none. */
+		{
+			char *j = journal_path(f);
+
+			EXPECT(journal_complete(j) != 0, "crash at point %llu left an incomplete "
+			       "journal under its name", (unsigned long long)at);
+			free(j);
+		}
 		/* crash the recovery too, at each of its points, for some */
 		if (at % 3 == 0) {
 			for (uint64_t r = 1; r < 1000; r++) {
@@ -158,10 +188,13 @@ TEST_SLOW(merge_crash_at_every_point)
 			       (unsigned long long)at);
 		}
 		{
-			char *j = journal_path(f);
+			char *j = journal_path(f), *t = journal_tmp_path(j);
 
 			EXPECT(access(j, F_OK) != 0, "journal left after recovery (point %llu)",
 			       (unsigned long long)at);
+			EXPECT(access(t, F_OK) != 0, "unfinished journal left after recovery "
+			       "(point %llu)", (unsigned long long)at);
+			free(t);
 			free(j);
 		}
 	}
@@ -175,7 +208,7 @@ TEST_SLOW(merge_crash_at_every_point)
 }
 
 /* Leave a complete journal and a partly written file. */
-static uint64_t crash_mid_apply(const char *f)
+static uint64_t crash_mid_apply(const char *f, unsigned int flags)
 {
 	/* find the first point after which recovery replays, go 2 further */
 	for (uint64_t at = 1; at < 10000; at++) {
@@ -185,7 +218,7 @@ static uint64_t crash_mid_apply(const char *f)
 		bool complete;
 
 		restore(f);
-		if (child_merge(f, at) != 1)
+		if (child_merge_flags(f, at, flags) != 1)
 			return 0;
 		j = journal_path(f);
 		d = read_file(j, &n);
@@ -194,7 +227,8 @@ static uint64_t crash_mid_apply(const char *f)
 		free(d);
 		if (complete) {
 			restore(f);
-			child_merge(f, at + 3);	/* 3 points on: some file writes done */
+			/* 3 points on: some file writes done */
+			child_merge_flags(f, at + 3, flags);
 			return at + 3;
 		}
 	}
@@ -210,7 +244,8 @@ TEST_SLOW(journal_rollback_and_corruption)
 	int ret;
 
 	crash_setup(f);
-	ASSERT(crash_mid_apply(f), "no crash point with a complete journal");
+	ASSERT(crash_mid_apply(f, COWMAP_MERGE_UNDO_JOURNAL),
+	       "no crash point with a complete journal");
 	EXPECT(which(f) == -1, "file should be half-merged before recovery");
 	d = read_file(j, &n);
 	ASSERT(d, "journal missing");
@@ -261,4 +296,129 @@ TEST_SLOW(journal_rollback_and_corruption)
 	free(j);
 	free(cf_old);
 	free(cf_new);
+}
+
+/* Without COWMAP_MERGE_UNDO_JOURNAL the journal holds no old bytes: a
+ * rollback is refused, precisely and without writing; a replay works. */
+TEST_SLOW(journal_redo_only_rollback_refused)
+{
+	const char *f = fpath("jro.file");
+	char *j = journal_path(f);
+	size_t n, n2;
+	uint8_t *before, *after;
+	int ret;
+
+	crash_setup(f);
+	ASSERT(crash_mid_apply(f, 0), "no crash point with a complete journal");
+	EXPECT(which(f) == -1, "file should be half-merged before recovery");
+	before = read_file(f, &n);
+	ret = cowmap_recover(f, COWMAP_RECOVER_ROLLBACK);
+	EXPECT(ret == -EOPNOTSUPP && strstr(cowmap_errmsg(), "only the new bytes") &&
+	       strstr(cowmap_errmsg(), "nothing written"), "rollback of a redo journal: %d %s",
+	       ret, cowmap_errmsg());
+	after = read_file(f, &n2);
+	EXPECT(before && after && n == n2 && !memcmp(before, after, n),
+	       "a refused rollback changed the file");
+	EXPECT(access(j, F_OK) == 0, "a refused rollback removed the journal");
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == COWMAP_RECOVER_REPLAYED, "replay %d: %s", ret, cowmap_errmsg());
+	EXPECT(which(f) == 1, "replayed file is not the new one");
+	EXPECT(access(j, F_OK) != 0, "journal left");
+	free(before);
+	free(after);
+	free(j);
+	free(cf_old);
+	free(cf_new);
+}
+
+/* A journal as libcowmap 1.0 wrote it (version 1: old and new bytes of
+ * each entry, flags 0), built here byte by byte. */
+static uint32_t crc_skip4(const uint8_t *p, size_t len, size_t at)
+{
+	uint32_t c = crc32c_update(~0U, p, at);
+
+	c = crc32c_update(c, "\0\0\0\0", 4);
+	return ~crc32c_update(c, p + at + 4, len - at - 4);
+}
+
+static size_t v1_journal(uint8_t *b, uint32_t version, const struct stat *st,
+			 const struct chg *c, int n)
+{
+	size_t p = 64, bytes = 0;
+	uint32_t ecrc = 0;
+
+	memset(b, 0, 64);
+	memcpy(b, "COWMAPJN", 8);
+	put_le32(b + 8, version);
+	put_le32(b + 12, 64);
+	put_le64(b + 16, (uint64_t)st->st_dev);
+	put_le64(b + 24, (uint64_t)st->st_ino);
+	put_le64(b + 32, (uint64_t)st->st_size);
+	put_le32(b + 60, crc_skip4(b, 64, 60));
+	for (int i = 0; i < n; i++) {
+		size_t total = 32 + ALIGN8(2 * (size_t)c[i].len);
+
+		memset(b + p, 0, total);
+		put_le32(b + p, 0x454a4d43U);
+		put_le64(b + p + 8, c[i].off);
+		put_le32(b + p + 16, c[i].len);
+		put_le64(b + p + 24, (uint64_t)i);
+		memcpy(b + p + 32, c[i].new, c[i].len);
+		memcpy(b + p + 32 + c[i].len, c[i].old, c[i].len);
+		put_le32(b + p + 4, crc_skip4(b + p, total, 4));
+		ecrc = crc32c_update(ecrc, b + p + 4, 4);
+		bytes += c[i].len;
+		p += total;
+	}
+	memset(b + p, 0, 32);
+	put_le32(b + p, 0x434a4d43U);
+	put_le64(b + p + 8, (uint64_t)n);
+	put_le64(b + p + 16, bytes);
+	put_le32(b + p + 24, ecrc);
+	put_le32(b + p + 4, crc_skip4(b + p, 32, 4));
+	return p + 32;
+}
+
+TEST(journal_version1_replayed_and_rolled_back)
+{
+	const char *f = fpath("v1.file");
+	char *j = journal_path(f);
+	const char *old = "0123456789abcdefghij", *new = "ABCD4567XYabcdefghij";
+	const struct chg c[] = { { 0, 4, "0123", "ABCD" }, { 8, 2, "89", "XY" } };
+	uint8_t b[512];
+	struct stat st;
+	size_t n, len;
+	uint8_t *d;
+	int ret;
+
+	write_file(f, old, 20);
+	ASSERT(stat(f, &st) == 0, "stat");
+	len = v1_journal(b, 1, &st, c, 2);
+	write_file(j, b, len);
+	chmod(j, 0600);
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == COWMAP_RECOVER_REPLAYED, "version 1 replay: %d %s", ret, cowmap_errmsg());
+	d = read_file(f, &n);
+	EXPECT(d && n == 20 && !memcmp(d, new, 20), "version 1 journal not replayed");
+	free(d);
+
+	write_file(j, b, len);
+	chmod(j, 0600);
+	ret = cowmap_recover(f, COWMAP_RECOVER_ROLLBACK);
+	EXPECT(ret == COWMAP_RECOVER_ROLLED_BACK, "version 1 rollback: %d %s", ret,
+	       cowmap_errmsg());
+	d = read_file(f, &n);
+	EXPECT(d && n == 20 && !memcmp(d, old, 20), "version 1 journal not rolled back");
+	free(d);
+
+	/* a version this library does not know: refused, named */
+	len = v1_journal(b, 3, &st, c, 2);
+	write_file(j, b, len);
+	chmod(j, 0600);
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == -COWMAP_EBADJOURNAL && strstr(cowmap_errmsg(), "unknown journal version 3"),
+	       "version 3: %d %s", ret, cowmap_errmsg());
+	EXPECT(access(j, F_OK) == 0, "an unknown journal was removed");
+	unlink(j);
+	free(j);
 }
