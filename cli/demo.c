@@ -233,7 +233,7 @@ static int start_writer(struct writer *w, const char *exe)
 			argv[argc++] = (char *)w->edits[i];
 		argv[argc] = NULL;
 		optind = 0;
-		_exit(run_main(argc, argv));
+		_exit(cmd_run.fn(argc, argv));
 	}
 	close(ready[1]);
 	close(go[0]);
@@ -370,7 +370,7 @@ static int demo(const char *exe)
 	return EXIT_OK;
 }
 
-int demo_main(int argc, char **argv)
+static int demo_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "keep", no_argument, NULL, 'k' }, COMMON_LONGOPTS, {}
@@ -422,12 +422,20 @@ int demo_main(int argc, char **argv)
 	return r;
 }
 
+const struct subcommand cmd_demo = {
+	.name = "demo",
+	.fn = demo_main,
+	.synopsis = "[--keep]",
+	.help = "the whole workflow, end to end: writers, logs, merges, a conflict",
+	.options = "  -k, --keep           keep the work directory\n",
+};
+
 /*
  * cowmap __demo-writer NAME READY_FD GO_FD [FILE OLD NEW]...: map each FILE
  * MAP_SHARED read-write, replace OLD by NEW through the mapping, print what
  * this process sees, tell READY_FD, wait for GO_FD to close, exit.
  */
-int demo_writer_main(int argc, char **argv)
+static int demo_writer_main(int argc, char **argv)
 {
 	struct { const char *path; char label[64]; char *map; size_t len; } maps[4];
 	int nmaps = 0, ready, go;
@@ -480,3 +488,11 @@ int demo_writer_main(int argc, char **argv)
 		;
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_demo_writer = {
+	.name = "__demo-writer",
+	.fn = demo_writer_main,
+	.synopsis = "NAME READY_FD GO_FD [FILE OLD NEW]...",
+	.help = "the writer program of cowmap demo",
+	.hidden = true,
+};

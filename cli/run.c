@@ -252,7 +252,7 @@ static int add_file(const char *file, char **files, size_t *len)
 	return EXIT_OK;
 }
 
-int run_main(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
@@ -358,3 +358,12 @@ out:
 	free(file_args);
 	return r;
 }
+
+const struct subcommand cmd_run = {
+	.name = "run",
+	.fn = run_main,
+	.synopsis = "[-f FILE]... [-d LOGDIR] -- PROGRAM [ARGS]...",
+	.help = "run a program whose MAP_SHARED mappings of each FILE go through cowmap",
+	.options = "  -f, --file FILE      a file to redirect (at least one)\n"
+		   "  -d, --log-dir LOGDIR where each session's log goes (default: .)\n",
+};
