@@ -7,7 +7,7 @@
 #   make userspace    library, CLI, examples only (no kernel tree, no root)
 #   make module       the module for KDIR (make -C kmod)
 #   make check        host tests, then VM selftests on 6.1, 6.12 and debug
-#   make demo         boots a VM and runs 'cowmap demo'
+#   make demo         boots a VM and runs cowmap-demo (examples/demo.c)
 #   make vm-run SCRIPT=path [KVER=6.1|6.12|debug]
 #   make style        checkpatch + sparse on kmod/ and uapi/
 #   make install      install-userspace + install-module ([DESTDIR=] [PREFIX=])

@@ -17,8 +17,7 @@
 /* In the order "cowmap help" lists them; each is defined beside its parser. */
 const struct subcommand *const subcommands[] = {
 	&cmd_status, &cmd_sessions, &cmd_config, &cmd_monitor, &cmd_drain, &cmd_discard,
-	&cmd_log, &cmd_merge, &cmd_merge_all, &cmd_recover, &cmd_run, &cmd_demo, &cmd_help,
-	&cmd_complete, &cmd_demo_writer,
+	&cmd_log, &cmd_merge, &cmd_merge_all, &cmd_recover, &cmd_run, &cmd_help, &cmd_complete,
 };
 const size_t n_subcommands = ARRAY_SIZE(subcommands);
 
