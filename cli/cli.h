@@ -149,6 +149,7 @@ struct merge_opts {
 	unsigned int flags;
 	bool json;
 };
+
 /* The option lines of merge and merge-all's help. */
 extern const char merge_options[];
 int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *o,

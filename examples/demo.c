@@ -192,26 +192,14 @@ static int cowmap(char **argv)
 
 #define COWMAP(...) cowmap((char *[]){ "cowmap", __VA_ARGS__, NULL })
 
-/* 0 if @path is on ext4, XFS or btrfs; else -1 (and why, unless @quiet). */
-static int supported_fs(const char *path, bool quiet)
+/* Whether @path is on a filesystem cowmap supports: ext4, XFS or btrfs. */
+static bool supported_fs(const char *path)
 {
 	struct statfs sf;
 
-	if (statfs(path, &sf) < 0) {
-		if (!quiet)
-			demo_fail("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	switch ((unsigned long)sf.f_type) {
-	case EXT4_MAGIC:
-	case XFS_MAGIC:
-	case BTRFS_MAGIC:
-		return 0;
-	}
-	if (!quiet)
-		demo_fail("%s is on a filesystem cowmap does not support (type 0x%lx; use ext4, "
-			  "XFS or btrfs)", path, (unsigned long)sf.f_type);
-	return -1;
+	if (statfs(path, &sf) < 0)
+		return false;
+	return sf.f_type == EXT4_MAGIC || sf.f_type == XFS_MAGIC || sf.f_type == BTRFS_MAGIC;
 }
 
 /* A work directory on a filesystem cowmap supports. */
@@ -223,10 +211,12 @@ static int make_workdir(char *dir, size_t size)
 	for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
 		if (!cands[i] || !*cands[i])
 			continue;
-		if (supported_fs(cands[i], !scratch)) {
-			if (scratch)
-				return -1;	/* the user chose it: say why, stop */
-			continue;
+		if (!supported_fs(cands[i])) {
+			if (!scratch)
+				continue;
+			/* The user chose it: say why, stop. */
+			demo_fail("%s ($COWMAP_SCRATCH) is not on ext4, XFS or btrfs", cands[i]);
+			return -1;
 		}
 		snprintf(dir, size, "%s/cowmap-demo.XXXXXX", cands[i]);
 		if (!mkdtemp(dir)) {
