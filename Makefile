@@ -7,7 +7,7 @@
 #   make userspace    library, CLI, examples only (no kernel tree, no root)
 #   make module       the module for KDIR (make -C kmod)
 #   make check        host tests, then VM selftests on 6.1, 6.12 and debug
-#   make demo         boots a VM and runs 'cowmap demo'
+#   make demo         boots a VM and runs cowmap-demo (examples/demo.c)
 #   make vm-run SCRIPT=path [KVER=6.1|6.12|debug]
 #   make style        checkpatch + sparse on kmod/ and uapi/
 #   make install      install-userspace + install-module ([DESTDIR=] [PREFIX=])
@@ -53,8 +53,7 @@ DESTDIR    ?=
 # inside DESTDIR).  Only BINDIR and LIBDIR's relative position is built in.
 PRELOAD_REL = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR)/cowmap)
 
-# lib/preload.c is the LD_PRELOAD shim of 'cowmap run', not part of libcowmap.
-LIB_SRCS := $(filter-out lib/preload.c,$(wildcard lib/*.c))
+LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
 LIB_PIC  := $(patsubst lib/%.c,$(BUILD)/lib/%.pic.o,$(LIB_SRCS))
 CLI_SRCS := $(wildcard cli/*.c)
@@ -131,7 +130,9 @@ PCSUBST = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$
 $(PCFILE): lib/cowmap.pc.in Makefile
 	$(PCSUBST) $< > $@
 
-$(PRELOAD): lib/preload.c $(HDRS)
+# preload/: the LD_PRELOAD shim of 'cowmap run', not part of libcowmap (it
+# interposes mmap and speaks to /dev/cowmap with the uapi header only).
+$(PRELOAD): preload/preload.c $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WFLAGS) $(LDFLAGS) -fPIC -shared -fvisibility=hidden \
 		-Wl,-soname,libcowmap-preload.so -o $@ $< -ldl -lpthread
 

@@ -32,24 +32,13 @@ struct subcommand {
 	bool hidden;
 };
 
-extern const struct subcommand subcommands[];
+/* Each in cli/<name>.c, beside its option parser. */
+extern const struct subcommand cmd_status, cmd_sessions, cmd_config, cmd_monitor, cmd_drain,
+	cmd_discard, cmd_log, cmd_merge, cmd_merge_all, cmd_recover, cmd_run, cmd_help,
+	cmd_complete;
+/* All of them, in the order of 'cowmap help'. */
+extern const struct subcommand *const subcommands[];
 extern const size_t n_subcommands;
-
-int status_main(int argc, char **argv);
-int sessions_main(int argc, char **argv);
-int config_main(int argc, char **argv);
-int monitor_main(int argc, char **argv);
-int drain_main(int argc, char **argv);
-int discard_main(int argc, char **argv);
-int log_main(int argc, char **argv);
-int merge_main(int argc, char **argv);
-int merge_all_main(int argc, char **argv);
-int recover_main(int argc, char **argv);
-int run_main(int argc, char **argv);
-int demo_main(int argc, char **argv);
-int help_main(int argc, char **argv);
-int complete_main(int argc, char **argv);
-int demo_writer_main(int argc, char **argv);
 
 const struct subcommand *find_subcommand(const char *name);
 /* Full usage of @name ("cowmap" for the whole tool) to @f. */
@@ -160,19 +149,15 @@ struct merge_opts {
 	unsigned int flags;
 	bool json;
 };
+
+/* The option lines of merge and merge-all's help. */
+extern const char merge_options[];
 int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *o,
 		     int *first_arg);
 int merge_report_run(struct cowmap_merge *m, const struct merge_opts *o);
 /* A failure (@ret) before the merge ran (@m NULL if it was not made):
  * reported as merge_report_run() would, @m freed; the exit status. */
 int merge_report_setup_error(struct cowmap_merge *m, const struct merge_opts *o, int ret);
-
-/* run.c, also used by demo.c: the absolute path of libcowmap-preload.so
- * ($COWMAP_PRELOAD, beside the cowmap binary, ../lib of it, COWMAP_LIBDIR);
- * 0 or -1. */
-int run_locate_preload(char *buf, size_t size);
-/* 0 if @path is on ext4, XFS or btrfs; else -1 (and a message unless @quiet). */
-int check_supported_fs(const char *cmd, const char *path, bool quiet);
 
 /* config.c: the keys, one per line (cowmap __complete config-keys). */
 void config_print_keys(void);

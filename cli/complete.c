@@ -49,14 +49,14 @@ static void print_options(const char *text, bool values)
 		option_line(p, values);
 }
 
-int complete_main(int argc, char **argv)
+static int complete_main(int argc, char **argv)
 {
 	if (argc < 2)
 		return EXIT_USAGE;
 	if (!strcmp(argv[1], "subcommands")) {
 		for (size_t i = 0; i < n_subcommands; i++)
-			if (!subcommands[i].hidden)
-				printf("%s\n", subcommands[i].name);
+			if (!subcommands[i]->hidden)
+				printf("%s\n", subcommands[i]->name);
 	} else if (!strcmp(argv[1], "config-keys")) {
 		config_print_keys();
 	} else if ((!strcmp(argv[1], "options") || !strcmp(argv[1], "value-options")) &&
@@ -87,3 +87,11 @@ int complete_main(int argc, char **argv)
 	}
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_complete = {
+	.name = "__complete",
+	.fn = complete_main,
+	.synopsis = "sessions|subcommands|config-keys|options|value-options SUBCOMMAND",
+	.help = "values for shell completion, one per line",
+	.hidden = true,
+};

@@ -33,7 +33,7 @@ void config_print_keys(void)
 		printf("%s\n", keys[i].name);
 }
 
-int config_main(int argc, char **argv)
+static int config_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, COMMON_LONGOPTS, {}
@@ -106,3 +106,12 @@ int config_main(int argc, char **argv)
 	}
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_config = {
+	.name = "config",
+	.fn = config_main,
+	.synopsis = "[--json] [KEY VALUE]...",
+	.help = "show the limits, or set them (needs CAP_SYS_ADMIN)",
+	.options = "  -j, --json           print JSON\n"
+		   "  KEY                  max_session_pages or max_total_pages (pages; 0 = none)\n",
+};

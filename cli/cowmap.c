@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
- * cowmap: the command line tool.  A table of subcommands, each in its own
- * file as <name>_main(); usage is generated from the table.
+ * cowmap: the command line tool.  A table of subcommands, each defined in
+ * its own file beside its option parser (struct subcommand: its function,
+ * synopsis, help and option lines); usage is generated from them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,86 +14,18 @@
 
 #include "cli.h"
 
-#define CMD(n, f, syn, h, opt) \
-	{ .name = n, .fn = f, .synopsis = syn, .help = h, .options = opt }
-#define HIDDEN(n, f, syn, h) \
-	{ .name = n, .fn = f, .synopsis = syn, .help = h, .hidden = true }
-
-#define MERGE_OPTIONS \
-	"  -n, --dry-run        report what would change, write nothing\n" \
-	"  -p, --prefer WHICH   resolve conflicts: the first or the last log wins\n" \
-	"  -f, --force          accept logs recorded against another file\n" \
-	"  -o, --output OUT     write a merged copy to OUT, leave FILE as it is\n" \
-	"  -j, --json           print the report as JSON\n" \
-	"      --trust-all-logs merge logs of any owner (default: merge-all skips,\n" \
-	"                       and root refuses, logs owned by other users than\n" \
-	"                       the caller, FILE's owner or root)\n" \
-	"      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n" \
-	"      --strict         a torn tail of any kind is an error: nothing written\n" \
-	"                       (default: left out, with a warning; a whole last\n" \
-	"                       record failing its checksum makes the exit status 4)\n" \
-	"      --undo-journal   keep the old bytes in the journal too, so that an\n" \
-	"                       interrupted merge can be rolled back (recover -r)\n"
-
-const struct subcommand subcommands[] = {
-	CMD("status", status_main, "[--json]",
-	  "show whether the module is loaded, its version, configuration and statistics",
-	  "  -j, --json           print JSON\n"),
-	CMD("sessions", sessions_main, "[--json] [ID]",
-	  "list the sessions you may see (all of them for root), or one in detail",
-	  "  -j, --json           print JSON\n"),
-	CMD("config", config_main, "[--json] [KEY VALUE]...",
-	  "show the limits, or set them (needs CAP_SYS_ADMIN)",
-	  "  -j, --json           print JSON\n"
-	  "  KEY                  max_session_pages or max_total_pages (pages; 0 = none)\n"),
-	CMD("monitor", monitor_main, "[--json] [-t] [-c COUNT]",
-	  "print notifications as they happen: sessions created and closed, caps reached",
-	  "  -j, --json           print one JSON object per line\n"
-	  "  -t, --timestamp      prefix each line with the time it was received\n"
-	  "  -c, --count COUNT    exit after COUNT notifications\n"),
-	CMD("drain", drain_main, "ID [-o LOG]",
-	  "append a live session's changes to LOG (or to the log it was bound with)",
-	  "  -o, --output LOG     log file to write; created, or empty\n"),
-	CMD("discard", discard_main, "ID",
-	  "drop a live session's private pages: its changes not drained are lost",
-	  NULL),
-	CMD("log", log_main, "show [--json] [--full] LOG...",
-	  "print a log's records, one per line",
-	  "  -j, --json           print JSON (old and new bytes in hex)\n"
-	  "  -f, --full           print whole records (default: the first 64 bytes)\n"),
-	CMD("merge", merge_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
-	  "apply logs to FILE, all or nothing; conflicts are reported and nothing is written",
-	  MERGE_OPTIONS),
-	CMD("merge-all", merge_all_main, "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] [--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
-	  "merge every log in DIR recorded against FILE, in time order",
-	  MERGE_OPTIONS),
-	CMD("recover", recover_main, "[--rollback | --discard] [--wait SECONDS] FILE",
-	  "finish (or with --rollback undo) an interrupted merge of FILE",
-	  "  -r, --rollback       undo a completed journal instead of replaying it (one\n"
-	  "                       written by merge --undo-journal)\n"
-	  "      --discard        remove the journal, apply nothing (after checking\n"
-	  "                       the file by hand: the file is left as it is)\n"
-	  "      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n"),
-	CMD("run", run_main, "[-f FILE]... [-d LOGDIR] -- PROGRAM [ARGS]...",
-	  "run a program whose MAP_SHARED mappings of each FILE go through cowmap",
-	  "  -f, --file FILE      a file to redirect (at least one)\n"
-	  "  -d, --log-dir LOGDIR where each session's log goes (default: .)\n"),
-	CMD("demo", demo_main, "[--keep]",
-	  "the whole workflow, end to end: writers, logs, merges, a conflict",
-	  "  -k, --keep           keep the work directory\n"),
-	CMD("help", help_main, "[SUBCOMMAND]", "show this help, or a subcommand's", NULL),
-	HIDDEN("__complete", complete_main, "sessions|subcommands|config-keys|options|value-options SUBCOMMAND",
-	       "values for shell completion, one per line"),
-	HIDDEN("__demo-writer", demo_writer_main, "NAME READY_FD GO_FD [FILE OLD NEW]...",
-	       "the writer program of cowmap demo"),
+/* In the order "cowmap help" lists them; each is defined beside its parser. */
+const struct subcommand *const subcommands[] = {
+	&cmd_status, &cmd_sessions, &cmd_config, &cmd_monitor, &cmd_drain, &cmd_discard,
+	&cmd_log, &cmd_merge, &cmd_merge_all, &cmd_recover, &cmd_run, &cmd_help, &cmd_complete,
 };
 const size_t n_subcommands = ARRAY_SIZE(subcommands);
 
 const struct subcommand *find_subcommand(const char *name)
 {
 	for (size_t i = 0; i < n_subcommands; i++)
-		if (!strcmp(subcommands[i].name, name))
-			return &subcommands[i];
+		if (!strcmp(subcommands[i]->name, name))
+			return subcommands[i];
 	return NULL;
 }
 
@@ -118,8 +51,8 @@ void print_usage(FILE *f, const char *name)
 		"Private copy-on-write views of shared memory-mapped files.\n"
 		"With no subcommand, cowmap shows its status.\n\nSubcommands:\n");
 	for (size_t i = 0; i < n_subcommands; i++)
-		if (!subcommands[i].hidden)
-			fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
+		if (!subcommands[i]->hidden)
+			fprintf(f, "  %-10s %s\n", subcommands[i]->name, subcommands[i]->help);
 	fprintf(f, "\n'cowmap help SUBCOMMAND' or 'cowmap SUBCOMMAND --help' shows its "
 		"arguments.\nExit status: 0 success, 1 failure, 2 usage error, "
 		"3 merge conflicts (nothing written),\n4 a log's damaged last record was left out.\n");
@@ -216,7 +149,7 @@ int fail_lib(const char *cmd, int err)
 	return failf(cmd, "%s", cowmap_strerror(err));
 }
 
-int help_main(int argc, char **argv)
+static int help_main(int argc, char **argv)
 {
 	static const struct option opts[] = { COMMON_LONGOPTS, {} };
 	int c, r;
@@ -236,13 +169,20 @@ int help_main(int argc, char **argv)
 	return EXIT_OK;
 }
 
+const struct subcommand cmd_help = {
+	.name = "help",
+	.fn = help_main,
+	.synopsis = "[SUBCOMMAND]",
+	.help = "show this help, or a subcommand's",
+};
+
 int main(int argc, char **argv)
 {
 	const struct subcommand *c;
 
 	opterr = 0;	/* common_option() says what is wrong */
 	if (argc < 2)
-		return status_main(1, (char *[]){ "status", NULL });
+		return cmd_status.fn(1, (char *[]){ "status", NULL });
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		print_usage(stdout, NULL);
 		return EXIT_OK;

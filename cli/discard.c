@@ -9,7 +9,7 @@
 
 #include "cli.h"
 
-int discard_main(int argc, char **argv)
+static int discard_main(int argc, char **argv)
 {
 	static const struct option opts[] = { COMMON_LONGOPTS, {} };
 	struct cowmap_nl *nl;
@@ -34,3 +34,10 @@ int discard_main(int argc, char **argv)
 	printf("session %llu: private pages discarded\n", (unsigned long long)id);
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_discard = {
+	.name = "discard",
+	.fn = discard_main,
+	.synopsis = "ID",
+	.help = "drop a live session's private pages: its changes not drained are lost",
+};

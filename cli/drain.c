@@ -16,7 +16,7 @@
 
 #include "cli.h"
 
-int drain_main(int argc, char **argv)
+static int drain_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' }, COMMON_LONGOPTS, {}
@@ -89,3 +89,11 @@ int drain_main(int argc, char **argv)
 	       (unsigned long long)info.records, info.records == 1 ? "" : "s", out);
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_drain = {
+	.name = "drain",
+	.fn = drain_main,
+	.synopsis = "ID [-o LOG]",
+	.help = "append a live session's changes to LOG (or to the log it was bound with)",
+	.options = "  -o, --output LOG     log file to write; created, or empty\n",
+};

@@ -174,7 +174,7 @@ static int show_main(int argc, char **argv)
 	return ret;
 }
 
-int log_main(int argc, char **argv)
+static int log_main(int argc, char **argv)
 {
 	static const struct option opts[] = { COMMON_LONGOPTS, {} };
 	int c, r;
@@ -192,3 +192,12 @@ int log_main(int argc, char **argv)
 	optind = 0;	/* restart getopt for the verb */
 	return show_main(argc, argv);
 }
+
+const struct subcommand cmd_log = {
+	.name = "log",
+	.fn = log_main,
+	.synopsis = "show [--json] [--full] LOG...",
+	.help = "print a log's records, one per line",
+	.options = "  -j, --json           print JSON (old and new bytes in hex)\n"
+		   "  -f, --full           print whole records (default: the first 64 bytes)\n",
+};

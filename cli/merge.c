@@ -19,6 +19,22 @@
 /* How libcowmap words the warning of a log of another file in merge-all. */
 #define SKIPPED_WARNING "skipped, recorded against another file"
 
+const char merge_options[] =
+	"  -n, --dry-run        report what would change, write nothing\n"
+	"  -p, --prefer WHICH   resolve conflicts: the first or the last log wins\n"
+	"  -f, --force          accept logs recorded against another file\n"
+	"  -o, --output OUT     write a merged copy to OUT, leave FILE as it is\n"
+	"  -j, --json           print the report as JSON\n"
+	"      --trust-all-logs merge logs of any owner (default: merge-all skips,\n"
+	"                       and root refuses, logs owned by other users than\n"
+	"                       the caller, FILE's owner or root)\n"
+	"      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n"
+	"      --strict         a torn tail of any kind is an error: nothing written\n"
+	"                       (default: left out, with a warning; a whole last\n"
+	"                       record failing its checksum makes the exit status 4)\n"
+	"      --undo-journal   keep the old bytes in the journal too, so that an\n"
+	"                       interrupted merge can be rolled back (recover -r)\n";
+
 int merge_parse_args(const char *cmd, int argc, char **argv, struct merge_opts *o,
 		     int *first_arg)
 {
@@ -296,7 +312,7 @@ int merge_report_setup_error(struct cowmap_merge *m, const struct merge_opts *o,
 	return r;
 }
 
-int merge_main(int argc, char **argv)
+static int merge_main(int argc, char **argv)
 {
 	struct cowmap_merge *m;
 	struct merge_opts o;
@@ -323,3 +339,12 @@ int merge_main(int argc, char **argv)
 	cowmap_merge_free(m);
 	return r;
 }
+
+const struct subcommand cmd_merge = {
+	.name = "merge",
+	.fn = merge_main,
+	.synopsis = "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] "
+		    "[--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE LOG...",
+	.help = "apply logs to FILE, all or nothing; conflicts are reported and nothing is written",
+	.options = merge_options,
+};

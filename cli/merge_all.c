@@ -10,7 +10,7 @@
 
 #include "cli.h"
 
-int merge_all_main(int argc, char **argv)
+static int merge_all_main(int argc, char **argv)
 {
 	struct cowmap_merge *m;
 	struct merge_opts o;
@@ -36,3 +36,12 @@ int merge_all_main(int argc, char **argv)
 	cowmap_merge_free(m);
 	return r;
 }
+
+const struct subcommand cmd_merge_all = {
+	.name = "merge-all",
+	.fn = merge_all_main,
+	.synopsis = "[--dry-run] [--prefer first|last] [--force] [--trust-all-logs] [--strict] "
+		    "[--undo-journal] [--wait SECONDS] [-o OUT] [--json] FILE DIR",
+	.help = "merge every log in DIR recorded against FILE, in time order",
+	.options = merge_options,
+};

@@ -178,7 +178,7 @@ static void print_event(const struct cowmap_nl_event *ev, bool json, bool stamp)
 	fflush(stdout);
 }
 
-int monitor_main(int argc, char **argv)
+static int monitor_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -260,3 +260,13 @@ int monitor_main(int argc, char **argv)
 	free(known);
 	return r;
 }
+
+const struct subcommand cmd_monitor = {
+	.name = "monitor",
+	.fn = monitor_main,
+	.synopsis = "[--json] [-t] [-c COUNT]",
+	.help = "print notifications as they happen: sessions created and closed, caps reached",
+	.options = "  -j, --json           print one JSON object per line\n"
+		   "  -t, --timestamp      prefix each line with the time it was received\n"
+		   "  -c, --count COUNT    exit after COUNT notifications\n",
+};

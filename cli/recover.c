@@ -10,7 +10,7 @@
 
 #include "cli.h"
 
-int recover_main(int argc, char **argv)
+static int recover_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "rollback", no_argument, NULL, 'r' },
@@ -63,3 +63,15 @@ int recover_main(int argc, char **argv)
 		return fail_lib("recover", r);
 	}
 }
+
+const struct subcommand cmd_recover = {
+	.name = "recover",
+	.fn = recover_main,
+	.synopsis = "[--rollback | --discard] [--wait SECONDS] FILE",
+	.help = "finish (or with --rollback undo) an interrupted merge of FILE",
+	.options = "  -r, --rollback       undo a completed journal instead of replaying it (one\n"
+		   "                       written by merge --undo-journal)\n"
+		   "      --discard        remove the journal, apply nothing (after checking\n"
+		   "                       the file by hand: the file is left as it is)\n"
+		   "      --wait SECONDS   wait at most SECONDS for FILE's merge lock (10)\n",
+};

@@ -45,14 +45,14 @@ static const char *fs_name(long type)
 	}
 }
 
-int check_supported_fs(const char *cmd, const char *path, bool quiet)
+/* 0 if @path is on ext4, XFS or btrfs; else -1, and a message. */
+static int check_supported_fs(const char *cmd, const char *path)
 {
 	struct statfs sf;
 	const char *name;
 
 	if (statfs(path, &sf) < 0) {
-		if (!quiet)
-			failf(cmd, "%s: %s", path, strerror(errno));
+		failf(cmd, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	switch ((unsigned long)sf.f_type) {
@@ -61,15 +61,13 @@ int check_supported_fs(const char *cmd, const char *path, bool quiet)
 	case BTRFS_MAGIC:
 		return 0;
 	}
-	if (!quiet) {
-		name = fs_name(sf.f_type);
-		if (name)
-			failf(cmd, "%s is on %s, which cowmap does not support (use ext4, XFS "
-			      "or btrfs)", path, name);
-		else
-			failf(cmd, "%s is on a filesystem cowmap does not support (type 0x%lx; "
-			      "use ext4, XFS or btrfs)", path, (unsigned long)sf.f_type);
-	}
+	name = fs_name(sf.f_type);
+	if (name)
+		failf(cmd, "%s is on %s, which cowmap does not support (use ext4, XFS "
+		      "or btrfs)", path, name);
+	else
+		failf(cmd, "%s is on a filesystem cowmap does not support (type 0x%lx; "
+		      "use ext4, XFS or btrfs)", path, (unsigned long)sf.f_type);
 	return -1;
 }
 
@@ -80,7 +78,11 @@ static bool usable_preload(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int run_locate_preload(char *buf, size_t size)
+/*
+ * The absolute path of libcowmap-preload.so ($COWMAP_PRELOAD, beside the
+ * cowmap binary, ../lib of it, COWMAP_LIBDIR); 0 or -1.
+ */
+static int run_locate_preload(char *buf, size_t size)
 {
 	const char *env = getenv("COWMAP_PRELOAD");
 	char exe[PATH_MAX], cand[PATH_MAX + 64], *slash;
@@ -234,7 +236,7 @@ static int add_file(const char *file, char **files, size_t *len)
 		return failf("run", "%s: %s", file, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return failf("run", "%s: not a regular file", file);
-	if (check_supported_fs("run", file, false))
+	if (check_supported_fs("run", file))
 		return EXIT_FAIL;
 	base = strrchr(file, '/');
 	base = base ? base + 1 : file;
@@ -252,7 +254,7 @@ static int add_file(const char *file, char **files, size_t *len)
 	return EXIT_OK;
 }
 
-int run_main(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
@@ -358,3 +360,12 @@ out:
 	free(file_args);
 	return r;
 }
+
+const struct subcommand cmd_run = {
+	.name = "run",
+	.fn = run_main,
+	.synopsis = "[-f FILE]... [-d LOGDIR] -- PROGRAM [ARGS]...",
+	.help = "run a program whose MAP_SHARED mappings of each FILE go through cowmap",
+	.options = "  -f, --file FILE      a file to redirect (at least one)\n"
+		   "  -d, --log-dir LOGDIR where each session's log goes (default: .)\n",
+};

@@ -73,7 +73,7 @@ static void print_one(const struct cowmap_nl_session *s, long page_size)
 	       (unsigned long long)s->events_lost);
 }
 
-int sessions_main(int argc, char **argv)
+static int sessions_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, COMMON_LONGOPTS, {}
@@ -133,3 +133,11 @@ int sessions_main(int argc, char **argv)
 	free(v);
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_sessions = {
+	.name = "sessions",
+	.fn = sessions_main,
+	.synopsis = "[--json] [ID]",
+	.help = "list the sessions you may see (all of them for root), or one in detail",
+	.options = "  -j, --json           print JSON\n",
+};

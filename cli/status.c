@@ -50,7 +50,7 @@ static void print_features(uint64_t f)
 	}
 }
 
-int status_main(int argc, char **argv)
+static int status_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, COMMON_LONGOPTS, {}
@@ -159,3 +159,11 @@ int status_main(int argc, char **argv)
 	cowmap_nl_close(nl);
 	return EXIT_OK;
 }
+
+const struct subcommand cmd_status = {
+	.name = "status",
+	.fn = status_main,
+	.synopsis = "[--json]",
+	.help = "show whether the module is loaded, its version, configuration and statistics",
+	.options = "  -j, --json           print JSON\n",
+};

@@ -5,21 +5,11 @@
  * Sessions on /dev/cowmap, the log file format of <linux/cowmap.h>, and
  * failure-atomic merges of logs into their backing file.
  *
- * Conventions
- * - Every function that can fail returns a negative errno value (and sets
- *   errno to the positive value); 0 or a documented positive value means
- *   success.  Besides the system's errno values, COWMAP_E* below are
- *   returned (negated) for cowmap-specific failures.
- * - cowmap_strerror() names any such value; cowmap_errmsg() returns a
- *   detailed message for the calling thread's last failure (the log and
- *   byte offset of a corruption, the ranges of a conflict, ...).
- * - Handles are opaque and not thread-safe: use one from one thread at a
- *   time.  Distinct handles are independent.
- *
- * Merge semantics (validation, net changes, stale and conflicting
- * changes, --prefer, the journal that makes an in-place merge
- * failure-atomic, which logs and journals are trusted): libcowmap(3),
- * "Merges".  Each function's own contract is in its comment below.
+ * Functions that can fail return a negative errno or COWMAP_E* value
+ * (errno is set too), with cowmap_errmsg() saying what failed and where.
+ * Handles are not thread-safe.  The conventions, and what sessions, logs,
+ * merges, recovery and the netlink calls do: libcowmap(3).  Below, each
+ * call's arguments and return values.
  */
 #ifndef COWMAP_H
 #define COWMAP_H
@@ -53,11 +43,8 @@ const char *cowmap_strerror(int err);
 /**
  * cowmap_errmsg() - the detailed message of the calling thread's last error
  *
- * Every failing libcowmap function records a message naming what failed
- * and where (a path, a byte offset, a range).  The message stays until the
- * thread's next libcowmap failure.
- *
- * Return: a thread-local string; "" if nothing failed yet.
+ * Return: a thread-local string naming what failed and where, kept until
+ * the thread's next failure; "" if nothing failed yet.
  */
 const char *cowmap_errmsg(void);
 
@@ -67,9 +54,7 @@ const char *cowmap_errmsg(void);
  * @buf: bytes.
  * @len: number of bytes.
  *
- * The standard CRC-32C (reflected polynomial 0x82F63B78, initial value ~0,
- * final xor ~0): cowmap_crc32c(0, "123456789", 9) == 0xE3069283.  Uses the
- * SSE4.2 crc32 instruction when the CPU has it.
+ * cowmap_crc32c(0, "123456789", 9) == 0xE3069283.
  *
  * Return: the CRC of all bytes so far.
  */
@@ -97,16 +82,9 @@ uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len);
  * @log_size: bytes in the log file when it was opened.
  * @records: valid records.
  * @valid_end: byte offset just after the last valid record.
- * @torn: 1 if the log's tail was left out: the records from @torn_offset
- *	on are not the log's records (@torn_kind says why).
- * @torn_kind: why (0 if @torn is 0): COWMAP_LOG_TORN_SHORT, a record
- *	cut short by the end of the file (an interrupted append);
- *	COWMAP_LOG_TORN_ZERO, zero bytes to the end of the file from where a
- *	record should start or from a 512-byte boundary inside the last
- *	record (the file was extended but its last blocks not written before
- *	a crash); COWMAP_LOG_TORN_CRC, any other whole last record whose
- *	checksum is wrong (damage).  Earlier libcowmap 1.x releases leave
- *	it 0 (it was reserved, always zero): 0 with @torn set means unknown.
+ * @torn: 1 if the log's tail from @torn_offset on was left out.
+ * @torn_kind: why, COWMAP_LOG_TORN_* (libcowmap(3), "Logs"); 0 if @torn
+ *	is 0, or unknown (earlier 1.x releases).
  * @reserved0: zero.
  * @torn_offset: byte offset of the torn record.
  * @reserved: zero.
@@ -169,19 +147,11 @@ struct cowmap_log;
  * @flags: 0.
  * @logp: (out) the handle.
  *
- * Reads the log into private memory and validates it completely (header, every
- * record's checksum, sequence numbers, flags).  A torn tail is not an
- * error: it is reported in cowmap_log_info() (@torn, @torn_kind; and
- * cowmap_errmsg() describes it), and the records before it are the log's
- * records.  A tail is torn only at the end of the file: a record cut short
- * by the end of the file, zero bytes up to the end, or a whole last record
- * whose checksum is wrong with nothing but zero bytes after it
- * (COWMAP_LOG_TORN_CRC unless the zeros start at a 512-byte boundary
- * inside it; callers may want to treat it as damage: see
- * COWMAP_MERGE_STRICT).  Damage anywhere else is -COWMAP_EBADLOG.
+ * Reads the log into private memory and validates all of it.  A torn tail
+ * is not an error: cowmap_log_info() reports it (libcowmap(3), "Logs").
  *
- * Return: 0; -COWMAP_EBADLOG with the byte offset of the problem in
- * cowmap_errmsg(); -EINVAL (flags); -errno of open/mmap.
+ * Return: 0; -COWMAP_EBADLOG (damage before the tail; the byte offset in
+ * cowmap_errmsg()); -EINVAL (flags); -errno of open/mmap.
  */
 int cowmap_log_open(const char *path, unsigned int flags,
 		    struct cowmap_log **logp);
@@ -294,9 +264,8 @@ int cowmap_log_create_fd(int log_fd, const struct cowmap_log_info *info,
  * @new_data: the @length bytes it holds now.
  * @length: 1..COWMAP_LOG_REC_MAX.
  *
- * Records are buffered; a record is on disk after cowmap_log_sync().  If
- * a write fails, the log is cut back to its last whole record and the
- * writer refuses further records.
+ * Records are buffered until cowmap_log_sync().  After a failed write the
+ * log is cut back to its last whole record and the writer refuses more.
  *
  * Return: 0; -EINVAL (length, offset overflow); -EIO after an earlier
  * failure; -errno of write.
@@ -357,8 +326,8 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w);
  * @a: LOGS: @log_a's new bytes; STALE: @log_a's expected (old) bytes.
  * @b: LOGS: @log_b's new bytes; STALE: @log_a's new bytes.
  *
- * A range groups adjacent bytes with the same kind and logs.  Where the
- * file ends before a byte, the preview shows 0 for it.
+ * Adjacent bytes with the same kind and logs form one range; bytes past
+ * the file's end show as 0.
  */
 struct cowmap_conflict {
 	uint32_t kind;
@@ -420,20 +389,8 @@ struct cowmap_merge;
  * @flags: COWMAP_MERGE_*; at most one PREFER flag.
  * @mp: (out) the merge.
  *
- * Nothing is opened until cowmap_merge_run().
- *
- * COWMAP_MERGE_STRICT makes any torn tail (struct cowmap_log_info's
- * @torn, whatever @torn_kind) fail cowmap_merge_run() with
- * -COWMAP_EBADLOG before anything is written; earlier libcowmap 1.x
- * releases refuse the flag (-EINVAL).
- *
- * COWMAP_MERGE_UNDO_JOURNAL: an in-place merge's journal keeps the old
- * bytes of every change too, so that an interrupted merge can also be
- * rolled back (COWMAP_RECOVER_ROLLBACK); it writes twice the journal.
- * Without it the journal holds the new bytes (and a checksum of the old
- * ones), and an interrupted merge can only be completed.  Earlier
- * libcowmap 1.x releases refuse the flag (-EINVAL) and always keep the
- * old bytes.
+ * Nothing is opened until cowmap_merge_run().  The flags' effects:
+ * libcowmap(3), "Merges".
  *
  * Return: 0, -EINVAL (flags), -ENOMEM.
  */
@@ -443,11 +400,8 @@ int cowmap_merge_new(const char *file_path, unsigned int flags,
 /**
  * cowmap_merge_set_output() - write a merged copy instead of merging in place
  * @m: the merge.
- * @out_path: the new file; replaced atomically (a temporary file in its
- *	directory, fsync, rename), with the input's permission bits less the
- *	umask (no setuid, setgid or sticky bit).  The input file is not
- *	modified; cowmap_merge_run() fails with -EINVAL if @out_path is the
- *	input (the same path, or the same device and inode).
+ * @out_path: the new file, replaced atomically; the input is not modified
+ *	(libcowmap(3), "Merges").
  *
  * Return: 0, -EINVAL, -ENOMEM.
  */
@@ -458,8 +412,8 @@ int cowmap_merge_set_output(struct cowmap_merge *m, const char *out_path);
  * @m: the merge.
  * @log_path: the log.
  *
- * Logs are ordered as added.  The log must belong to the file unless
- * COWMAP_MERGE_FORCE; this is checked by cowmap_merge_run().
+ * Logs are ordered as added; cowmap_merge_run() checks they belong to
+ * the file (unless COWMAP_MERGE_FORCE).
  *
  * Return: 0, or as cowmap_log_open().
  */
@@ -480,14 +434,11 @@ int cowmap_merge_add_log_fd(struct cowmap_merge *m, int fd, const char *name);
  * @m: the merge.
  * @dir: the directory.
  *
- * Regular files starting with COWMAP_LOG_MAGIC are logs; those whose
- * header names another file (st_dev, st_ino) are skipped and counted; a
- * malformed log is an error.  The logs found are added sorted by
- * bind_time_ns, then session_id, then name.  Other files are ignored.
- * Logs owned by other users than the caller, the file's owner or root
- * are skipped with a warning unless COWMAP_MERGE_TRUST_ALL_LOGS.
+ * Logs of other files, and of untrusted owners, are skipped; the order
+ * and the rules: libcowmap(3), "Merges".
  *
- * Return: number of logs added (>= 0); -COWMAP_EBADLOG; -errno.
+ * Return: number of logs added (>= 0); -COWMAP_EBADLOG (a malformed
+ * log); -errno.
  */
 int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir);
 
@@ -501,9 +452,8 @@ int cowmap_merge_add_dir(struct cowmap_merge *m, const char *dir);
  * -COWMAP_ECHAIN, -COWMAP_EBADJOURNAL; -EBUSY (dry run or output file
  * while an interrupted merge is pending); -ELOOP (the file is a symbolic
  * link); -EPERM (untrusted journal or log); -EFBIG; -EINVAL (output is
- * the input); -errno.  On any failure the
- * file is unchanged (or, if the failure came after the journal was
- * complete, the next merge or cowmap_recover() completes it).
+ * the input); -EWOULDBLOCK (lock wait ran out); -errno.  On failure the
+ * file is unchanged, or the journal completes it later.
  */
 int cowmap_merge_run(struct cowmap_merge *m);
 
@@ -523,8 +473,7 @@ int cowmap_merge_stats(const struct cowmap_merge *m,
  * @i: index, from 0, in ascending offset order.
  * @c: (out) the conflict.
  *
- * Only the first 1000 conflicts are kept (a log with millions of stale
- * bytes would cost memory and time for each); the stats count them all.
+ * The first 1000 conflicts are kept; the stats count them all.
  *
  * Return: 0; -ENOENT past the last one; -EINVAL.
  */
@@ -571,28 +520,17 @@ void cowmap_merge_free(struct cowmap_merge *m);
  * @path: the backing file.
  * @flags: COWMAP_RECOVER_*.
  *
- * Takes the merge lock.  A complete journal is replayed (idempotent) or,
- * with COWMAP_RECOVER_ROLLBACK, undone; an incomplete one means the merge
- * never wrote to the file and is removed.  Only a journal that kept the
- * old bytes (COWMAP_MERGE_UNDO_JOURNAL, or written by libcowmap 1.0) can
- * be undone: for another, COWMAP_RECOVER_ROLLBACK fails with -EOPNOTSUPP
- * and nothing is written.  Merges and commits do this
- * themselves first.  @path must not be a symbolic link (-ELOOP).
+ * Replays a complete journal, undoes it (COWMAP_RECOVER_ROLLBACK: only a
+ * journal that kept the old bytes, COWMAP_MERGE_UNDO_JOURNAL or libcowmap
+ * 1.0's, else -EOPNOTSUPP and nothing written) or removes it unapplied
+ * (COWMAP_RECOVER_DISCARD); removes an incomplete one.  Which journals are
+ * trusted and checked: libcowmap(3), "Recovery".
  *
- * A journal is used only if it is a regular file owned by the caller
- * (euid), the file's owner or root and not writable by group or others
- * (else -EPERM, it is left in place).  Before anything is written, every
- * journalled byte must hold its old or its new value and the file must be
- * able to grow to the journal's end; otherwise the file changed after the
- * merge was interrupted (or cannot take it) and nothing is written.
- * COWMAP_RECOVER_DISCARD removes the journal without applying it, after a
- * human checked the file.
- *
- * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL if the journal is
- * complete but corrupt, belongs to another file, or the file changed
- * since (it is left in place); -EPERM (untrusted journal); -EFBIG;
- * -EISDIR or -EINVAL if @path is a directory or not a regular file (a
- * directory has no journal: that is not COWMAP_RECOVER_NONE); -errno.
+ * Return: COWMAP_RECOVER_*; -COWMAP_EBADJOURNAL (corrupt, another file's,
+ * or the file changed since; left in place); -EPERM (untrusted journal);
+ * -ELOOP (symbolic link); -EISDIR, -EINVAL (not a regular file); -EFBIG;
+ * -EOPNOTSUPP (rollback without old bytes); -EWOULDBLOCK (lock wait ran
+ * out); -errno.
  */
 int cowmap_recover(const char *path, unsigned int flags);
 
@@ -600,10 +538,8 @@ int cowmap_recover(const char *path, unsigned int flags);
  * cowmap_set_lock_wait() - how long merges and recoveries wait for the lock
  * @ms: milliseconds (default 10000); negative: wait as long as it takes.
  *
- * The merge lock is a flock on the file, which anyone who can read the
- * file can hold.  When the wait runs out, cowmap_merge_run() and
- * cowmap_recover() fail with -EWOULDBLOCK and a message naming the
- * holder's pid when /proc/locks tells it.  Process-wide.
+ * Process-wide.  Then cowmap_merge_run() and cowmap_recover() fail with
+ * -EWOULDBLOCK (libcowmap(3), "Merges").
  */
 void cowmap_set_lock_wait(int ms);
 
@@ -618,9 +554,8 @@ struct cowmap_session;
  * cowmap_session_open() - open a session on a file
  * @path: the backing file; opened read-only.
  * @flags: 0.
- * @log_path: NULL, or a log file to create (it must not exist); the
- *	kernel writes its header at once, appends on cowmap_session_drain() and when
- *	the session ends in any way.
+ * @log_path: NULL, or a log file to create (it must not exist), which the
+ *	kernel writes on each drain and when the session ends in any way.
  * @ring_size: event ring capacity (0: default; else a power of two in
  *	[COWMAP_RING_MIN, COWMAP_RING_MAX]).
  * @sp: (out) the session.
@@ -768,15 +703,11 @@ int cowmap_diff_next(const void *buf, size_t used, size_t *pos,
  * @flags: COWMAP_COMMIT_*.
  * @st: (out, may be NULL) what the merge did.
  *
- * Reads the changes (COWMAP_IOC_DIFF, drains nothing) into a temporary
- * log, merges it into the backing file failure-atomically, as
- * cowmap_merge_run() does, with the caller's own permissions (the file is
- * opened for writing by path), then discards all private pages.  Writers
- * must be quiescent: a write made during the commit may be lost.  Without
- * COWMAP_COMMIT_FORCE, bytes changed in the file since the session copied
- * them are conflicts and nothing is written or discarded.
+ * Writers must be quiescent; how it merges: libcowmap(3), "Sessions".
  *
- * Return: 0; -COWMAP_ECONFLICT; -errno; as cowmap_merge_run().
+ * Return: 0; -COWMAP_ECONFLICT (the file changed under the session's
+ * bytes, without COWMAP_COMMIT_FORCE: nothing written or dropped);
+ * -errno; as cowmap_merge_run().
  */
 int cowmap_session_commit(struct cowmap_session *s, unsigned int flags,
 			  struct cowmap_merge_stats *st);
@@ -785,9 +716,8 @@ int cowmap_session_commit(struct cowmap_session *s, unsigned int flags,
  * cowmap_session_close() - end a session
  * @s: the session, or NULL.
  *
- * Closes the session fd and the file; the session ends when its last
- * mapping and fd (in any process) are gone.  Changes not drained go to the
- * bound log then, if any, and are lost otherwise.
+ * The session ends when its last mapping and fd (in any process) are
+ * gone; its undrained changes go to its log then, if it has one.
  */
 void cowmap_session_close(struct cowmap_session *s);
 
@@ -813,17 +743,9 @@ int cowmap_commit(struct cowmap_session *s, unsigned int flags,
 /* ------------------------------------------------------------------------
  * Generic netlink: configuration, statistics, sessions, notifications
  *
- * A struct cowmap_nl is one netlink socket talking to the "cowmap" family
- * of the loaded module.  Requests are synchronous.  Refusals return the
- * kernel's -errno, and cowmap_errmsg() carries the kernel's own reason (the
- * extack message) after what was asked: "discard session 7: Operation not
- * permitted: not the session's owner (needs CAP_SYS_ADMIN)".
- *
- * Every structure below has a @present mask: bit (1ULL << attribute) is
- * set for each attribute the kernel sent (COWMAP_SESSION_A_*,
- * COWMAP_STATS_A_*, COWMAP_CONFIG_A_*); fields of attributes an older
- * module does not send stay 0.  Attributes a newer module sends that this
- * library does not know are skipped.
+ * One struct cowmap_nl is one socket; requests are synchronous.  Each
+ * structure's @present mask has bit (1ULL << attribute) set for each
+ * attribute the kernel sent (COWMAP_NL_HAS()); libcowmap(3), "Netlink".
  * ------------------------------------------------------------------------
  */
 
@@ -913,10 +835,8 @@ struct cowmap_nl_session {
  * @reserved0: zero.
  * @session_id: the session concerned (all notifications).
  * @offset: file offset of the page (CAP_REACHED, RING_OVERFLOW).
- * @session: the session as the notification names it.  Notifications go
- *	to every listener, so the module sends only its id and owner
- *	(COWMAP_SESSION_A_ID, _UID; see @session.present); the rest comes from
- *	cowmap_nl_get_session(), which applies the permission rules.
+ * @session: its id and owner only (see @session.present); the rest
+ *	comes from cowmap_nl_get_session().
  * @reserved: zero.
  */
 struct cowmap_nl_event {
@@ -932,9 +852,6 @@ struct cowmap_nl_event {
  * cowmap_nl_open() - connect to the module's generic netlink family
  * @flags: 0.
  * @nlp: (out) the handle.
- *
- * Opens a NETLINK_GENERIC socket (close-on-exec, extended acks on) and
- * resolves the "cowmap" family and its multicast groups through nlctrl.
  *
  * Return: 0; -ENOENT if the family is not registered (module not loaded);
  * -EINVAL (flags); -errno of socket(2), bind(2), sendmsg(2), recvmsg(2).
@@ -999,9 +916,8 @@ int cowmap_nl_get_stats(struct cowmap_nl *nl, struct cowmap_nl_stats *st);
  *	none; release it with free(3).
  * @np: (out) its length.
  *
- * Other users' sessions are listed only for CAP_SYS_ADMIN.  When the set
- * of sessions changes during the dump (NLM_F_DUMP_INTR), the dump is
- * started again, so the list is a consistent snapshot.
+ * Other users' sessions only for CAP_SYS_ADMIN; the list is a consistent
+ * snapshot.
  *
  * Return: 0; -EAGAIN if the set kept changing over many attempts; -errno.
  */
@@ -1046,9 +962,8 @@ int cowmap_nl_drain(struct cowmap_nl *nl, uint64_t id, int log_fd);
 
 /**
  * cowmap_nl_subscribe() - receive the "events" multicast group
- * @nl: the handle; use it for notifications only from now on (replies to
- *	requests and notifications would interleave: requests made on it
- *	drop the notifications that arrive meanwhile).
+ * @nl: the handle; for notifications only from now on (a request on it
+ *	drops the notifications that arrive meanwhile).
  *
  * Return: 0; -ENOENT if the module has no such group; -errno of
  * setsockopt(2).

@@ -13,8 +13,8 @@
 # status; exits 1 if the VM itself failed (kernel warning, oops, KASAN,
 # lockdep, kmemleak, timeout...), printing the console's tail.
 #
-# --demo runs 'cowmap demo' (or, while the CLI has no demo subcommand, a
-# script showing the loaded module) instead of SCRIPT.
+# --demo runs the example program cowmap-demo (examples/demo.c: the
+# cowmap command's workflow, end to end) instead of SCRIPT.
 #
 # --ko FILE boots with FILE as cowmap.ko instead of building the tree's (its
 # vermagic must be the kernel's release).  --sysroot DIR: the guest's cowmap
@@ -71,7 +71,7 @@ fi
 
 payload_dir=''
 if [ "$demo" = 1 ]; then
-	payload="cowmap demo"
+	payload="cowmap-demo"
 else
 	payload_dir=$(cd "$(dirname "$script")" && pwd)
 	name=$(basename "$script")

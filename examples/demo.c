@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-or-later OR MIT
 /*
- * cowmap demo: the whole workflow (init, test, merge, merge-all), end to
- * end.  Three ordinary writer programs map two text files MAP_SHARED and
- * write through plain pointers; 'cowmap run' sends their mappings through
- * /dev/cowmap.
+ * cowmap-demo: the whole workflow of the cowmap command (run, sessions,
+ * log show, merge, merge-all), end to end.  Three ordinary writer programs
+ * map two text files MAP_SHARED and write through plain pointers; 'cowmap
+ * run' sends their mappings through /dev/cowmap.
  * While they run the files are untouched; when they exit the kernel has
  * written their changes to logs; the logs are shown and merged, one, then
  * all, and a conflict between two writers is caught (exit status 3,
  * nothing written) and resolved with --prefer last.
  *
- * The demo checks every step's result and exits 1 if one is not what it
- * shows.  The writers are this binary (hidden subcommand __demo-writer),
- * a plain dynamically linked program as far as cowmap run is concerned.
+ *   cowmap-demo [-k|--keep]      -k keeps the work directory
+ *
+ * Each step runs the cowmap command ($COWMAP, else "cowmap" in $PATH) as
+ * the transcript shows it.  The demo checks every step's result and exits
+ * 1 if one is not what it shows (2 on usage errors).  The writers are this
+ * program (its argument "__writer"), a plain dynamically linked program
+ * as far as cowmap run is concerned.
  */
 #include <errno.h>
 #include <dirent.h>
@@ -22,6 +26,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +34,20 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
+#include <linux/cowmap.h>
 
-#include "cli.h"
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define EXIT_OK		0
+#define EXIT_FAIL	1
+#define EXIT_USAGE	2
+#define EXIT_CONFLICT	3	/* cowmap merge: conflicts, nothing written */
+
+/* The filesystems cowmap supports (statfs f_type). */
+#define EXT4_MAGIC	0xEF53UL
+#define XFS_MAGIC	0x58465342UL
+#define BTRFS_MAGIC	0x9123683EUL
 
 static const char HELLO[] = "----- Hello World! -----\n";
 static const char FOX[] = "The quick brown fox jumps over the lazy dog.\n";
@@ -90,7 +106,7 @@ static int demo_fail(const char *fmt, ...)
 	va_list ap;
 
 	fflush(stdout);
-	fprintf(stderr, "cowmap demo: ");
+	fprintf(stderr, "cowmap-demo: ");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -138,23 +154,53 @@ static int cat(const char *path, const char *expect)
 	return 0;
 }
 
-/* Run a subcommand in this process, as "$ cowmap ARGS" shows it. */
-static int cowmap(int argc, char **argv)
+/* The cowmap command the demo runs. */
+static const char *cowmap_cmd(void)
 {
-	const struct subcommand *c = find_subcommand(argv[0]);
-	int r;
+	const char *p = getenv("COWMAP");
 
-	say("$ cowmap");
-	for (int i = 0; i < argc; i++)
-		say(" %s", argv[i]);
-	say("\n");
-	optind = 0;	/* a fresh getopt for the subcommand */
-	r = c->fn(argc, argv);
-	fflush(stdout);
-	return r;
+	return p && *p ? p : "cowmap";
 }
 
-#define COWMAP(...) cowmap(ARRAY_SIZE(((char *[]){ __VA_ARGS__ })), (char *[]){ __VA_ARGS__, NULL })
+/* Replace this process by "cowmap ARGS" (argv[0] "cowmap"). */
+static void exec_cowmap(char **argv)
+{
+	execvp(cowmap_cmd(), argv);
+	demo_fail("%s: %s", cowmap_cmd(), strerror(errno));
+	_exit(127);
+}
+
+/* Run @argv ("cowmap", ARGS...), as "$ cowmap ARGS" shows it; its exit status. */
+static int cowmap(char **argv)
+{
+	int status;
+	pid_t pid;
+
+	say("$ cowmap");
+	for (int i = 1; argv[i]; i++)
+		say(" %s", argv[i]);
+	say("\n");
+	pid = fork();
+	if (pid < 0)
+		return demo_fail("fork: %s", strerror(errno));
+	if (pid == 0)
+		exec_cowmap(argv);
+	if (waitpid(pid, &status, 0) < 0)
+		return demo_fail("waitpid: %s", strerror(errno));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define COWMAP(...) cowmap((char *[]){ "cowmap", __VA_ARGS__, NULL })
+
+/* Whether @path is on a filesystem cowmap supports: ext4, XFS or btrfs. */
+static bool supported_fs(const char *path)
+{
+	struct statfs sf;
+
+	if (statfs(path, &sf) < 0)
+		return false;
+	return sf.f_type == EXT4_MAGIC || sf.f_type == XFS_MAGIC || sf.f_type == BTRFS_MAGIC;
+}
 
 /* A work directory on a filesystem cowmap supports. */
 static int make_workdir(char *dir, size_t size)
@@ -165,10 +211,12 @@ static int make_workdir(char *dir, size_t size)
 	for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
 		if (!cands[i] || !*cands[i])
 			continue;
-		if (check_supported_fs("demo", cands[i], !scratch)) {
-			if (scratch)
-				return -1;	/* the user chose it: say why, stop */
-			continue;
+		if (!supported_fs(cands[i])) {
+			if (!scratch)
+				continue;
+			/* The user chose it: say why, stop. */
+			demo_fail("%s ($COWMAP_SCRATCH) is not on ext4, XFS or btrfs", cands[i]);
+			return -1;
 		}
 		snprintf(dir, size, "%s/cowmap-demo.XXXXXX", cands[i]);
 		if (!mkdtemp(dir)) {
@@ -216,6 +264,7 @@ static int start_writer(struct writer *w, const char *exe)
 			_exit(EXIT_FAIL);
 		snprintf(rfd, sizeof(rfd), "%d", ready[1]);
 		snprintf(gfd, sizeof(gfd), "%d", go[0]);
+		argv[argc++] = "cowmap";
 		argv[argc++] = "run";
 		argv[argc++] = "-f";
 		argv[argc++] = "hello.txt";
@@ -225,15 +274,14 @@ static int start_writer(struct writer *w, const char *exe)
 		argv[argc++] = "logs";
 		argv[argc++] = "--";
 		argv[argc++] = (char *)exe;
-		argv[argc++] = "__demo-writer";
+		argv[argc++] = "__writer";
 		argv[argc++] = (char *)w->name;
 		argv[argc++] = rfd;
 		argv[argc++] = gfd;
 		for (int i = 0; w->edits[i]; i++)
 			argv[argc++] = (char *)w->edits[i];
 		argv[argc] = NULL;
-		optind = 0;
-		_exit(run_main(argc, argv));
+		exec_cowmap(argv);
 	}
 	close(ready[1]);
 	close(go[0]);
@@ -370,43 +418,66 @@ static int demo(const char *exe)
 	return EXIT_OK;
 }
 
-int demo_main(int argc, char **argv)
+static int writer_main(int argc, char **argv);
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: cowmap-demo [-k|--keep]\n\n"
+		"The whole workflow of the cowmap command, end to end: writers, logs,\n"
+		"merges, a conflict.  Needs the cowmap module loaded and the cowmap\n"
+		"command ($COWMAP, else cowmap in $PATH).\n\n"
+		"Options:\n"
+		"  -k, --keep           keep the work directory\n"
+		"  -h, --help           show this help\n");
+}
+
+int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "keep", no_argument, NULL, 'k' }, COMMON_LONGOPTS, {}
+		{ "keep", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
 	};
-	char dir[PATH_MAX], exe[PATH_MAX], preload[PATH_MAX];
+	char dir[PATH_MAX], exe[PATH_MAX];
 	bool keep = false;
 	ssize_t n;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, ":kh", opts, NULL)) != -1) {
-		if (c == 'k') {
+	if (argc > 1 && !strcmp(argv[1], "__writer"))
+		return writer_main(argc - 1, argv + 1);
+	while ((c = getopt_long(argc, argv, "kh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
 			keep = true;
-			continue;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
-		if ((r = common_option("demo", c, argv)) >= 0)
-			return r;
 	}
-	if (optind < argc)
-		return usage_error("demo", "unexpected argument '%s'", argv[optind]);
+	if (optind < argc) {
+		demo_fail("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
 	if (access(COWMAP_DEVICE_PATH, R_OK | W_OK) < 0)
-		return failf("demo", "%s: %s%s", COWMAP_DEVICE_PATH, strerror(errno),
-			     errno == ENOENT ? " (is the cowmap module loaded?)" : "");
-	if (run_locate_preload(preload, sizeof(preload)))
-		return failf("demo", "cannot find libcowmap-preload.so (set COWMAP_PRELOAD)");
+		return demo_fail("%s: %s%s", COWMAP_DEVICE_PATH, strerror(errno),
+				 errno == ENOENT ? " (is the cowmap module loaded?)" : "");
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
-		return failf("demo", "/proc/self/exe: %s", strerror(errno));
+		return demo_fail("/proc/self/exe: %s", strerror(errno));
 	exe[n] = '\0';
 	if (make_workdir(dir, sizeof(dir)))
 		return EXIT_FAIL;
 	if (chdir(dir) < 0)
-		return failf("demo", "%s: %s", dir, strerror(errno));
+		return demo_fail("%s: %s", dir, strerror(errno));
 
 	for (size_t i = 0; i < ARRAY_SIZE(writers); i++)
 		writers[i].go_fd = -1;
-	say("cowmap demo: private copy-on-write views of shared memory-mapped files\n");
+	say("cowmap-demo: private copy-on-write views of shared memory-mapped files\n");
 	say("Work directory: %s\n", dir);
 	r = demo(exe);
 	if (stop_writers())
@@ -423,11 +494,11 @@ int demo_main(int argc, char **argv)
 }
 
 /*
- * cowmap __demo-writer NAME READY_FD GO_FD [FILE OLD NEW]...: map each FILE
+ * cowmap-demo __writer NAME READY_FD GO_FD [FILE OLD NEW]...: map each FILE
  * MAP_SHARED read-write, replace OLD by NEW through the mapping, print what
  * this process sees, tell READY_FD, wait for GO_FD to close, exit.
  */
-int demo_writer_main(int argc, char **argv)
+static int writer_main(int argc, char **argv)
 {
 	struct { const char *path; char label[64]; char *map; size_t len; } maps[4];
 	int nmaps = 0, ready, go;
@@ -453,7 +524,7 @@ int demo_writer_main(int argc, char **argv)
 			int fd = open(path, O_RDWR | O_CLOEXEC);
 
 			if (fd < 0 || fstat(fd, &st) < 0 || nmaps == 4)
-				return failf("__demo-writer", "%s: %s", path, strerror(errno));
+				return demo_fail("writer: %s: %s", path, strerror(errno));
 			snprintf(maps[m].label, sizeof(maps[m].label), "%s:", path);
 			maps[m].path = path;
 			maps[m].len = (size_t)st.st_size;
@@ -461,12 +532,12 @@ int demo_writer_main(int argc, char **argv)
 					   fd, 0);
 			close(fd);
 			if (maps[m].map == MAP_FAILED)
-				return failf("__demo-writer", "mmap %s: %s", path, strerror(errno));
+				return demo_fail("writer: mmap %s: %s", path, strerror(errno));
 			nmaps++;
 		}
 		at = memmem(maps[m].map, maps[m].len, old, strlen(old));
 		if (!at || strlen(new) != strlen(old))
-			return failf("__demo-writer", "%s: cannot replace '%s'", path, old);
+			return demo_fail("writer: %s: cannot replace '%s'", path, old);
 		memcpy(at, new, strlen(new));	/* a plain store into the mapping */
 	}
 	for (int m = 0; m < nmaps; m++) {
