@@ -59,8 +59,8 @@
 #include <linux/falloc.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_nl_util.h"
+#include "lib/util.h"
+#include "lib/nl.h"
 
 #define HR_PROCS	4		/* unprivileged workers */
 #define HR_OUTSIDER	HR_PROCS	/* process index of the outsider */

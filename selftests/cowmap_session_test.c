@@ -23,7 +23,7 @@
 #include <linux/magic.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 #include "cowmap.h"	/* libcowmap: the log reader */
 
 /* ------------------------------------------------------------------------

@@ -54,7 +54,7 @@
 #include <sys/un.h>
 #include <linux/falloc.h>
 
-#include "cowmap_nl_util.h"
+#include "lib/nl.h"
 
 #define ST_MAX_ACTORS	16
 #define ST_MAX_PROCS	12

@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 #include "cowmap_stress.h"
 
 /* Operations a run must reach (or all of STRESS_OPS if fewer). */
