@@ -53,6 +53,7 @@
 #include "lib/mm.h"
 #include "lib/util.h"
 #include "cowmap_harness.h"
+#include "cowmap_fs_variants.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
@@ -301,26 +302,14 @@ FIXTURE(mm) {
 };
 
 FIXTURE_VARIANT(mm) {
-	const char *env;
-	const char *fs;
-	long magic;
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(mm, ext4) {
-	.env = "COWMAP_SCRATCH", .fs = "ext4", .magic = MM_EXT4_MAGIC,
-};
-
-FIXTURE_VARIANT_ADD(mm, xfs) {
-	.env = "COWMAP_SCRATCH_XFS", .fs = "xfs", .magic = MM_XFS_MAGIC,
-};
-
-FIXTURE_VARIANT_ADD(mm, btrfs) {
-	.env = "COWMAP_SCRATCH_BTRFS", .fs = "btrfs", .magic = MM_BTRFS_MAGIC,
-};
+COWMAP_FS_VARIANTS(mm);
 
 FIXTURE_SETUP(mm)
 {
-	ctx_setup(_metadata, &self->c, variant->env, variant->fs, variant->magic);
+	ctx_setup(_metadata, &self->c, variant->env, variant->name, variant->magic);
 }
 
 FIXTURE_TEARDOWN(mm)

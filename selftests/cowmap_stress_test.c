@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "cowmap_harness.h"
+#include "cowmap_fs_variants.h"
 #include "lib/util.h"
 #include "cowmap_stress.h"
 
@@ -31,24 +32,10 @@ FIXTURE(stress) {
 };
 
 FIXTURE_VARIANT(stress) {
-	const char *env;
-	const char *name;
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(stress, ext4) {
-	.env = "COWMAP_SCRATCH",
-	.name = "ext4",
-};
-
-FIXTURE_VARIANT_ADD(stress, xfs) {
-	.env = "COWMAP_SCRATCH_XFS",
-	.name = "xfs",
-};
-
-FIXTURE_VARIANT_ADD(stress, btrfs) {
-	.env = "COWMAP_SCRATCH_BTRFS",
-	.name = "btrfs",
-};
+COWMAP_FS_VARIANTS(stress);
 
 FIXTURE_SETUP(stress)
 {
