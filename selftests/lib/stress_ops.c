@@ -173,25 +173,31 @@ static int st_choose_unmap(struct st_run *R, struct st_pending *pd)
 	return 0;
 }
 
-static int st_choose_read(struct st_run *R, struct st_pending *pd)
+/*
+ * A READ or WRITE: a page of a random mapping, and one time in @one_in an
+ * access through /proc/self/mem (mode 1) or O_DIRECT (mode 2, where the
+ * filesystem has it) instead of a plain one.
+ */
+static int st_choose_access(struct st_run *R, struct st_pending *pd, int one_in)
 {
 	struct st_map *M = st_choose_on_map(R, pd);
 
 	if (!M)
 		return -1;
 	pd->page = M->pgoff + st_rnd(R, M->npages);
-	pd->expect_sig = st_rnd(R, 10) == 0 ? 1 + st_rnd(R, R->cfg.fs_odirect ? 2 : 1) : 0;
+	pd->expect_sig = st_rnd(R, one_in) == 0 ? 1 + st_rnd(R, R->cfg.fs_odirect ? 2 : 1) : 0;
 	return 0;
+}
+
+static int st_choose_read(struct st_run *R, struct st_pending *pd)
+{
+	return st_choose_access(R, pd, 10);
 }
 
 static int st_choose_write(struct st_run *R, struct st_pending *pd)
 {
-	struct st_map *M = st_choose_on_map(R, pd);
-
-	if (!M)
+	if (st_choose_access(R, pd, 12))
 		return -1;
-	pd->page = M->pgoff + st_rnd(R, M->npages);
-	pd->expect_sig = st_rnd(R, 12) == 0 ? 1 + st_rnd(R, R->cfg.fs_odirect ? 2 : 1) : 0;
 	if (R->cfg.inject)
 		pd->expect_sig = 0;	/* a failed GUP write may land in part */
 	if (pd->expect_sig == 2) {
@@ -322,16 +328,21 @@ static int st_choose_madv(struct st_run *R, struct st_pending *pd)
  * The outsider's operations set the byte range they change: the offset in
  * pd->page, the length in pd->blen (0 for a truncate).
  */
-static int st_choose_owrite(struct st_run *R, struct st_pending *pd)
+static int st_set_range(struct st_pending *pd, uint64_t off, uint64_t len)
 {
-	uint64_t off = st_rnd(R, PGS(ST_CAP_PAGES));
-	uint64_t len = 1 + st_rnd(R, st_rnd(R, 2) ? 100 : 2 * PG);
-
 	if (off + len > PGS(ST_CAP_PAGES))
 		len = PGS(ST_CAP_PAGES) - off;
 	pd->page = off;
 	pd->blen = len;
 	return 0;
+}
+
+static int st_choose_owrite(struct st_run *R, struct st_pending *pd)
+{
+	uint64_t off = st_rnd(R, PGS(ST_CAP_PAGES));
+	uint64_t len = 1 + st_rnd(R, st_rnd(R, 2) ? 100 : 2 * PG);
+
+	return st_set_range(pd, off, len);
 }
 
 static int st_choose_odirect(struct st_run *R, struct st_pending *pd)
@@ -342,11 +353,7 @@ static int st_choose_odirect(struct st_run *R, struct st_pending *pd)
 		return -1;
 	off = PGS(st_rnd(R, ST_CAP_PAGES));
 	len = PG * (1 + st_rnd(R, 2));
-	if (off + len > PGS(ST_CAP_PAGES))
-		len = PGS(ST_CAP_PAGES) - off;
-	pd->page = off;
-	pd->blen = len;
-	return 0;
+	return st_set_range(pd, off, len);
 }
 
 static int st_choose_otrunc(struct st_run *R, struct st_pending *pd)

@@ -3,6 +3,7 @@
  * Helpers shared by the cowmap selftests: see util.h.
  */
 #include "util.h"
+#include "nl.h"
 
 const char *cm_scratch_dir(const char *env, const char **why)
 {
@@ -496,28 +497,11 @@ static int cm_nl_xfer(int sk, struct cm_nlmsg *req, uint8_t *resp,
 	return n;
 }
 
-/* First attribute of type @type in [@p, @p + @len), or NULL. */
-static struct nlattr *cm_nla_find(uint8_t *p, size_t len, int type)
-{
-	while (len >= NLA_HDRLEN) {
-		struct nlattr *a = (struct nlattr *)p;
-
-		if (a->nla_len < NLA_HDRLEN || a->nla_len > len)
-			return NULL;
-		if ((a->nla_type & NLA_TYPE_MASK) == type)
-			return a;
-		if (NLA_ALIGN(a->nla_len) >= len)
-			return NULL;
-		len -= NLA_ALIGN(a->nla_len);
-		p += NLA_ALIGN(a->nla_len);
-	}
-	return NULL;
-}
-
 int cm_nl_stat(int stat, uint64_t *val)
 {
 	uint8_t resp[8192];
 	struct cm_nlmsg req;
+	const struct nlattr *f;
 	struct nlattr *a;
 	uint16_t family;
 	int sk, n, err = -EPROTO;
@@ -543,11 +527,11 @@ int cm_nl_stat(int stat, uint64_t *val)
 		err = n;
 		goto out;
 	}
-	a = cm_nla_find(resp + NLMSG_LENGTH(GENL_HDRLEN),
-			n - NLMSG_LENGTH(GENL_HDRLEN), CTRL_ATTR_FAMILY_ID);
-	if (!a)
+	f = nlu_find(resp + NLMSG_LENGTH(GENL_HDRLEN), n - NLMSG_LENGTH(GENL_HDRLEN),
+		     CTRL_ATTR_FAMILY_ID);
+	if (!f)
 		goto out;
-	memcpy(&family, (uint8_t *)a + NLA_HDRLEN, sizeof(family));
+	memcpy(&family, (const uint8_t *)f + NLA_HDRLEN, sizeof(family));
 
 	memset(&req, 0, sizeof(req));
 	req.nh.nlmsg_type = family;
@@ -561,14 +545,14 @@ int cm_nl_stat(int stat, uint64_t *val)
 		err = n;
 		goto out;
 	}
-	a = cm_nla_find(resp + NLMSG_LENGTH(GENL_HDRLEN),
-			n - NLMSG_LENGTH(GENL_HDRLEN), COWMAP_A_STATS);
-	if (!a)
+	f = nlu_find(resp + NLMSG_LENGTH(GENL_HDRLEN), n - NLMSG_LENGTH(GENL_HDRLEN),
+		     COWMAP_A_STATS);
+	if (!f)
 		goto out;
-	a = cm_nla_find((uint8_t *)a + NLA_HDRLEN, a->nla_len - NLA_HDRLEN, stat);
-	if (!a || a->nla_len != NLA_HDRLEN + 8)
+	f = nlu_find((const uint8_t *)f + NLA_HDRLEN, f->nla_len - NLA_HDRLEN, stat);
+	if (!f || f->nla_len != NLA_HDRLEN + 8)
 		goto out;
-	memcpy(val, (uint8_t *)a + NLA_HDRLEN, 8);
+	memcpy(val, (const uint8_t *)f + NLA_HDRLEN, 8);
 	err = 0;
 out:
 	close(sk);
