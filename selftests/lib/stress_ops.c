@@ -658,6 +658,15 @@ static int st_access_injected(const struct st_cmd *c, int write)
 	return c->err == ENOMEM || (!write && c->err == EFAULT);
 }
 
+/* A READ or WRITE ended otherwise than the model says. */
+static void st_fail_access(struct st_run *R, struct st_pending *pd, struct st_cmd *c,
+			   int got, int want)
+{
+	st_fail(R, "%s: got %s (errno %d%s), expected %s", pd->desc,
+		got < 0 ? "an unexpected errno" : st_sig_name(got),
+		c->err, c->r3 ? ", around the access" : "", st_sig_name(want));
+}
+
 static void st_complete_map(struct st_run *R, struct st_pending *pd, struct st_cmd *c,
 			    int newactor, int drains_racing)
 {
@@ -760,10 +769,7 @@ static void st_complete_read(struct st_run *R, struct st_pending *pd, struct st_
 		return;
 	}
 	if (want != got) {
-		st_fail(R, "%s: got %s (errno %d%s), expected %s", pd->desc,
-			got < 0 ? "an unexpected errno" : st_sig_name(got),
-			c->err, c->r3 ? ", around the access" : "",
-			st_sig_name(want));
+		st_fail_access(R, pd, c, got, want);
 	} else if (!want && memcmp(exp, c->page, PG)) {
 		size_t i2 = 0;
 
@@ -818,10 +824,7 @@ static void st_complete_write(struct st_run *R, struct st_pending *pd, struct st
 		return;
 	}
 	if (want != got) {
-		st_fail(R, "%s: got %s (errno %d%s), expected %s", pd->desc,
-			got < 0 ? "an unexpected errno" : st_sig_name(got),
-			c->err, c->r3 ? ", around the access" : "",
-			st_sig_name(want));
+		st_fail_access(R, pd, c, got, want);
 		return;
 	}
 	if (want == SIGBUS)
