@@ -667,6 +667,18 @@ static void st_fail_access(struct st_run *R, struct st_pending *pd, struct st_cm
 		c->err, c->r3 ? ", around the access" : "", st_sig_name(want));
 }
 
+/*
+ * An munmap or mremap move failed: under fault injection a clean failure,
+ * whose uncertain effect on the mapping is cleaned up.
+ */
+static void st_failed_mm_op(struct st_run *R, struct st_pending *pd, struct st_cmd *c)
+{
+	if (!st_injected(R, c->err))
+		st_fail(R, "%s: %s", pd->desc, strerror(c->err));
+	R->st.failed_ops++;
+	st_cleanup_map(R, pd->map, 0, 0);
+}
+
 static void st_complete_map(struct st_run *R, struct st_pending *pd, struct st_cmd *c,
 			    int newactor, int drains_racing)
 {
@@ -708,10 +720,7 @@ static void st_complete_unmap(struct st_run *R, struct st_pending *pd, struct st
 
 	R->st.unmaps++;
 	if (c->err) {
-		if (!st_injected(R, c->err))
-			st_fail(R, "%s: %s", pd->desc, strerror(c->err));
-		R->st.failed_ops++;
-		st_cleanup_map(R, pd->map, 0, 0);
+		st_failed_mm_op(R, pd, c);
 		return;
 	}
 	if (pd->p0 == 0 && pd->p1 == M->npages) {
@@ -1045,10 +1054,7 @@ static void st_complete_mremap(struct st_run *R, struct st_pending *pd, struct s
 			return;
 		}
 		if (c->err) {
-			if (!st_injected(R, c->err))
-				st_fail(R, "%s: %s", pd->desc, strerror(c->err));
-			R->st.failed_ops++;
-			st_cleanup_map(R, pd->map, 0, 0);
+			st_failed_mm_op(R, pd, c);
 			return;
 		}
 		if (c->r3) {
