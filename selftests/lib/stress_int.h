@@ -211,11 +211,26 @@ void st_sig(int sig, siginfo_t *si, void *uc);
 int st_proc_init(int actor);
 void st_actor_loop(int self);
 void *st_thread_main(void *arg);
+/* The operations' st_ops[].exec. */
 #define ST_EXEC(op) int st_exec_##op(int self, struct st_cmd *c, long *r, int *sig)
-ST_EXEC(map); ST_EXEC(unmap); ST_EXEC(probe); ST_EXEC(read); ST_EXEC(write);
-ST_EXEC(fork); ST_EXEC(exit); ST_EXEC(send); ST_EXEC(recv); ST_EXEC(close);
-ST_EXEC(discard); ST_EXEC(drain); ST_EXEC(mremap); ST_EXEC(madv);
-ST_EXEC(owrite); ST_EXEC(odirect); ST_EXEC(otrunc); ST_EXEC(opunch);
+ST_EXEC(map);
+ST_EXEC(unmap);
+ST_EXEC(probe);
+ST_EXEC(read);
+ST_EXEC(write);
+ST_EXEC(fork);
+ST_EXEC(exit);
+ST_EXEC(send);
+ST_EXEC(recv);
+ST_EXEC(close);
+ST_EXEC(discard);
+ST_EXEC(drain);
+ST_EXEC(mremap);
+ST_EXEC(madv);
+ST_EXEC(owrite);
+ST_EXEC(odirect);
+ST_EXEC(otrunc);
+ST_EXEC(opunch);
 
 /* stress.c: the model and talking to actors */
 void st_trace(struct st_run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
