@@ -1156,7 +1156,8 @@ void st_print_stats(const struct st_cfg *cfg, const struct st_result *res,
  * under the lowest seen in 17 bounded runs of 2000 operations on 6.1 and
  * 6.12) must predict 12 or more (a Poisson count of mean 12 is 0 with
  * probability 6e-6).  A default run of 2000 thus needs all but forks,
- * exits, fd passes and truncates, which longer runs need too.  Returns the number of shortfalls, listed in @why.
+ * exits, fd passes and truncates, which longer runs need too.  Returns
+ * the number of shortfalls, listed in @why.
  */
 int st_coverage(const struct st_cfg *cfg, const struct st_result *res,
 		long min_ops, char *why, size_t len)

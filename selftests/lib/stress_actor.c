@@ -12,9 +12,9 @@ static __thread sigjmp_buf st_jb;
 static __thread volatile int st_in_access;
 static __thread int st_self = -1;
 static int st_sock = -1;			/* this process's SCM socket */
-int st_ofd = -1, st_odfd = -1;		/* outsider: buffered, O_DIRECT */
+int st_ofd = -1, st_odfd = -1;			/* outsider: buffered, O_DIRECT */
 static int st_sfd = -1, st_sdfd = -1;		/* per-process scratch: buffered, O_DIRECT */
-void *st_obuf;				/* aligned buffer for O_DIRECT */
+void *st_obuf;					/* aligned buffer for O_DIRECT */
 
 void st_sig(int sig, siginfo_t *si, void *uc)
 {
