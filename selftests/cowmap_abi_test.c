@@ -13,7 +13,7 @@
 #include <linux/magic.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 
 #define NPAGES		16
 #define FILE_SIZE	PGS(NPAGES)

@@ -19,7 +19,7 @@
 #include <linux/cowmap.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 
 /* In the VM the module is loaded by /init: its absence is a failure. */
 #define SKIP_IF_NO_DEVICE()						\

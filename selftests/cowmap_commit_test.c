@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 #include "cowmap.h"
 
 #define NPAGES	16

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Fault injection (debug kernel: CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC,
- * CONFIG_FAULT_INJECTION_DEBUG_FS): the stress engine of cowmap_stress.h
+ * CONFIG_FAULT_INJECTION_DEBUG_FS): the stress engine of lib/stress.c
  * runs while slab and page allocations of its actors (task-filter: only
  * tasks with make-it-fail set; the outsider and the controller are spared)
  * fail at random, sleeping allocations and highmem included.  Every
@@ -19,8 +19,9 @@
 #include <stddef.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_stress.h"
+#include "cowmap_fs_variants.h"
+#include "lib/util.h"
+#include "lib/stress.h"
 
 #define FS_DIR	"/sys/kernel/debug/failslab/"
 #define FP_DIR	"/sys/kernel/debug/fail_page_alloc/"
@@ -79,19 +80,16 @@ FIXTURE(faultinj) {
 };
 
 FIXTURE_VARIANT(faultinj) {
-	const char *env;
-	const char *name;
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(faultinj, ext4) {
-	.env = "COWMAP_SCRATCH",
-	.name = "ext4",
-};
-
-FIXTURE_VARIANT_ADD(faultinj, xfs) {
-	.env = "COWMAP_SCRATCH_XFS",
-	.name = "xfs",
-};
+/*
+ * ext4 and XFS only.  Injection runs on the debug kernel alone, and under
+ * failed allocations btrfs may abort a transaction and turn read-only,
+ * which would test btrfs rather than cowmap.
+ */
+COWMAP_FS_VARIANT_EXT4(faultinj);
+COWMAP_FS_VARIANT_XFS(faultinj);
 
 FIXTURE_SETUP(faultinj)
 {
@@ -142,41 +140,42 @@ FIXTURE_TEARDOWN(faultinj)
 
 TEST_F_TIMEOUT(faultinj, stress, 3600)
 {
-	struct st_run *R = calloc(1, sizeof(*R));
+	struct st_result *res = calloc(1, sizeof(*res));
+	struct st_cfg cfg = { 0 };
 	long slab0, page0, slab, page;
 
-	ASSERT_NE(NULL, R);
+	ASSERT_NE(NULL, res);
 	snprintf(prob, sizeof(prob), "%ld", st_env_long("FAULTINJ_PROBABILITY", 3));
-	R->cfg.dir = self->dir;
-	R->cfg.seed = st_seed();
-	R->cfg.seconds = st_env_long("STRESS_SECONDS", 0);
-	R->cfg.ops = R->cfg.seconds ? 0 : st_env_long("FAULTINJ_OPS", 1200);
-	if (!R->cfg.seconds)
-		R->cfg.seconds = st_env_long("STRESS_MAX_SECONDS", 60);
-	R->cfg.nsess = 3;
+	cfg.dir = self->dir;
+	cfg.seed = st_seed();
+	cfg.seconds = st_env_long("STRESS_SECONDS", 0);
+	cfg.ops = cfg.seconds ? 0 : st_env_long("FAULTINJ_OPS", 1200);
+	if (!cfg.seconds)
+		cfg.seconds = st_env_long("STRESS_MAX_SECONDS", 60);
+	cfg.nsess = 3;
 	/* One operation at a time: a failed one is then resynced exactly. */
-	R->cfg.batch_max = 1;
-	R->cfg.max_procs = 5;
-	R->cfg.fs_odirect = 1;
-	R->cfg.inject = 1;
-	R->cfg.inject_on = inject_on;
-	R->cfg.inject_off = inject_off;
+	cfg.batch_max = 1;
+	cfg.max_procs = 5;
+	cfg.fs_odirect = 1;
+	cfg.inject = 1;
+	cfg.inject_on = inject_on;
+	cfg.inject_off = inject_off;
 	slab0 = knob_long(FS_DIR "times");
 	page0 = knob_long(FP_DIR "times");
 	printf("# fault injection on %s: seed %llu, probability %s%% of the actors' slab and page allocations\n",
-	       variant->name, (unsigned long long)R->cfg.seed, prob);
+	       variant->name, (unsigned long long)cfg.seed, prob);
 	fflush(stdout);
-	st_run(R);
+	st_run(&cfg, res);
 	slab = slab0 - knob_long(FS_DIR "times");
 	page = page0 - knob_long(FP_DIR "times");
-	st_print_stats(R, variant->name);
+	st_print_stats(&cfg, res, variant->name);
 	printf("# %s: injected failures: %ld slab, %ld page allocations; outcomes: %ld errno/SIGBUS/resynced operations, %ld failed mm operations cleaned up, %ld kernel SIGSEGVs outside an access (rseq update), %ld mismatches after injection stopped\n",
-	       variant->name, slab, page, R->st.enomem, R->st.cleanups, R->st.kernel_segv,
-	       R->st.mismatches);
+	       variant->name, slab, page, res->st.enomem, res->st.cleanups, res->st.kernel_segv,
+	       res->st.mismatches);
 	fflush(stdout);
-	EXPECT_EQ(0, R->failed) TH_LOG("%s", R->why);
+	EXPECT_EQ(0, res->failed) TH_LOG("%s", res->why);
 	EXPECT_LT(0, slab + page) TH_LOG("no failure was injected");
-	free(R);
+	free(res);
 }
 
 TEST_HARNESS_MAIN

@@ -24,8 +24,8 @@
 #include <sys/resource.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_nl_util.h"
+#include "lib/util.h"
+#include "lib/nl.h"
 
 #define NFDS	16
 #define NSESS	6

@@ -59,8 +59,9 @@
 #include <linux/falloc.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_nl_util.h"
+#include "cowmap_fs_variants.h"
+#include "lib/util.h"
+#include "lib/nl.h"
 
 #define HR_PROCS	4		/* unprivileged workers */
 #define HR_OUTSIDER	HR_PROCS	/* process index of the outsider */
@@ -907,22 +908,16 @@ FIXTURE(hostile) {
 };
 
 FIXTURE_VARIANT(hostile) {
-	const char *env;
-	const char *name;
-	int share;		/* quarters of COWMAP_HOSTILE_SECS */
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(hostile, ext4) {
-	.env = "COWMAP_SCRATCH", .name = "ext4", .share = 2,
-};
+COWMAP_FS_VARIANTS(hostile);
 
-FIXTURE_VARIANT_ADD(hostile, xfs) {
-	.env = "COWMAP_SCRATCH_XFS", .name = "xfs", .share = 1,
-};
-
-FIXTURE_VARIANT_ADD(hostile, btrfs) {
-	.env = "COWMAP_SCRATCH_BTRFS", .name = "btrfs", .share = 1,
-};
+/* Quarters of COWMAP_HOSTILE_SECS a filesystem gets: ext4 half, the others a quarter. */
+static int hr_share(const char *fs)
+{
+	return strcmp(fs, "ext4") ? 1 : 2;
+}
 
 static long hr_total_secs(void)
 {
@@ -1006,7 +1001,7 @@ TEST_F_TIMEOUT(hostile, race, 60)
 	struct hr_shared *sh = self->sh;
 	const char *e = getenv("COWMAP_HOSTILE_SEED");
 	const char *dis = getenv("COWMAP_HOSTILE_DISCARD");
-	long secs = hr_total_secs() * (hr_only() ? 4 : variant->share) / 4;
+	long secs = hr_total_secs() * (hr_only() ? 4 : hr_share(variant->name)) / 4;
 	uint64_t t0, end;
 	int left, i, st;
 	char line[1024];

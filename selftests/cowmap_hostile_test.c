@@ -43,16 +43,9 @@
 #include <linux/capability.h>
 
 #include "cowmap_harness.h"
-/* cowmap_mm_util.h has its own session helpers: rename them away. */
-#define cm_session mm_cm_session
-#define cm_info mm_cm_info
-#define cm_events mm_cm_events
-#include "cowmap_mm_util.h"
-#undef cm_session
-#undef cm_info
-#undef cm_events
-#include "cowmap_test_util.h"
-#include "cowmap_nl_util.h"
+#include "lib/mm.h"
+#include "lib/util.h"
+#include "lib/nl.h"
 
 #define TESTER		1000	/* /etc/passwd of the VM: tester */
 #define OTHER		1001

@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 #include "cowmap.h"
 
 #define FILE_SIZE	(1ULL << 30)

@@ -28,8 +28,8 @@
 #include <sys/mount.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_nl_util.h"
+#include "lib/util.h"
+#include "lib/nl.h"
 
 #define CG_ROOT		"/sys/fs/cgroup"
 #define FILE_PAGES	8192		/* 32 MiB backing file */

@@ -50,8 +50,10 @@
 
 #include <linux/userfaultfd.h>
 
-#include "cowmap_mm_util.h"
+#include "lib/mm.h"
+#include "lib/util.h"
 #include "cowmap_harness.h"
+#include "cowmap_fs_variants.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
@@ -185,7 +187,7 @@ static int mm_make(struct mm_ctx *m, uint64_t pages, uint32_t seed,
 
 	if (err)
 		return err;
-	m->cfd = cm_session(m->bfd, ring);
+	m->cfd = cm_session(m->bfd, -1, ring);
 	return m->cfd < 0 ? m->cfd : 0;
 }
 
@@ -300,26 +302,14 @@ FIXTURE(mm) {
 };
 
 FIXTURE_VARIANT(mm) {
-	const char *env;
-	const char *fs;
-	long magic;
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(mm, ext4) {
-	.env = "COWMAP_SCRATCH", .fs = "ext4", .magic = MM_EXT4_MAGIC,
-};
-
-FIXTURE_VARIANT_ADD(mm, xfs) {
-	.env = "COWMAP_SCRATCH_XFS", .fs = "xfs", .magic = MM_XFS_MAGIC,
-};
-
-FIXTURE_VARIANT_ADD(mm, btrfs) {
-	.env = "COWMAP_SCRATCH_BTRFS", .fs = "btrfs", .magic = MM_BTRFS_MAGIC,
-};
+COWMAP_FS_VARIANTS(mm);
 
 FIXTURE_SETUP(mm)
 {
-	ctx_setup(_metadata, &self->c, variant->env, variant->fs, variant->magic);
+	ctx_setup(_metadata, &self->c, variant->env, variant->name, variant->magic);
 }
 
 FIXTURE_TEARDOWN(mm)
@@ -418,7 +408,7 @@ TEST_F(mm, read_pages_are_page_cache)
 	ASSERT_TRUE(e & PM_PRESENT);
 
 	/* Another session of the same file sees the file. */
-	cfd2 = cm_session(m->bfd, 0);
+	cfd2 = cm_session(m->bfd, -1, 0);
 	ASSERT_LE(0, cfd2);
 	c2 = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, cfd2, 0);
 	ASSERT_NE(MAP_FAILED, c2);
@@ -611,7 +601,7 @@ TEST_F_TIMEOUT(mm, threads_random_faults, 240)
 	ASSERT_EQ(written, in.private_pages);
 	ASSERT_EQ(written, in.events);
 	ASSERT_EQ(0, in.events_lost);
-	n = cm_events(m->cfd, ev, 2 * RF_PAGES);
+	n = cm_events_all(m->cfd, ev, 2 * RF_PAGES);
 	ASSERT_EQ((long)written, n);
 	for (long i = 0; i < n; i++) {
 		uint64_t pg = ev[i].offset / PS;
@@ -742,7 +732,7 @@ TEST_F(ext4, fork_shares_session)
 	ASSERT_EQ(3, in.cow_faults);
 	ASSERT_EQ(3, in.private_pages);
 	ASSERT_EQ(pages * PS, in.mapped_bytes);
-	n = cm_events(m->cfd, ev, 16);
+	n = cm_events_all(m->cfd, ev, 16);
 	ASSERT_EQ(3, n);
 	e = find_cow(ev, n, 1 * PS);
 	ASSERT_NE(NULL, e);
@@ -932,7 +922,7 @@ TEST_F_TIMEOUT(ext4, scm_rights_pingpong, 120)
 	ASSERT_EQ(3, in.cow_faults);
 	ASSERT_EQ(3, in.private_pages);
 	ASSERT_EQ(PP_PAGES * PS, in.mapped_bytes);
-	n = cm_events(m->cfd, ev, 16);
+	n = cm_events_all(m->cfd, ev, 16);
 	ASSERT_EQ(3, n);
 	e = find_cow(ev, n, 0);
 	ASSERT_NE(NULL, e);
@@ -1678,7 +1668,7 @@ TEST_F(ext4, no_implicit_congruent_address)
 	BEGIN(self);
 	ASSERT_EQ(0, mm_make_file(m, 1, 14));
 	ASSERT_EQ(0, ftruncate(m->bfd, 8UL << 20));	/* sparse */
-	m->cfd = cm_session(m->bfd, 0);
+	m->cfd = cm_session(m->bfd, -1, 0);
 	ASSERT_LE(0, m->cfd);
 
 	for (unsigned int i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
@@ -2619,7 +2609,7 @@ TEST_F_TIMEOUT(ext4, memory_pressure, 600)
 		SKIP(return, "memory cgroup: %s", why);
 
 	ASSERT_EQ(0, mp_make_file(m, pages));
-	m->cfd = cm_session(m->bfd, 0);
+	m->cfd = cm_session(m->bfd, -1, 0);
 	ASSERT_LE(0, m->cfd);
 	/* Evict it, so that the worker's reads charge its cgroup. */
 	mm_evict(m);
@@ -2869,7 +2859,7 @@ TEST_F(ext4, remote_access)
 	ASSERT_EQ(v, *(volatile uint64_t *)PAGE(c, 5));
 	ASSERT_EQ(pat_word(26, 5, 1), ((volatile uint64_t *)PAGE(c, 5))[1]);
 	ASSERT_COWS(2);
-	n = cm_events(m->cfd, ev, 8);
+	n = cm_events_all(m->cfd, ev, 8);
 	ASSERT_EQ(2, n);
 	e = find_cow(ev, n, 2 * PS);
 	ASSERT_NE(NULL, e);
@@ -3038,7 +3028,7 @@ TEST_F(ext4, high_offset)
 	ASSERT_EQ(0, mm_make_file(m, 1, 29));
 	ASSERT_EQ(0, ftruncate(m->bfd, base + pages * PS));
 	ASSERT_EQ(0, write_pat(m->bfd, 29, base / PS + 8, 4));
-	m->cfd = cm_session(m->bfd, 0);
+	m->cfd = cm_session(m->bfd, -1, 0);
 	ASSERT_LE(0, m->cfd);
 	INFO(in);
 	ASSERT_EQ(base + pages * PS, in.size);
@@ -3057,7 +3047,7 @@ TEST_F(ext4, high_offset)
 	((volatile uint64_t *)PAGE(c, 9))[0] = 9;
 	((volatile uint64_t *)PAGE(c, 14))[0] = 14;
 	ASSERT_COWS(2);
-	n = cm_events(m->cfd, ev, 4);
+	n = cm_events_all(m->cfd, ev, 4);
 	ASSERT_EQ(2, n);
 	ASSERT_NE(NULL, find_cow(ev, n, base + 9 * PS));
 	ASSERT_NE(NULL, find_cow(ev, n, base + 14 * PS));

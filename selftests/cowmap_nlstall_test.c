@@ -33,8 +33,8 @@
 #include <linux/fs.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_nl_util.h"
+#include "lib/util.h"
+#include "lib/nl.h"
 
 #define NPAGES		16
 #define STALL_MS	3000	/* a probe must answer within this */

@@ -20,7 +20,7 @@
 #include <linux/fs.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "lib/util.h"
 
 #define NPAGES	64
 

@@ -23,7 +23,8 @@
 #include <linux/magic.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
+#include "cowmap_fs_variants.h"
+#include "lib/util.h"
 #include "cowmap.h"	/* libcowmap: the log reader */
 
 /* ------------------------------------------------------------------------
@@ -217,22 +218,10 @@ FIXTURE(fs) {
 };
 
 FIXTURE_VARIANT(fs) {
-	const char *env;
-	const char *name;
-	unsigned long magic;
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(fs, ext4) {
-	.env = "COWMAP_SCRATCH", .name = "ext4", .magic = EXT4_SUPER_MAGIC,
-};
-
-FIXTURE_VARIANT_ADD(fs, xfs) {
-	.env = "COWMAP_SCRATCH_XFS", .name = "XFS", .magic = XFS_SUPER_MAGIC,
-};
-
-FIXTURE_VARIANT_ADD(fs, btrfs) {
-	.env = "COWMAP_SCRATCH_BTRFS", .name = "btrfs", .magic = BTRFS_SUPER_MAGIC,
-};
+COWMAP_FS_VARIANTS(fs);
 
 static void fill_fs_file(uint8_t *buf)
 {

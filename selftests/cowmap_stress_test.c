@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Stress test of cowmap with a reference model (see cowmap_stress.h): a few
+ * Stress test of cowmap with a reference model (see lib/stress.c): a few
  * sessions of one backing file, worker threads and forked processes
  * mapping, unmapping, reading, writing (plain stores, /proc/self/mem and
  * O_DIRECT into the mapping), forking, passing the session fd over
@@ -19,8 +19,9 @@
 #include <stddef.h>
 
 #include "cowmap_harness.h"
-#include "cowmap_test_util.h"
-#include "cowmap_stress.h"
+#include "cowmap_fs_variants.h"
+#include "lib/util.h"
+#include "lib/stress.h"
 
 /* Operations a run must reach (or all of STRESS_OPS if fewer). */
 #define STRESS_MIN_OPS	500
@@ -31,24 +32,10 @@ FIXTURE(stress) {
 };
 
 FIXTURE_VARIANT(stress) {
-	const char *env;
-	const char *name;
+	COWMAP_FS_VARIANT_FIELDS;
 };
 
-FIXTURE_VARIANT_ADD(stress, ext4) {
-	.env = "COWMAP_SCRATCH",
-	.name = "ext4",
-};
-
-FIXTURE_VARIANT_ADD(stress, xfs) {
-	.env = "COWMAP_SCRATCH_XFS",
-	.name = "xfs",
-};
-
-FIXTURE_VARIANT_ADD(stress, btrfs) {
-	.env = "COWMAP_SCRATCH_BTRFS",
-	.name = "btrfs",
-};
+COWMAP_FS_VARIANTS(stress);
 
 FIXTURE_SETUP(stress)
 {
@@ -83,42 +70,43 @@ FIXTURE_TEARDOWN(stress)
 
 TEST_F_TIMEOUT(stress, model, 3600)
 {
-	struct st_run *R = calloc(1, sizeof(*R));
+	struct st_result *res = calloc(1, sizeof(*res));
+	struct st_cfg cfg = { 0 };
 	char why[512];
 
-	ASSERT_NE(NULL, R);
-	R->cfg.dir = self->dir;
-	R->cfg.seed = st_seed();
-	R->cfg.seconds = st_env_long("STRESS_SECONDS", 0);
-	R->cfg.ops = R->cfg.seconds ? 0 : st_env_long("STRESS_OPS", 2000);
-	if (!R->cfg.seconds) {
+	ASSERT_NE(NULL, res);
+	cfg.dir = self->dir;
+	cfg.seed = st_seed();
+	cfg.seconds = st_env_long("STRESS_SECONDS", 0);
+	cfg.ops = cfg.seconds ? 0 : st_env_long("STRESS_OPS", 2000);
+	if (!cfg.seconds) {
 		/* The cap grows with the debug kernel's slowness, as timeouts do. */
 		long scale = st_env_long("COWMAP_TIMEOUT_SCALE", 1);
 
-		R->cfg.seconds = st_env_long("STRESS_MAX_SECONDS",
-					     20 * (scale > 1 && scale <= 100 ? scale : 1));
+		cfg.seconds = st_env_long("STRESS_MAX_SECONDS",
+					  20 * (scale > 1 && scale <= 100 ? scale : 1));
 	}
-	R->cfg.nsess = 3;
-	R->cfg.batch_max = 3;
-	R->cfg.max_procs = 6;
-	R->cfg.fs_odirect = self->odirect;
+	cfg.nsess = 3;
+	cfg.batch_max = 3;
+	cfg.max_procs = 6;
+	cfg.fs_odirect = self->odirect;
 	printf("# stress on %s: seed %llu (COWMAP_SEED=%llu replays it)\n",
-	       variant->name, (unsigned long long)R->cfg.seed,
-	       (unsigned long long)R->cfg.seed);
+	       variant->name, (unsigned long long)cfg.seed,
+	       (unsigned long long)cfg.seed);
 	fflush(stdout);
-	st_run(R);
-	st_print_stats(R, variant->name);
-	EXPECT_EQ(0, R->failed) TH_LOG("%s", R->why);
+	st_run(&cfg, res);
+	st_print_stats(&cfg, res, variant->name);
+	EXPECT_EQ(0, res->failed) TH_LOG("%s", res->why);
 	/*
 	 * A run cut short by the time cap (not by a mismatch) must still have
 	 * done something: STRESS_MIN_OPS operations, and the kinds of
 	 * operation and access modes its length makes likely.
 	 */
-	if (!R->failed) {
-		EXPECT_EQ(0, st_coverage(R, STRESS_MIN_OPS, why, sizeof(why)))
+	if (!res->failed) {
+		EXPECT_EQ(0, st_coverage(&cfg, res, STRESS_MIN_OPS, why, sizeof(why)))
 			TH_LOG("too little coverage:%s", why);
 	}
-	free(R);
+	free(res);
 }
 
 TEST_HARNESS_MAIN

@@ -1,34 +1,10 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+// SPDX-License-Identifier: GPL-2.0
 /*
- * Raw generic netlink for the robustness selftests (stress, fuzz, memcg):
- * resolve the "cowmap" family and its "events" group, send one request and
- * collect its replies, subscribe to notifications.  No libmnl: the fuzzer
- * builds its messages byte by byte anyway.
- *
- * Include after <linux/cowmap.h>.  Everything is static.
+ * Raw generic netlink for the selftests: see nl.h.
  */
-#ifndef COWMAP_NL_UTIL_H
-#define COWMAP_NL_UTIL_H
+#include "nl.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <stdint.h>
-#include <string.h>
-#include <unistd.h>
-#include <sys/socket.h>
-#include <linux/genetlink.h>
-#include <linux/netlink.h>
-
-#ifndef SOL_NETLINK
-#define SOL_NETLINK 270
-#endif
-
-struct nlu_family {
-	uint16_t id;
-	uint32_t events_grp;	/* 0 if not found */
-};
-
-static inline int nlu_socket(void)
+int nlu_socket(void)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	int one = 1, sk;
@@ -44,9 +20,8 @@ static inline int nlu_socket(void)
 	return sk;
 }
 
-/* Put attribute @type with @len bytes at @p; returns the aligned size. */
-static inline size_t nlu_put(uint8_t *p, uint16_t type, const void *data,
-			     uint16_t len)
+size_t nlu_put(uint8_t *p, uint16_t type, const void *data,
+	       uint16_t len)
 {
 	struct nlattr *a = (struct nlattr *)p;
 
@@ -58,18 +33,17 @@ static inline size_t nlu_put(uint8_t *p, uint16_t type, const void *data,
 	return NLA_ALIGN(a->nla_len);
 }
 
-static inline size_t nlu_put_u64(uint8_t *p, uint16_t type, uint64_t v)
+size_t nlu_put_u64(uint8_t *p, uint16_t type, uint64_t v)
 {
 	return nlu_put(p, type, &v, 8);
 }
 
-static inline size_t nlu_put_u32(uint8_t *p, uint16_t type, uint32_t v)
+size_t nlu_put_u32(uint8_t *p, uint16_t type, uint32_t v)
 {
 	return nlu_put(p, type, &v, 4);
 }
 
-/* Send a raw message of @len bytes (its header included). */
-static inline int nlu_send(int sk, const void *msg, size_t len)
+int nlu_send(int sk, const void *msg, size_t len)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 
@@ -78,16 +52,10 @@ static inline int nlu_send(int sk, const void *msg, size_t len)
 	return 0;
 }
 
-/*
- * Send a request (type @type, genl @cmd, @attrs of @alen bytes) and read
- * replies until the ACK/error or NLMSG_DONE.  @cb (may be NULL) sees every
- * data message.  Returns the error of the NLMSG_ERROR (0 for an ACK), or
- * -errno; -EPROTO for a malformed reply, -ETIMEDOUT after @timeout_ms.
- */
-static inline int nlu_request(int sk, uint16_t type, uint8_t cmd, uint16_t flags,
-			      const void *attrs, size_t alen,
-			      int (*cb)(const struct nlmsghdr *nh, void *arg),
-			      void *arg, int timeout_ms)
+int nlu_request(int sk, uint16_t type, uint8_t cmd, uint16_t flags,
+		const void *attrs, size_t alen,
+		int (*cb)(const struct nlmsghdr *nh, void *arg),
+		void *arg, int timeout_ms)
 {
 	static uint32_t seq = 1000;
 	uint8_t req[4096] __attribute__((aligned(8)));
@@ -142,8 +110,7 @@ static inline int nlu_request(int sk, uint16_t type, uint8_t cmd, uint16_t flags
 	}
 }
 
-/* First attribute of type @type in [@p, @p + @len), or NULL. */
-static inline const struct nlattr *nlu_find(const uint8_t *p, size_t len, int type)
+const struct nlattr *nlu_find(const uint8_t *p, size_t len, int type)
 {
 	while (len >= NLA_HDRLEN) {
 		const struct nlattr *a = (const struct nlattr *)p;
@@ -160,7 +127,7 @@ static inline const struct nlattr *nlu_find(const uint8_t *p, size_t len, int ty
 	return NULL;
 }
 
-static inline uint64_t nlu_get_u64(const struct nlattr *a)
+uint64_t nlu_get_u64(const struct nlattr *a)
 {
 	uint64_t v = 0;
 
@@ -168,10 +135,6 @@ static inline uint64_t nlu_get_u64(const struct nlattr *a)
 		memcpy(&v, (const uint8_t *)a + NLA_HDRLEN, 8);
 	return v;
 }
-
-struct nlu_resolve_ctx {
-	struct nlu_family *f;
-};
 
 static int nlu_resolve_cb(const struct nlmsghdr *nh, void *arg)
 {
@@ -209,8 +172,7 @@ static int nlu_resolve_cb(const struct nlmsghdr *nh, void *arg)
 	return 0;
 }
 
-/* Resolve the "cowmap" family on @sk. */
-static inline int nlu_resolve(int sk, struct nlu_family *f)
+int nlu_resolve(int sk, struct nlu_family *f)
 {
 	uint8_t attrs[64];
 	size_t alen;
@@ -226,15 +188,14 @@ static inline int nlu_resolve(int sk, struct nlu_family *f)
 	return f->id ? 0 : -ENOENT;
 }
 
-static inline int nlu_subscribe(int sk, uint32_t grp)
+int nlu_subscribe(int sk, uint32_t grp)
 {
 	if (setsockopt(sk, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)))
 		return -errno;
 	return 0;
 }
 
-/* The u64 attribute @inner of nest @outer of a reply (0 if absent). */
-static inline uint64_t nlu_nested_u64(const struct nlmsghdr *nh, int outer, int inner)
+uint64_t nlu_nested_u64(const struct nlmsghdr *nh, int outer, int inner)
 {
 	const uint8_t *p = (const uint8_t *)NLMSG_DATA(nh) + GENL_HDRLEN;
 	size_t len = nh->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
@@ -265,9 +226,8 @@ static int nlu_u64_cb(const struct nlmsghdr *nh, void *arg)
 	return 0;
 }
 
-/* GET_STATS / GET_CONFIG: one u64 of the reply's nest. */
-static inline int nlu_get_u64_attr(int sk, const struct nlu_family *f, uint8_t cmd,
-				   int outer, int inner, uint64_t *val)
+int nlu_get_u64_attr(int sk, const struct nlu_family *f, uint8_t cmd,
+		     int outer, int inner, uint64_t *val)
 {
 	struct nlu_u64_ctx c = { .outer = outer, .inner = inner };
 	int err = nlu_request(sk, f->id, cmd, 0, NULL, 0, nlu_u64_cb, &c, 5000);
@@ -280,8 +240,7 @@ static inline int nlu_get_u64_attr(int sk, const struct nlu_family *f, uint8_t c
 	return 0;
 }
 
-/* Session @id exists (GET_SESSION do): 1, 0 (ENOENT) or -errno. */
-static inline int nlu_session_exists(int sk, const struct nlu_family *f, uint64_t id)
+int nlu_session_exists(int sk, const struct nlu_family *f, uint64_t id)
 {
 	uint8_t attrs[16];
 	int err;
@@ -292,5 +251,3 @@ static inline int nlu_session_exists(int sk, const struct nlu_family *f, uint64_
 		return 0;
 	return err ? err : 1;
 }
-
-#endif /* COWMAP_NL_UTIL_H */

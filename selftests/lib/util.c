@@ -1,75 +1,11 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+// SPDX-License-Identifier: GPL-2.0
 /*
- * Helpers shared by the cowmap session selftests (cowmap_abi_test.c,
- * cowmap_session_test.c): scratch directories, deterministic file
- * contents, thin ioctl wrappers that return -errno, an independent CRC32C
- * and log record parser (so the tests do not trust the code they test),
- * module parameters and a minimal generic netlink GET_STATS query.
- *
- * Include after "kselftest_harness.h".  Everything is static: each test
- * binary gets its own copy.
+ * Helpers shared by the cowmap selftests: see util.h.
  */
-#ifndef COWMAP_TEST_UTIL_H
-#define COWMAP_TEST_UTIL_H
+#include "util.h"
+#include "nl.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <stddef.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <endian.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/vfs.h>
-#include <sys/wait.h>
-#include <linux/genetlink.h>
-#include <linux/netlink.h>
-
-#include <linux/cowmap.h>
-
-/* The tests' tables use 4 KiB pages (x86-64, the VM's architecture). */
-#define PG		4096UL
-#define PGS(n)		((uint64_t)(n) * PG)
-
-#define MODPARAM_DIR	"/sys/module/cowmap/parameters/"
-
-/*
- * Skip from FIXTURE_SETUP.  The 6.1 harness would still run the test body
- * after a SKIP() in the setup, so the test process ends here with the
- * harness's skip status (255); the reason is in shared memory already.
- */
-#define CM_SETUP_SKIP(fmt, ...)						\
-	SKIP({ fflush(NULL); _exit(255); }, fmt, ##__VA_ARGS__)
-
-/* A skip outside the test VM; in it ($COWMAP_VM set) /init loaded the module. */
-#define CM_SKIP_IF_NO_DEVICE()						\
-	do {								\
-		if (access(COWMAP_DEVICE_PATH, F_OK)) {			\
-			ASSERT_EQ(NULL, getenv("COWMAP_VM"))		\
-				TH_LOG(COWMAP_DEVICE_PATH " is absent in the VM"); \
-			CM_SETUP_SKIP(COWMAP_DEVICE_PATH " is absent: "	\
-				      "cowmap.ko not loaded");		\
-		}							\
-	} while (0)
-
-/* ------------------------------------------------------------------------
- * Scratch directories and files
- */
-
-/* $env if it names a directory, else NULL (*why says what is wrong). */
-static inline const char *cm_scratch_dir(const char *env, const char **why)
+const char *cm_scratch_dir(const char *env, const char **why)
 {
 	const char *d = getenv(env);
 	struct stat st;
@@ -85,8 +21,7 @@ static inline const char *cm_scratch_dir(const char *env, const char **why)
 	return d;
 }
 
-/* A new private directory under @base; the path is malloc()ed. */
-static inline char *cm_mkdtemp(const char *base, const char *tag)
+char *cm_mkdtemp(const char *base, const char *tag)
 {
 	char *p;
 
@@ -111,14 +46,13 @@ static int cm_rm_one(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
-/* rm -rf @dir (never crosses into other filesystems: FTW_MOUNT). */
-static inline void cm_rm_rf(const char *dir)
+void cm_rm_rf(const char *dir)
 {
 	if (dir)
 		nftw(dir, cm_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
-static inline char *cm_path(const char *dir, const char *name)
+char *cm_path(const char *dir, const char *name)
 {
 	char *p;
 
@@ -127,19 +61,7 @@ static inline char *cm_path(const char *dir, const char *name)
 	return p;
 }
 
-/* xorshift64*: the deterministic byte source of every pattern. */
-static inline uint64_t cm_rand(uint64_t *s)
-{
-	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-static inline void cm_fill(uint64_t seed, void *buf, size_t len)
+void cm_fill(uint64_t seed, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
@@ -152,7 +74,7 @@ static inline void cm_fill(uint64_t seed, void *buf, size_t len)
 	}
 }
 
-static inline int cm_write_all(int fd, const void *buf, size_t len, off_t off)
+int cm_write_all(int fd, const void *buf, size_t len, off_t off)
 {
 	const uint8_t *p = buf;
 
@@ -168,7 +90,7 @@ static inline int cm_write_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static inline int cm_read_all(int fd, void *buf, size_t len, off_t off)
+int cm_read_all(int fd, void *buf, size_t len, off_t off)
 {
 	uint8_t *p = buf;
 
@@ -184,8 +106,7 @@ static inline int cm_read_all(int fd, void *buf, size_t len, off_t off)
 	return 0;
 }
 
-/* Create @path with @len bytes of @data; returns an O_RDWR fd or -1. */
-static inline int cm_create(const char *path, const void *data, size_t len)
+int cm_create(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
@@ -202,8 +123,7 @@ static inline int cm_create(const char *path, const void *data, size_t len)
 	return fd;
 }
 
-/* Read a whole file into a malloc()ed buffer. */
-static inline uint8_t *cm_slurp(const char *path, size_t *lenp)
+uint8_t *cm_slurp(const char *path, size_t *lenp)
 {
 	struct stat st;
 	uint8_t *buf;
@@ -225,30 +145,25 @@ static inline uint8_t *cm_slurp(const char *path, size_t *lenp)
 	return buf;
 }
 
-static inline off_t cm_fsize(int fd)
+off_t cm_fsize(int fd)
 {
 	struct stat st;
 
 	return fstat(fd, &st) ? -1 : st.st_size;
 }
 
-/* ------------------------------------------------------------------------
- * Sessions
- */
-
-static inline int cm_open_dev(void)
+int cm_open_dev(void)
 {
 	return open(COWMAP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
 }
 
-/* ioctl returning 0 or -errno. */
-static inline int cm_ioctl(int fd, unsigned long cmd, void *arg)
+int cm_ioctl(int fd, unsigned long cmd, void *arg)
 {
 	return ioctl(fd, cmd, arg) ? -errno : 0;
 }
 
-static inline int cm_bind(int dev, int fd, int log_fd, uint32_t flags,
-			  uint32_t ring, struct cowmap_bind *out)
+int cm_bind(int dev, int fd, int log_fd, uint32_t flags,
+	    uint32_t ring, struct cowmap_bind *out)
 {
 	struct cowmap_bind b = {
 		.fd = fd, .log_fd = log_fd, .flags = flags, .ring_size = ring,
@@ -260,8 +175,7 @@ static inline int cm_bind(int dev, int fd, int log_fd, uint32_t flags,
 	return err;
 }
 
-/* A new session bound to @fd (optionally with a log); -errno on failure. */
-static inline int cm_session(int fd, int log_fd, uint32_t ring)
+int cm_session(int fd, int log_fd, uint32_t ring)
 {
 	int dev = cm_open_dev(), err;
 
@@ -276,19 +190,19 @@ static inline int cm_session(int fd, int log_fd, uint32_t ring)
 	return dev;
 }
 
-static inline int cm_info(int dev, struct cowmap_info *in)
+int cm_info(int dev, struct cowmap_info *in)
 {
 	memset(in, 0, sizeof(*in));
 	return cm_ioctl(dev, COWMAP_IOC_INFO, in);
 }
 
-static inline void *cm_map(int dev, uint64_t off, size_t len, int prot)
+void *cm_map(int dev, uint64_t off, size_t len, int prot)
 {
 	return mmap(NULL, len, prot, MAP_SHARED, dev, off);
 }
 
-static inline int cm_discard(int dev, uint64_t off, uint64_t len, uint32_t flags,
-			     uint64_t *pages)
+int cm_discard(int dev, uint64_t off, uint64_t len, uint32_t flags,
+	       uint64_t *pages)
 {
 	struct cowmap_range r = { .offset = off, .length = len, .flags = flags };
 	int err = cm_ioctl(dev, COWMAP_IOC_DISCARD, &r);
@@ -298,7 +212,7 @@ static inline int cm_discard(int dev, uint64_t off, uint64_t len, uint32_t flags
 	return err;
 }
 
-static inline int cm_drain(int dev, int log_fd, struct cowmap_drain *out)
+int cm_drain(int dev, int log_fd, struct cowmap_drain *out)
 {
 	struct cowmap_drain d = {
 		.log_fd = log_fd,
@@ -311,14 +225,9 @@ static inline int cm_drain(int dev, int log_fd, struct cowmap_drain *out)
 	return err;
 }
 
-/*
- * DIFF over [@off, @end) with a buffer of @buf_len, repeated until
- * COWMAP_DIFF_END; every call's records are appended to *@bufp (grown as
- * needed).  Returns the number of calls made, or -errno.
- */
-static inline int cm_diff_all(int dev, uint64_t off, uint64_t end,
-			      size_t buf_len, uint8_t **bufp, size_t *usedp,
-			      uint32_t *recordsp)
+int cm_diff_all(int dev, uint64_t off, uint64_t end,
+		size_t buf_len, uint8_t **bufp, size_t *usedp,
+		uint32_t *recordsp)
 {
 	uint8_t *all = NULL, *chunk = malloc(buf_len);
 	size_t used = 0;
@@ -360,8 +269,7 @@ static inline int cm_diff_all(int dev, uint64_t off, uint64_t end,
 	return calls;
 }
 
-/* Read events; returns the count, or -errno. */
-static inline int cm_events(int dev, struct cowmap_event *ev, size_t max)
+int cm_events(int dev, struct cowmap_event *ev, size_t max)
 {
 	ssize_t n = read(dev, ev, max * sizeof(*ev));
 
@@ -372,7 +280,38 @@ static inline int cm_events(int dev, struct cowmap_event *ev, size_t max)
 	return n / sizeof(*ev);
 }
 
-static inline int cm_set_nonblock(int fd, bool on)
+int cm_events_all(int dev, struct cowmap_event *ev, size_t max)
+{
+	int fl = fcntl(dev, F_GETFL);
+	size_t n = 0;
+	int ret;
+
+	if (fl < 0 || fcntl(dev, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	for (;;) {
+		ssize_t r;
+
+		if (n == max)
+			break;
+		r = read(dev, ev + n, (max - n) * sizeof(*ev));
+		if (r < 0) {
+			if (errno == EAGAIN)
+				break;
+			ret = -errno;
+			fcntl(dev, F_SETFL, fl);
+			return ret;
+		}
+		if (r == 0 || r % sizeof(*ev)) {
+			fcntl(dev, F_SETFL, fl);
+			return -EPROTO;
+		}
+		n += r / sizeof(*ev);
+	}
+	fcntl(dev, F_SETFL, fl);
+	return n;
+}
+
+int cm_set_nonblock(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFL);
 
@@ -382,7 +321,7 @@ static inline int cm_set_nonblock(int fd, bool on)
 	return fcntl(fd, F_SETFL, fl) ? -errno : 0;
 }
 
-static inline uint64_t cm_now_ns(void)
+uint64_t cm_now_ns(void)
 {
 	struct timespec ts;
 
@@ -390,11 +329,7 @@ static inline uint64_t cm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* ------------------------------------------------------------------------
- * CRC32C and log records, written independently of libcowmap
- */
-
-static inline uint32_t cm_crc32c_raw(uint32_t crc, const void *buf, size_t len)
+uint32_t cm_crc32c_raw(uint32_t crc, const void *buf, size_t len)
 {
 	static uint32_t tab[256];
 	const uint8_t *p = buf;
@@ -414,8 +349,7 @@ static inline uint32_t cm_crc32c_raw(uint32_t crc, const void *buf, size_t len)
 	return crc;
 }
 
-/* CRC32C of @len bytes at @buf whose 4 bytes at @crc_off count as zero. */
-static inline uint32_t cm_crc32c_skip(const void *buf, size_t len, size_t crc_off)
+uint32_t cm_crc32c_skip(const void *buf, size_t len, size_t crc_off)
 {
 	static const uint8_t zero[4];
 	const uint8_t *p = buf;
@@ -427,22 +361,8 @@ static inline uint32_t cm_crc32c_skip(const void *buf, size_t len, size_t crc_of
 	return ~c;
 }
 
-struct cm_rec {
-	uint64_t seq;
-	uint64_t offset;
-	uint32_t length;
-	uint32_t flags;
-	const uint8_t *old;
-	const uint8_t *new;
-};
-
-/*
- * The next record of a buffer of log records (a DIFF buffer or a log after
- * its header).  Checks magic, CRC, zero padding and that it fits.  Returns
- * 1, 0 at the end, or -1 with a reason in @why (64 bytes).
- */
-static inline int cm_rec_next(const uint8_t *buf, size_t used, size_t *pos,
-			      struct cm_rec *r, char *why)
+int cm_rec_next(const uint8_t *buf, size_t used, size_t *pos,
+		struct cm_rec *r, char *why)
 {
 	const struct cowmap_log_record *h;
 	uint64_t size;
@@ -485,11 +405,7 @@ static inline int cm_rec_next(const uint8_t *buf, size_t used, size_t *pos,
 	return 1;
 }
 
-/*
- * After cm_rec_next() failed at @pos: is the rest of @buf the start of a
- * record cut short (a torn tail), rather than a bad record?
- */
-static inline int cm_rec_torn(const uint8_t *buf, size_t used, size_t pos)
+int cm_rec_torn(const uint8_t *buf, size_t used, size_t pos)
 {
 	const struct cowmap_log_record *h = (const void *)(buf + pos);
 
@@ -498,15 +414,7 @@ static inline int cm_rec_torn(const uint8_t *buf, size_t used, size_t pos)
 		COWMAP_LOG_REC_SIZE(le32toh(h->length)) > used - pos);
 }
 
-/* ------------------------------------------------------------------------
- * Module parameters
- */
-
-/*
- * Small text files (sysfs, procfs, cgroupfs): read one into @buf (trailing
- * newlines and blanks cut), or write @val to one.  0 or -errno.
- */
-static inline int cm_read_text(const char *path, char *buf, size_t len)
+int cm_read_text(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -523,7 +431,7 @@ static inline int cm_read_text(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-static inline int cm_write_text(const char *path, const char *val)
+int cm_write_text(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	ssize_t n;
@@ -537,7 +445,7 @@ static inline int cm_write_text(const char *path, const char *val)
 	return n == (ssize_t)strlen(val) ? 0 : -EIO;
 }
 
-static inline int cm_param_read(const char *name, char *buf, size_t len)
+int cm_param_read(const char *name, char *buf, size_t len)
 {
 	char path[256];
 
@@ -545,7 +453,7 @@ static inline int cm_param_read(const char *name, char *buf, size_t len)
 	return cm_read_text(path, buf, len);
 }
 
-static inline int cm_param_write(const char *name, const char *val)
+int cm_param_write(const char *name, const char *val)
 {
 	char path[256];
 
@@ -553,7 +461,7 @@ static inline int cm_param_write(const char *name, const char *val)
 	return cm_write_text(path, val);
 }
 
-static inline int cm_param_write_u64(const char *name, uint64_t v)
+int cm_param_write_u64(const char *name, uint64_t v)
 {
 	char s[32];
 
@@ -561,18 +469,14 @@ static inline int cm_param_write_u64(const char *name, uint64_t v)
 	return cm_param_write(name, s);
 }
 
-/* ------------------------------------------------------------------------
- * Generic netlink: COWMAP_CMD_GET_STATS -> one u64 of the STATS nest
- */
-
 struct cm_nlmsg {
 	struct nlmsghdr nh;
 	struct genlmsghdr gh;
 	uint8_t attrs[256];
 };
 
-static inline int cm_nl_xfer(int sk, struct cm_nlmsg *req, uint8_t *resp,
-			     size_t resp_len)
+static int cm_nl_xfer(int sk, struct cm_nlmsg *req, uint8_t *resp,
+		      size_t resp_len)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	ssize_t n;
@@ -593,29 +497,11 @@ static inline int cm_nl_xfer(int sk, struct cm_nlmsg *req, uint8_t *resp,
 	return n;
 }
 
-/* First attribute of type @type in [@p, @p + @len), or NULL. */
-static inline struct nlattr *cm_nla_find(uint8_t *p, size_t len, int type)
-{
-	while (len >= NLA_HDRLEN) {
-		struct nlattr *a = (struct nlattr *)p;
-
-		if (a->nla_len < NLA_HDRLEN || a->nla_len > len)
-			return NULL;
-		if ((a->nla_type & NLA_TYPE_MASK) == type)
-			return a;
-		if (NLA_ALIGN(a->nla_len) >= len)
-			return NULL;
-		len -= NLA_ALIGN(a->nla_len);
-		p += NLA_ALIGN(a->nla_len);
-	}
-	return NULL;
-}
-
-/* Reads COWMAP_STATS_A_@stat; returns 0 or -errno. */
-static inline int cm_nl_stat(int stat, uint64_t *val)
+int cm_nl_stat(int stat, uint64_t *val)
 {
 	uint8_t resp[8192];
 	struct cm_nlmsg req;
+	const struct nlattr *f;
 	struct nlattr *a;
 	uint16_t family;
 	int sk, n, err = -EPROTO;
@@ -641,11 +527,11 @@ static inline int cm_nl_stat(int stat, uint64_t *val)
 		err = n;
 		goto out;
 	}
-	a = cm_nla_find(resp + NLMSG_LENGTH(GENL_HDRLEN),
-			n - NLMSG_LENGTH(GENL_HDRLEN), CTRL_ATTR_FAMILY_ID);
-	if (!a)
+	f = nlu_find(resp + NLMSG_LENGTH(GENL_HDRLEN), n - NLMSG_LENGTH(GENL_HDRLEN),
+		     CTRL_ATTR_FAMILY_ID);
+	if (!f)
 		goto out;
-	memcpy(&family, (uint8_t *)a + NLA_HDRLEN, sizeof(family));
+	memcpy(&family, (const uint8_t *)f + NLA_HDRLEN, sizeof(family));
 
 	memset(&req, 0, sizeof(req));
 	req.nh.nlmsg_type = family;
@@ -659,26 +545,21 @@ static inline int cm_nl_stat(int stat, uint64_t *val)
 		err = n;
 		goto out;
 	}
-	a = cm_nla_find(resp + NLMSG_LENGTH(GENL_HDRLEN),
-			n - NLMSG_LENGTH(GENL_HDRLEN), COWMAP_A_STATS);
-	if (!a)
+	f = nlu_find(resp + NLMSG_LENGTH(GENL_HDRLEN), n - NLMSG_LENGTH(GENL_HDRLEN),
+		     COWMAP_A_STATS);
+	if (!f)
 		goto out;
-	a = cm_nla_find((uint8_t *)a + NLA_HDRLEN, a->nla_len - NLA_HDRLEN, stat);
-	if (!a || a->nla_len != NLA_HDRLEN + 8)
+	f = nlu_find((const uint8_t *)f + NLA_HDRLEN, f->nla_len - NLA_HDRLEN, stat);
+	if (!f || f->nla_len != NLA_HDRLEN + 8)
 		goto out;
-	memcpy(val, (uint8_t *)a + NLA_HDRLEN, 8);
+	memcpy(val, (const uint8_t *)f + NLA_HDRLEN, 8);
 	err = 0;
 out:
 	close(sk);
 	return err;
 }
 
-/* ------------------------------------------------------------------------
- * Child processes
- */
-
-/* Wait for @pid; returns its wait status, or -1. */
-static inline int cm_wait(pid_t pid)
+int cm_wait(pid_t pid)
 {
 	int st;
 
@@ -689,8 +570,7 @@ static inline int cm_wait(pid_t pid)
 	return st;
 }
 
-/* 1 if @name is in the comma-separated list $@env, or the list is unset. */
-static inline int cm_selected(const char *env, const char *name)
+int cm_selected(const char *env, const char *name)
 {
 	const char *l = getenv(env);
 	size_t n = strlen(name);
@@ -704,13 +584,10 @@ static inline int cm_selected(const char *env, const char *name)
 	return 0;
 }
 
-/* @len bytes of memory shared with forked children, or NULL. */
-static inline void *cm_shared(size_t len)
+void *cm_shared(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
-
-#endif /* COWMAP_TEST_UTIL_H */
