@@ -258,21 +258,6 @@ int probe_write(volatile void *p, uint64_t v)
 	return sig;
 }
 
-int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return n;
-}
-
 int write_text(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);

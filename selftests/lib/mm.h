@@ -120,9 +120,7 @@ int probe_read(const volatile void *p, uint64_t *out);
 
 int probe_write(volatile void *p, uint64_t v);
 
-/* Small file readers. */
-
-int read_text(const char *path, char *buf, size_t len);
+/* Small file readers (read_text(): util.h). */
 
 int write_text(const char *path, const char *s);
 

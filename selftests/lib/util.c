@@ -414,7 +414,7 @@ int cm_rec_torn(const uint8_t *buf, size_t used, size_t pos)
 		COWMAP_LOG_REC_SIZE(le32toh(h->length)) > used - pos);
 }
 
-int cm_read_text(const char *path, char *buf, size_t len)
+int read_text(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -426,6 +426,15 @@ int cm_read_text(const char *path, char *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	buf[n] = 0;
+	return n;
+}
+
+int cm_read_text(const char *path, char *buf, size_t len)
+{
+	int n = read_text(path, buf, len);
+
+	if (n < 0)
+		return n;
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = 0;
 	return 0;

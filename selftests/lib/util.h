@@ -197,6 +197,9 @@ int cm_rec_torn(const uint8_t *buf, size_t used, size_t pos);
  */
 int cm_read_text(const char *path, char *buf, size_t len);
 
+/* The same, untrimmed; returns the bytes read or -errno. */
+int read_text(const char *path, char *buf, size_t len);
+
 int cm_write_text(const char *path, const char *val);
 
 int cm_param_read(const char *name, char *buf, size_t len);
