@@ -141,10 +141,10 @@ static struct sample cowmap_case(int kind, uint32_t ring)
 
 /*
  * First writes while @others other sessions (in this process) have the
- * whole file mapped and read.  cowmap zaps the offset in every VMA of the
- * backing file (unmap_mapping_range), so each COW also zaps the others'
- * PTEs; *@induced is the faults per page the others then take to read
- * the file again.
+ * whole file mapped and read.  A COW zaps the offset in its own session's
+ * VMAs only, so the others keep their PTEs; *@induced is the faults per
+ * page the others then take to read the file again (0 when they were left
+ * alone).
  */
 #define FANOUT 8
 

@@ -792,7 +792,7 @@ static void print_ratios(void)
 	     "time ratio");
 	info("cowmap first write with 8 other sessions mapped / alone",
 	     rt("cowmap first-write, 8 other sessions", "cowmap first-write", false),
-	     "time ratio: the zap reaches every session's VMAs");
+	     "time ratio: other sessions' VMAs are not zapped");
 	info("cowmap first write, ring 16 / default ring (1024)",
 	     rt("cowmap first-write ring 16", "cowmap first-write", false),
 	     "time ratio; both rings overflow");
