@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Run the host test binary, then the bounded fuzz run as one more test;
+# Run the host test binary, then the bounded fuzz run as one more test and
+# the VM runners' console checks (selftests/vm/lib-test.sh) as one more;
 # print TAP, the skips checked against selftests/expected-skips (kernel
 # "host", "host-user" when not root: an unlisted skip and a listed skip that did not happen are each
 # one more failure; selftests/check-skips.sh) and a final
@@ -32,7 +33,7 @@ out() {
 out "# ---- cowmap-host-tests"
 "$bin" | while IFS= read -r line; do
 	if [[ $line =~ ^1\.\.([0-9]+)$ ]]; then
-		total=$((BASH_REMATCH[1] + nfuzz))
+		total=$((BASH_REMATCH[1] + nfuzz + 1))
 		out "1..$total"
 	elif [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
 		summary=$line
@@ -58,20 +59,32 @@ if [ "$nfuzz" = 1 ]; then
 	if $fuzz run >"$log" 2>&1; then
 		grep '^# ' "$log" || true
 		if grep -q '^SKIP' "$log"; then
-			line="ok $total - fuzz # SKIP $(sed -n 's/^SKIP:* *//p' "$log" | head -n1)"
+			line="ok $((total - 1)) - fuzz # SKIP $(sed -n 's/^SKIP:* *//p' "$log" | head -n1)"
 			skip=$((skip + 1))
 		else
-			line="ok $total - fuzz (log reader and merge planner)"
+			line="ok $((total - 1)) - fuzz (log reader and merge planner)"
 			pass=$((pass + 1))
 		fi
 	else
 		tail -n 40 "$log" | sed 's/^/# /'
-		line="not ok $total - fuzz (log reader and merge planner)"
+		line="not ok $((total - 1)) - fuzz (log reader and merge planner)"
 		fail=$((fail + 1))
 	fi
 	out "$line"
 	rm -f "$log"
 fi
+
+log=$(mktemp)
+if "$here/../vm/lib-test.sh" >"$log" 2>&1; then
+	line="ok $total - VM runners' console checks"
+	pass=$((pass + 1))
+else
+	sed 's/^/# /' "$log"
+	line="not ok $total - VM runners' console checks"
+	fail=$((fail + 1))
+fi
+out "$line"
+rm -f "$log"
 
 # As many results as the plan said.
 ran=$(grep -cE '^(not )?ok( |$)' "$tap")

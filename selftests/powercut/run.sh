@@ -66,9 +66,10 @@ mkfs.xfs -q -f "$out/xfs.img" || die "mkfs.xfs failed"
 mem=2G
 [ "$kver" = debug ] && mem=4G
 
-# boot CYCLE NEXT: boot once; kill QEMU DELAY seconds after POWERCUT-READY
-# (empty DELAY: let it run to the end).  Sets BOOT_LOG, READY_AT, MERGED_AT.
-boot() {
+# boot_once CYCLE NEXT DELAY: boot once; kill QEMU DELAY seconds after
+# POWERCUT-READY (empty DELAY: let it run to the end).  Sets BOOT_LOG,
+# READY_AT, MERGED_AT.
+boot_once() {
 	local cycle=$1 next=$2 delay=$3 fs prev qpid t0 now
 	fs=${fslist[$((cycle % ${#fslist[@]}))]}
 	prev=${fslist[$(((cycle + ${#fslist[@]} - 1) % ${#fslist[@]}))]}
@@ -108,6 +109,19 @@ boot() {
 	done
 	wait "$qpid" 2>/dev/null || true
 	tr -d '\r' <"$BOOT_LOG" >"$BOOT_LOG.tmp" && mv "$BOOT_LOG.tmp" "$BOOT_LOG"
+}
+
+# boot CYCLE NEXT DELAY: boot_once, again if the kernel crashed before init
+# (the disks are untouched then); BOOT_BAD=1 on kernel errors.
+boot() {
+	local cycle=$1 attempt
+	for attempt in 1 2; do
+		boot_once "$@"
+		if [ "$attempt" = 2 ] || ! early_boot_crash "$out/console.$cycle.log"; then
+			break
+		fi
+		boot_again "powercut: cycle $cycle" "$out/console.$cycle.log"
+	done
 	if grep -aEn -- "$KERNEL_ERROR_RE" "$out/console.$cycle.log" >"$out/errors.$cycle"; then
 		echo "cycle $cycle: kernel errors on the console ($out/console.$cycle.log):" >&2
 		head -n 5 "$out/errors.$cycle" | sed "s/^/cycle $cycle: kernel error: /" >&2

@@ -172,37 +172,36 @@ console_errors() {
 		}' "$1"
 }
 
-# vm_boot KVER INITRD DIR: boot the resolved kernel with INITRD, scratch
-# disks and logs in DIR (console.log: ttyS0, output.log: ttyS1), streaming
-# the payload's output to stdout.  Sets VM_STATUS (payload exit status) and
-# VM_PASS/VM_FAIL/VM_SKIP/VM_LEAKS from the result line.  Returns 0 if the
-# VM ran cleanly (result line present, no kernel error, no timeout); else
-# prints why and the console's tail and returns 1.
-vm_boot() {
-	local kver=$1 initrd=$2 dir=$3 mem timeout cmdline rc qpid tailpid line problems=()
-	# shellcheck disable=SC2034 # results for the caller
-	VM_STATUS='' VM_PASS=0 VM_FAIL=0 VM_SKIP=0 VM_LEAKS=0
-	mkdir -p "$dir"
-	rm -f "$dir"/console.log "$dir"/output.log "$dir"/*.img
+# early_boot_crash CONSOLE: true when CONSOLE shows a kernel error before
+# the kernel ran init ("Run /init as init process"): the kernel died while
+# booting, before any userspace ran, so before cowmap.ko was loaded and
+# before any test touched a disk.  Under TCG with 2 vCPUs this happens,
+# rarely, in Debian's own kernel ("Oops: int3" in a timer interrupt 2 s
+# into boot: a CPU still ran an int3 that another CPU's text_poke_bp() had
+# already removed; QEMU's cross-vCPU handling of self-modifying code).
+# The runners then boot once more and say so (first console kept as
+# console*.boot1.log); a second such crash, or any error after init
+# started, fails the run.
+early_boot_crash() {
+	RE=$KERNEL_ERROR_RE awk '
+		/Run .* as init process/ { init = 1; exit }
+		$0 ~ ENVIRON["RE"] { found = 1; exit }
+		END { exit !(found && !init) }' "$1"
+}
 
-	mem=2G
-	timeout=${COWMAP_VM_TIMEOUT:-1800}
-	cmdline="$VM_CMDLINE_BASE hung_task_panic=1 rdinit=/init"
-	if [ "$kver" = debug ]; then
-		mem=3G
-		timeout=${COWMAP_VM_TIMEOUT:-3600}
-		# pci=noacpi: the AML interpreter under KASAN and TCG hits
-		# ACPICA's 30 s loop timeout in _PRT, once per PCI device.
-		cmdline="$cmdline kmemleak=on pci=noacpi"
-		# A freed page in use is caught where it happens (debug.config).
-		cmdline="$cmdline debug_pagealloc=on page_poison=1 page_owner=on"
-		# KASAN, lockdep and kmemleak under TCG run ~10x slower: the
-		# heaviest tests do less there (COWMAP_VM_CMDLINE overrides).
-		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600 COMMIT_KILLS=12 COWMAP_TIMEOUT_SCALE=8}"
-	fi
-	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
+# boot_again WHAT CONSOLE: after an early_boot_crash, print the first
+# error and keep CONSOLE as CONSOLE.boot1.log.
+boot_again() {
+	echo "$1: the kernel crashed while booting, before init ran (not a test, the module is not loaded yet); booting once more:" >&2
+	grep -aEn -m 3 -- "$KERNEL_ERROR_RE" "$2" | sed "s/^/$1: first boot: /" >&2 || true
+	mv "$2" "${2%.log}.boot1.log"
+}
 
-	PATH=$PATH:/sbin:/usr/sbin
+# vm_qemu DIR MEM TIMEOUT CMDLINE INITRD: one boot of vm_boot's VM, fresh
+# scratch disks; QEMU's exit status in VM_QEMU_RC.
+vm_qemu() {
+	local dir=$1 mem=$2 timeout=$3 cmdline=$4 initrd=$5 qpid tailpid
+	rm -f "$dir"/*.img
 	truncate -s "${COWMAP_SCRATCH_SIZE:-4G}" "$dir/ext4.img"
 	truncate -s 1G "$dir/xfs.img" "$dir/btrfs.img"
 	mkfs.ext4 -q -F -L cowmap-ext4 "$dir/ext4.img" || die "mkfs.ext4 failed"
@@ -233,13 +232,54 @@ vm_boot() {
 			grep -av --line-buffered '^COWMAP-RESULT: ' &
 		tailpid=$!
 	fi
-	rc=0
-	wait "$qpid" || rc=$?
+	VM_QEMU_RC=0
+	wait "$qpid" || VM_QEMU_RC=$?
 	trap - EXIT INT TERM HUP
 	[ -z "$tailpid" ] || wait "$tailpid" || true
 	rm -f "$dir"/*.img
 	tr -d '\r' <"$dir/console.log" >"$dir/console.log.tmp" && mv "$dir/console.log.tmp" "$dir/console.log"
 	tr -d '\r' <"$dir/output.log" >"$dir/output.log.tmp" && mv "$dir/output.log.tmp" "$dir/output.log"
+}
+
+# vm_boot KVER INITRD DIR: boot the resolved kernel with INITRD, scratch
+# disks and logs in DIR (console.log: ttyS0, output.log: ttyS1), streaming
+# the payload's output to stdout.  Sets VM_STATUS (payload exit status) and
+# VM_PASS/VM_FAIL/VM_SKIP/VM_LEAKS from the result line.  Returns 0 if the
+# VM ran cleanly (result line present, no kernel error, no timeout); else
+# prints why and the console's tail and returns 1.
+vm_boot() {
+	local kver=$1 initrd=$2 dir=$3 mem timeout cmdline rc attempt line problems=()
+	# shellcheck disable=SC2034 # results for the caller
+	VM_STATUS='' VM_PASS=0 VM_FAIL=0 VM_SKIP=0 VM_LEAKS=0
+	mkdir -p "$dir"
+	rm -f "$dir"/console.log "$dir"/output.log "$dir"/*.img
+
+	mem=2G
+	timeout=${COWMAP_VM_TIMEOUT:-1800}
+	cmdline="$VM_CMDLINE_BASE hung_task_panic=1 rdinit=/init"
+	if [ "$kver" = debug ]; then
+		mem=3G
+		timeout=${COWMAP_VM_TIMEOUT:-3600}
+		# pci=noacpi: the AML interpreter under KASAN and TCG hits
+		# ACPICA's 30 s loop timeout in _PRT, once per PCI device.
+		cmdline="$cmdline kmemleak=on pci=noacpi"
+		# A freed page in use is caught where it happens (debug.config).
+		cmdline="$cmdline debug_pagealloc=on page_poison=1 page_owner=on"
+		# KASAN, lockdep and kmemleak under TCG run ~10x slower: the
+		# heaviest tests do less there (COWMAP_VM_CMDLINE overrides).
+		cmdline="$cmdline ${COWMAP_DEBUG_WORKLOAD-FUZZ_ITERS=0.25 LOAD_SESSIONS=16 LOAD_PAGES=32 STRESS_OPS=600 COMMIT_KILLS=12 COWMAP_TIMEOUT_SCALE=8}"
+	fi
+	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
+
+	PATH=$PATH:/sbin:/usr/sbin
+	for attempt in 1 2; do
+		vm_qemu "$dir" "$mem" "$timeout" "$cmdline" "$initrd"
+		if [ "$attempt" = 2 ] || ! early_boot_crash "$dir/console.log"; then
+			break
+		fi
+		boot_again "vm: $kver" "$dir/console.log"
+	done
+	rc=$VM_QEMU_RC
 
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		problems+=("timed out after ${timeout}s (COWMAP_VM_TIMEOUT)")
