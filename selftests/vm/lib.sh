@@ -252,7 +252,7 @@ vm_boot() {
 	# shellcheck disable=SC2034 # results for the caller
 	VM_STATUS='' VM_PASS=0 VM_FAIL=0 VM_SKIP=0 VM_LEAKS=0
 	mkdir -p "$dir"
-	rm -f "$dir"/console.log "$dir"/output.log "$dir"/*.img
+	rm -f "$dir"/console.log "$dir"/console.boot1.log "$dir"/output.log "$dir"/*.img
 
 	mem=2G
 	timeout=${COWMAP_VM_TIMEOUT:-1800}
