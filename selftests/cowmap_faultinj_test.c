@@ -83,13 +83,7 @@ FIXTURE_VARIANT(faultinj) {
 	COWMAP_FS_VARIANT_FIELDS;
 };
 
-/*
- * ext4 and XFS only.  Injection runs on the debug kernel alone, and under
- * failed allocations btrfs may abort a transaction and turn read-only,
- * which would test btrfs rather than cowmap.
- */
-COWMAP_FS_VARIANT_EXT4(faultinj);
-COWMAP_FS_VARIANT_XFS(faultinj);
+COWMAP_FS_VARIANTS(faultinj);
 
 FIXTURE_SETUP(faultinj)
 {
