@@ -254,6 +254,18 @@ uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 	return crc32c_sw(crc, buf, len);
 }
 
+uint32_t crc32c_skip4(const void *buf, uint64_t len, size_t crc_at)
+{
+	static const uint8_t zero4[4];
+	const uint8_t *p = buf;
+	uint32_t c = ~0U;
+
+	c = crc32c_update(c, p, crc_at);
+	c = crc32c_update(c, zero4, 4);
+	c = crc32c_update(c, p + crc_at + 4, len - crc_at - 4);
+	return ~c;
+}
+
 COWMAP_EXPORT uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	return ~crc32c_update(~crc, buf, len);
