@@ -10,6 +10,17 @@
 
 #include "cli.h"
 
+/* What each COWMAP_RECOVER_* result did, as the line after "FILE: " says it. */
+static const char *const outcomes[] = {
+	[COWMAP_RECOVER_NONE] = "no interrupted merge, nothing to do",
+	[COWMAP_RECOVER_REPLAYED] = "the interrupted merge was completed",
+	[COWMAP_RECOVER_DROPPED] =
+		"an incomplete merge journal was removed (the file had not been touched)",
+	[COWMAP_RECOVER_ROLLED_BACK] = "the interrupted merge was rolled back",
+	[COWMAP_RECOVER_DISCARDED] =
+		"the merge journal was removed unapplied (the file is left as it is)",
+};
+
 static int recover_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -41,27 +52,10 @@ static int recover_main(int argc, char **argv)
 	if ((flags & COWMAP_RECOVER_ROLLBACK) && (flags & COWMAP_RECOVER_DISCARD))
 		return usage_error("recover", "--rollback and --discard are exclusive");
 	r = cowmap_recover(argv[optind], flags);
-	switch (r) {
-	case COWMAP_RECOVER_NONE:
-		printf("%s: no interrupted merge, nothing to do\n", argv[optind]);
-		return EXIT_OK;
-	case COWMAP_RECOVER_REPLAYED:
-		printf("%s: the interrupted merge was completed\n", argv[optind]);
-		return EXIT_OK;
-	case COWMAP_RECOVER_DROPPED:
-		printf("%s: an incomplete merge journal was removed (the file had not "
-		       "been touched)\n", argv[optind]);
-		return EXIT_OK;
-	case COWMAP_RECOVER_ROLLED_BACK:
-		printf("%s: the interrupted merge was rolled back\n", argv[optind]);
-		return EXIT_OK;
-	case COWMAP_RECOVER_DISCARDED:
-		printf("%s: the merge journal was removed unapplied (the file is left as "
-		       "it is)\n", argv[optind]);
-		return EXIT_OK;
-	default:
+	if (r < 0 || (size_t)r >= ARRAY_SIZE(outcomes) || !outcomes[r])
 		return fail_lib("recover", r);
-	}
+	printf("%s: %s\n", argv[optind], outcomes[r]);
+	return EXIT_OK;
 }
 
 const struct subcommand cmd_recover = {

@@ -155,29 +155,21 @@ static int find_program(const char *prog, char *out, size_t size)
  */
 static bool has_interp(int fd, unsigned char class)
 {
+	union {
+		Elf64_Ehdr e64;
+		Elf32_Ehdr e32;
+	} eh;
+	bool is64 = class == ELFCLASS64;
+	size_t size = is64 ? sizeof(eh.e64) : sizeof(eh.e32);
 	uint64_t phoff;
 	unsigned int phnum, phentsize;
 	uint32_t type;
 
-	if (class == ELFCLASS64) {
-		Elf64_Ehdr eh;
-
-		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
-			return true;
-		phoff = eh.e_phoff;
-		phnum = eh.e_phnum;
-		phentsize = eh.e_phentsize;
-	} else if (class == ELFCLASS32) {
-		Elf32_Ehdr eh;
-
-		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
-			return true;
-		phoff = eh.e_phoff;
-		phnum = eh.e_phnum;
-		phentsize = eh.e_phentsize;
-	} else {
+	if ((!is64 && class != ELFCLASS32) || pread(fd, &eh, size, 0) != (ssize_t)size)
 		return true;
-	}
+	phoff = is64 ? eh.e64.e_phoff : eh.e32.e_phoff;
+	phnum = is64 ? eh.e64.e_phnum : eh.e32.e_phnum;
+	phentsize = is64 ? eh.e64.e_phentsize : eh.e32.e_phentsize;
 	for (unsigned int i = 0; i < phnum; i++) {
 		if (pread(fd, &type, sizeof(type),
 			  (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof(type))

@@ -139,6 +139,45 @@ static uint32_t shift(uint32_t zeros[][256], uint32_t crc)
 	       zeros[2][(crc >> 16) & 0xff] ^ zeros[3][crc >> 24];
 }
 
+#ifdef __x86_64__
+/*
+ * Consume @blk-byte triples of *@p while *@len has one: three streams of
+ * @blk bytes each, shifted together with @zeros (the operator for @blk
+ * zero bytes).  Always inlined: @blk is then a constant, as it was.
+ */
+__attribute__((target("sse4.2"), always_inline))
+static inline uint64_t hw_triples(uint64_t c0, const uint8_t **pp, size_t *lenp,
+				  size_t blk, uint32_t zeros[][256])
+{
+	const uint8_t *p = *pp;
+	size_t len = *lenp;
+
+	while (len >= 3 * blk) {
+		uint64_t c1 = 0, c2 = 0;
+		const uint8_t *end = p + blk;
+
+		do {
+			uint64_t a, b, d;
+
+			memcpy(&a, p, 8);
+			memcpy(&b, p + blk, 8);
+			memcpy(&d, p + 2 * blk, 8);
+			c0 = _mm_crc32_u64(c0, a);
+			c1 = _mm_crc32_u64(c1, b);
+			c2 = _mm_crc32_u64(c2, d);
+			p += 8;
+		} while (p < end);
+		c0 = shift(zeros, (uint32_t)c0) ^ (uint32_t)c1;
+		c0 = shift(zeros, (uint32_t)c0) ^ (uint32_t)c2;
+		p += 2 * blk;
+		len -= 3 * blk;
+	}
+	*pp = p;
+	*lenp = len;
+	return c0;
+}
+#endif
+
 __attribute__((target("sse4.2")))
 static uint32_t hw_update(uint32_t c, const uint8_t *p, size_t len)
 {
@@ -152,46 +191,8 @@ static uint32_t hw_update(uint32_t c, const uint8_t *p, size_t len)
 
 		if (len >= 3 * SHORT)
 			pthread_once(&zeros_once, zeros_init);
-		while (len >= 3 * LONG) {
-			uint64_t c1 = 0, c2 = 0;
-			const uint8_t *end = p + LONG;
-
-			do {
-				uint64_t a, b, d;
-
-				memcpy(&a, p, 8);
-				memcpy(&b, p + LONG, 8);
-				memcpy(&d, p + 2 * LONG, 8);
-				c0 = _mm_crc32_u64(c0, a);
-				c1 = _mm_crc32_u64(c1, b);
-				c2 = _mm_crc32_u64(c2, d);
-				p += 8;
-			} while (p < end);
-			c0 = shift(zeros_long, (uint32_t)c0) ^ (uint32_t)c1;
-			c0 = shift(zeros_long, (uint32_t)c0) ^ (uint32_t)c2;
-			p += 2 * LONG;
-			len -= 3 * LONG;
-		}
-		while (len >= 3 * SHORT) {
-			uint64_t c1 = 0, c2 = 0;
-			const uint8_t *end = p + SHORT;
-
-			do {
-				uint64_t a, b, d;
-
-				memcpy(&a, p, 8);
-				memcpy(&b, p + SHORT, 8);
-				memcpy(&d, p + 2 * SHORT, 8);
-				c0 = _mm_crc32_u64(c0, a);
-				c1 = _mm_crc32_u64(c1, b);
-				c2 = _mm_crc32_u64(c2, d);
-				p += 8;
-			} while (p < end);
-			c0 = shift(zeros_short, (uint32_t)c0) ^ (uint32_t)c1;
-			c0 = shift(zeros_short, (uint32_t)c0) ^ (uint32_t)c2;
-			p += 2 * SHORT;
-			len -= 3 * SHORT;
-		}
+		c0 = hw_triples(c0, &p, &len, LONG, zeros_long);
+		c0 = hw_triples(c0, &p, &len, SHORT, zeros_short);
 		while (len >= 8) {
 			uint64_t a;
 
@@ -251,6 +252,18 @@ uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 		return ~hw_update(~crc, buf, len);
 #endif
 	return crc32c_sw(crc, buf, len);
+}
+
+uint32_t crc32c_skip4(const void *buf, uint64_t len, size_t crc_at)
+{
+	static const uint8_t zero4[4];
+	const uint8_t *p = buf;
+	uint32_t c = ~0U;
+
+	c = crc32c_update(c, p, crc_at);
+	c = crc32c_update(c, zero4, 4);
+	c = crc32c_update(c, p + crc_at + 4, len - crc_at - 4);
+	return ~c;
 }
 
 COWMAP_EXPORT uint32_t cowmap_crc32c(uint32_t crc, const void *buf, size_t len)

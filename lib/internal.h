@@ -38,6 +38,8 @@ uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len);
 bool crc32c_hw_available(void);
 /* Raw update without the initial/final inversion (crc is the register). */
 uint32_t crc32c_update(uint32_t reg, const void *buf, size_t len);
+/* CRC32C of @len bytes at @buf whose 4-byte CRC field at @crc_at counts as 0. */
+uint32_t crc32c_skip4(const void *buf, uint64_t len, size_t crc_at);
 
 /* util.c */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);

@@ -174,16 +174,6 @@ static uint32_t piece(uint64_t off, uint32_t len, uint32_t i, uint32_t *startp)
 	return (uint32_t)(end - start);
 }
 
-static uint32_t crc_skip4(const uint8_t *p, uint64_t len, size_t crc_at)
-{
-	uint32_t c = ~0U;
-
-	c = crc32c_update(c, p, crc_at);
-	c = crc32c_update(c, zero8, 4);
-	c = crc32c_update(c, p + crc_at + 4, len - crc_at - 4);
-	return ~c;
-}
-
 int journal_flush(struct journal *j)
 {
 	struct iovec *iov = j->iov;
@@ -261,7 +251,7 @@ int journal_begin(struct journal **jp, const char *jpath,
 	put_le64(h + JH_INO, t->ino);
 	put_le64(h + JH_SIZE, t->size);
 	put_le32(h + JH_FLAGS, t->undo ? JF_UNDO : 0);
-	put_le32(h + JH_CRC, crc_skip4(h, J_HDR_SIZE, JH_CRC));
+	put_le32(h + JH_CRC, crc32c_skip4(h, J_HDR_SIZE, JH_CRC));
 	j->head_len = J_HDR_SIZE;
 	*jp = j;
 	return 0;
@@ -373,7 +363,7 @@ int journal_commit(struct journal *j)
 	put_le64(tr + JT_ENTRIES, j->entries);
 	put_le64(tr + JT_BYTES, j->bytes);
 	put_le32(tr + JT_ECRC, j->ecrc);
-	put_le32(tr + JT_CRC, crc_skip4(tr, J_END_SIZE, JT_CRC));
+	put_le32(tr + JT_CRC, crc32c_skip4(tr, J_END_SIZE, JT_CRC));
 	j->head_len = J_END_SIZE;
 	ret = journal_flush(j);
 	if (ret)
@@ -422,7 +412,7 @@ static int jview_complete(const struct jview *v)
 	tr = v->m + v->len - J_END_SIZE;
 	if (get_le32(tr) != J_END_MAGIC)
 		return 0;
-	return get_le32(tr + JT_CRC) == crc_skip4(tr, J_END_SIZE, JT_CRC);
+	return get_le32(tr + JT_CRC) == crc32c_skip4(tr, J_END_SIZE, JT_CRC);
 }
 
 /* Validate a complete journal; 0 or -COWMAP_EBADJOURNAL. */
@@ -434,7 +424,7 @@ static int jview_validate(struct jview *v)
 
 	if (memcmp(m, J_MAGIC, 8) || get_le32(m + JH_HLEN) != J_HDR_SIZE)
 		return JBAD(v, 0, "bad journal header");
-	if (get_le32(m + JH_CRC) != crc_skip4(m, J_HDR_SIZE, JH_CRC))
+	if (get_le32(m + JH_CRC) != crc32c_skip4(m, J_HDR_SIZE, JH_CRC))
 		return JBAD(v, JH_CRC, "journal header CRC mismatch");
 	ver = get_le32(m + JH_VERSION);
 	if (ver != J_VERSION && ver != J_VERSION_1)
@@ -459,7 +449,7 @@ static int jview_validate(struct jview *v)
 		if (!len || len > J_ENT_MAX || off > (uint64_t)INT64_MAX - len ||
 		    (total = entry_total(v->has_old, off, len)) > end - p)
 			return JBAD(v, p, "bad journal entry length %u", len);
-		if (get_le32(e + JE_CRC) != crc_skip4(e, total, JE_CRC))
+		if (get_le32(e + JE_CRC) != crc32c_skip4(e, total, JE_CRC))
 			return JBAD(v, p, "journal entry %llu: CRC mismatch",
 				    (unsigned long long)n);
 		if (get_le64(e + JE_SEQ) != n || get_le32(e + JE_FLAGS))

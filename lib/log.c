@@ -54,22 +54,12 @@ static const uint8_t zero8[8];
 
 uint32_t log_hdr_crc(const uint8_t *hdr, uint32_t len)
 {
-	uint32_t c = ~0U;
-
-	c = crc32c_update(c, hdr, H_CRC);
-	c = crc32c_update(c, zero8, 4);
-	c = crc32c_update(c, hdr + H_CRC + 4, len - H_CRC - 4);
-	return ~c;
+	return crc32c_skip4(hdr, len, H_CRC);
 }
 
 uint32_t log_rec_crc(const uint8_t *rec, uint64_t total)
 {
-	uint32_t c = ~0U;
-
-	c = crc32c_update(c, rec, R_CRC);
-	c = crc32c_update(c, zero8, 4);
-	c = crc32c_update(c, rec + R_CRC + 4, total - R_CRC - 4);
-	return ~c;
+	return crc32c_skip4(rec, total, R_CRC);
 }
 
 /* ------------------------------------------------------------------------

@@ -161,6 +161,15 @@ static uint64_t log_byte(const struct mlog *l, const uint8_t *p)
 	return (uint64_t)(p - l->log->map);
 }
 
+/* Drop the first @n bytes of @e. */
+static void ext_skip(struct ext *e, uint64_t n)
+{
+	e->off += n;
+	e->len -= n;
+	e->old += n;
+	e->new += n;
+}
+
 /* Compose @a (earlier) with @b (later) into @c. */
 static int compose(const struct mlog *l, const struct extv *a, const struct extv *b,
 		   struct extv *c)
@@ -187,22 +196,13 @@ static int compose(const struct mlog *l, const struct extv *a, const struct extv
 		} else if (!hx || y.off + y.len <= x.off) {
 			ret = extv_push(c, y.off, y.len, y.old, y.new);
 			hy = false;
-		} else if (x.off < y.off) {
-			uint64_t h = y.off - x.off;
+		} else if (x.off != y.off) {
+			/* The one that starts first, up to where the other starts. */
+			struct ext *e = x.off < y.off ? &x : &y;
+			uint64_t h = MAX(x.off, y.off) - e->off;
 
-			ret = extv_push(c, x.off, h, x.old, x.new);
-			x.off += h;
-			x.len -= h;
-			x.old += h;
-			x.new += h;
-		} else if (y.off < x.off) {
-			uint64_t h = x.off - y.off;
-
-			ret = extv_push(c, y.off, h, y.old, y.new);
-			y.off += h;
-			y.len -= h;
-			y.old += h;
-			y.new += h;
+			ret = extv_push(c, e->off, h, e->old, e->new);
+			ext_skip(e, h);
 		} else {
 			uint64_t ov = MIN(x.len, y.len);
 			uint64_t k = merge_first_diff(y.old, x.new, 0, ov);
@@ -215,14 +215,8 @@ static int compose(const struct mlog *l, const struct extv *a, const struct extv
 					       y.old[k], (unsigned long long)(x.off + k), x.new[k],
 					       (unsigned long long)log_byte(l, x.new + k));
 			ret = extv_push(c, x.off, ov, x.old, y.new);
-			x.off += ov;
-			x.len -= ov;
-			x.old += ov;
-			x.new += ov;
-			y.off += ov;
-			y.len -= ov;
-			y.old += ov;
-			y.new += ov;
+			ext_skip(&x, ov);
+			ext_skip(&y, ov);
 			hx = x.len != 0;
 			hy = y.len != 0;
 		}

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * Client of the "cowmap" generic netlink family (<linux/cowmap.h>), over
- * libmnl.  One attribute callback per nest: each skips attribute types it
- * does not know (a newer module may send more) and validates the ones it
- * knows.  Refusals carry the kernel's extack message into cowmap_errmsg().
+ * libmnl.  Each nest is parsed by a table of the attribute types it keeps
+ * (struct attr_policy), or by a callback of its own where the values go
+ * straight into a struct; both skip attribute types they do not know (a
+ * newer module may send more) and validate the ones they know.  Refusals
+ * carry the kernel's extack message into cowmap_errmsg().
  */
 #include <errno.h>
 #include <poll.h>
@@ -65,34 +67,40 @@ static int check_attr(const struct nlattr *attr, const char *nest,
 	return MNL_CB_OK;
 }
 
-static int top_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	unsigned int type = mnl_attr_get_type(attr);
-	int ret = MNL_CB_OK;
+/*
+ * The attributes of one nest that a caller keeps, by type: @types[type] is
+ * the type it must validate as, MNL_TYPE_UNSPEC (0) for one not kept.
+ * Valid attributes go to @tb[type] (@max + 1 entries).
+ */
+struct attr_policy {
+	const char *nest;
+	unsigned int max;
+	const enum mnl_attr_data_type *types;
+	const struct nlattr **tb;
+};
 
-	if (mnl_attr_type_valid(attr, COWMAP_A_MAX) < 0)
+static int policy_attr_cb(const struct nlattr *attr, void *data)
+{
+	const struct attr_policy *pol = data;
+	unsigned int type = mnl_attr_get_type(attr);
+
+	/* Padding, a type this library does not use, or a newer one. */
+	if (mnl_attr_type_valid(attr, pol->max) < 0 || pol->types[type] == MNL_TYPE_UNSPEC)
 		return MNL_CB_OK;
-	switch (type) {
-	case COWMAP_A_CONFIG:
-	case COWMAP_A_STATS:
-	case COWMAP_A_SESSION:
-		ret = check_attr(attr, "top-level", MNL_TYPE_NESTED);
-		break;
-	case COWMAP_A_SESSION_ID:
-	case COWMAP_A_OFFSET:
-		ret = check_attr(attr, "top-level", MNL_TYPE_U64);
-		break;
-	case COWMAP_A_LOG_FD:
-		ret = check_attr(attr, "top-level", MNL_TYPE_U32);
-		break;
-	default:
-		return MNL_CB_OK;	/* padding, or unused here */
-	}
-	if (ret == MNL_CB_OK)
-		tb[type] = attr;
-	return ret;
+	if (check_attr(attr, pol->nest, pol->types[type]) != MNL_CB_OK)
+		return MNL_CB_ERROR;
+	pol->tb[type] = attr;
+	return MNL_CB_OK;
 }
+
+static const enum mnl_attr_data_type top_types[COWMAP_A_MAX + 1] = {
+	[COWMAP_A_CONFIG] = MNL_TYPE_NESTED,
+	[COWMAP_A_STATS] = MNL_TYPE_NESTED,
+	[COWMAP_A_SESSION] = MNL_TYPE_NESTED,
+	[COWMAP_A_SESSION_ID] = MNL_TYPE_U64,
+	[COWMAP_A_OFFSET] = MNL_TYPE_U64,
+	[COWMAP_A_LOG_FD] = MNL_TYPE_U32,
+};
 
 static int config_attr_cb(const struct nlattr *attr, void *data)
 {
@@ -198,10 +206,12 @@ static int session_attr_cb(const struct nlattr *attr, void *data)
 /* Parse the top-level attributes of a cowmap message into @tb. */
 static int parse_top(const struct nlmsghdr *nlh, const struct nlattr **tb)
 {
+	struct attr_policy pol = { "top-level", COWMAP_A_MAX, top_types, tb };
+
 	memset(tb, 0, sizeof(*tb) * (COWMAP_A_MAX + 1));
 	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct genlmsghdr))
 		return err_set(EPROTO, "malformed netlink reply: message too short");
-	if (mnl_attr_parse(nlh, sizeof(struct genlmsghdr), top_attr_cb, tb) != MNL_CB_OK)
+	if (mnl_attr_parse(nlh, sizeof(struct genlmsghdr), policy_attr_cb, &pol) != MNL_CB_OK)
 		return errno == EPROTO ? -EPROTO :
 		       err_set(EPROTO, "malformed netlink reply: bad attribute list");
 	return 0;
@@ -382,64 +392,27 @@ static struct nlmsghdr *cowmap_msg(struct cowmap_nl *nl, uint8_t cmd, uint16_t f
  * ------------------------------------------------------------------------
  */
 
-static int ctrl_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	unsigned int type = mnl_attr_get_type(attr);
-	int ret;
+static const enum mnl_attr_data_type ctrl_types[CTRL_ATTR_MAX + 1] = {
+	[CTRL_ATTR_FAMILY_ID] = MNL_TYPE_U16,
+	[CTRL_ATTR_VERSION] = MNL_TYPE_U32,
+	[CTRL_ATTR_MCAST_GROUPS] = MNL_TYPE_NESTED,
+};
 
-	if (mnl_attr_type_valid(attr, CTRL_ATTR_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case CTRL_ATTR_FAMILY_ID:
-		ret = check_attr(attr, "nlctrl", MNL_TYPE_U16);
-		break;
-	case CTRL_ATTR_VERSION:
-		ret = check_attr(attr, "nlctrl", MNL_TYPE_U32);
-		break;
-	case CTRL_ATTR_MCAST_GROUPS:
-		ret = check_attr(attr, "nlctrl", MNL_TYPE_NESTED);
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	if (ret == MNL_CB_OK)
-		tb[type] = attr;
-	return ret;
-}
-
-static int mcgrp_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	unsigned int type = mnl_attr_get_type(attr);
-	int ret;
-
-	if (mnl_attr_type_valid(attr, CTRL_ATTR_MCAST_GRP_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case CTRL_ATTR_MCAST_GRP_NAME:
-		ret = check_attr(attr, "nlctrl group", MNL_TYPE_NUL_STRING);
-		break;
-	case CTRL_ATTR_MCAST_GRP_ID:
-		ret = check_attr(attr, "nlctrl group", MNL_TYPE_U32);
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	if (ret == MNL_CB_OK)
-		tb[type] = attr;
-	return ret;
-}
+static const enum mnl_attr_data_type mcgrp_types[CTRL_ATTR_MCAST_GRP_MAX + 1] = {
+	[CTRL_ATTR_MCAST_GRP_NAME] = MNL_TYPE_NUL_STRING,
+	[CTRL_ATTR_MCAST_GRP_ID] = MNL_TYPE_U32,
+};
 
 static int family_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct cowmap_nl *nl = data;
 	const struct nlattr *tb[CTRL_ATTR_MAX + 1] = {};
+	struct attr_policy pol = { "nlctrl", CTRL_ATTR_MAX, ctrl_types, tb };
 	const struct nlattr *pos;
 
 	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct genlmsghdr))
 		return err_set(EPROTO, "malformed nlctrl reply");
-	if (mnl_attr_parse(nlh, sizeof(struct genlmsghdr), ctrl_attr_cb, tb) != MNL_CB_OK)
+	if (mnl_attr_parse(nlh, sizeof(struct genlmsghdr), policy_attr_cb, &pol) != MNL_CB_OK)
 		return -EPROTO;
 	if (!tb[CTRL_ATTR_FAMILY_ID])
 		return err_set(EPROTO, "nlctrl reply without a family id");
@@ -450,9 +423,12 @@ static int family_cb(const struct nlmsghdr *nlh, void *data)
 		return 0;
 	mnl_attr_for_each_nested(pos, tb[CTRL_ATTR_MCAST_GROUPS]) {
 		const struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1] = {};
+		struct attr_policy gpol = {
+			"nlctrl group", CTRL_ATTR_MCAST_GRP_MAX, mcgrp_types, g
+		};
 
 		if (mnl_attr_validate(pos, MNL_TYPE_NESTED) < 0 ||
-		    mnl_attr_parse_nested(pos, mcgrp_attr_cb, g) != MNL_CB_OK)
+		    mnl_attr_parse_nested(pos, policy_attr_cb, &gpol) != MNL_CB_OK)
 			return err_set(EPROTO, "malformed nlctrl multicast group");
 		if (g[CTRL_ATTR_MCAST_GRP_NAME] && g[CTRL_ATTR_MCAST_GRP_ID] &&
 		    !strcmp(mnl_attr_get_str(g[CTRL_ATTR_MCAST_GRP_NAME]), COWMAP_MCGRP_EVENTS))

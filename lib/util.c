@@ -15,66 +15,54 @@
 
 #include "internal.h"
 
-int pread_full(int fd, void *buf, size_t len, uint64_t off)
+enum io_op { IO_PREAD, IO_PWRITE, IO_WRITE };
+
+/*
+ * @op on @fd (into @rbuf for a read, from @wbuf for a write; at @off but for
+ * IO_WRITE) until @len bytes are done, again after EINTR.  A call that
+ * transfers nothing ends it with @none: a read at the end of the file, a
+ * write that cannot make progress.
+ */
+static int io_full(enum io_op op, int fd, void *rbuf, const void *wbuf, size_t len,
+		   uint64_t off, int none)
 {
-	uint8_t *p = buf;
+	size_t done = 0;
 
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
+	while (done < len) {
+		off_t at = (off_t)(off + done);
+		ssize_t n;
 
+		if (op == IO_PREAD)
+			n = pread(fd, (uint8_t *)rbuf + done, len - done, at);
+		else if (op == IO_PWRITE)
+			n = pwrite(fd, (const uint8_t *)wbuf + done, len - done, at);
+		else
+			n = write(fd, (const uint8_t *)wbuf + done, len - done);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (n == 0)
-			return -ENODATA;	/* short file */
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
+			return none;
+		done += (size_t)n;
 	}
 	return 0;
+}
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	return io_full(IO_PREAD, fd, buf, NULL, len, off, -ENODATA);	/* short file */
 }
 
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return io_full(IO_PWRITE, fd, NULL, buf, len, off, -EIO);
 }
 
 int write_full(int fd, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return io_full(IO_WRITE, fd, NULL, buf, len, 0, -EIO);
 }
 
 bool mem_is_zero(const void *p, size_t len)
