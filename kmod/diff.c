@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #define COALESCE_GAP	40
+#define FREEZE_AHEAD	32	/* offsets one zap covers ahead of the freezes */
 
 /* First index in [i, n) where @a and @b differ, or @n. */
 static size_t next_diff(const u8 *a, const u8 *b, size_t i, size_t n)
@@ -93,6 +94,38 @@ static size_t diff_page(u8 *out, const u8 *old, const u8 *new, u64 offset,
 }
 
 /*
+ * Before the pages from @idx on are frozen one by one, zap the session's
+ * PTEs of the changed ones among the next FREEZE_AHEAD offsets (up to
+ * @last) at once: one page-table walk and one TLB flush instead of one per
+ * page.  Offsets between them lose their PTEs too and refault.  Each page is
+ * still checked under its lock (a fault may have mapped it again since).
+ * Returns the first offset after the window.
+ */
+unsigned long cowmap_freeze_ahead(struct cowmap_session *s, unsigned long idx,
+				  unsigned long last)
+{
+	XA_STATE(xas, &s->pages, idx);
+	unsigned long lo = 0, hi = 0, nr = 0;
+	void *entry;
+
+	lockdep_assert_held(&s->lock);
+	if (last - idx >= FREEZE_AHEAD)
+		last = idx + FREEZE_AHEAD - 1;
+	rcu_read_lock();
+	xas_for_each_marked(&xas, entry, last, COWMAP_CHANGED) {
+		if (xas_retry(&xas, entry))
+			continue;
+		if (!nr++)
+			lo = xas.xa_index;
+		hi = xas.xa_index;
+	}
+	rcu_read_unlock();
+	if (nr > 1)
+		cowmap_zap(s, lo, hi - lo + 1, NULL);
+	return last == ULONG_MAX ? last : last + 1;
+}
+
+/*
  * Freeze private page @idx and write the records of its changes against
  * its base snapshot to @out, numbering them from *@seq and counting them in
  * *@records.  Returns their bytes (0: no change), or -ENOENT if @idx is not
@@ -127,7 +160,7 @@ long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 	}
 	/* No PTE of it can appear while it is locked: only a fault maps it. */
 	if (page_mapped(p))
-		cowmap_zap(s, idx, NULL);
+		cowmap_zap(s, idx, 1, NULL);
 	/*
 	 * With its PTEs gone the page holds the xarray's reference and ours,
 	 * and no new one can be taken without the page lock.  Any other (a
@@ -155,7 +188,7 @@ long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 long cowmap_do_diff(struct cowmap_session *s, struct cowmap_diff *d)
 {
 	u8 __user *ubuf = u64_to_user_ptr(d->buf);
-	unsigned long idx, last;
+	unsigned long idx, last, ahead = 0;
 	u64 seq = 0;
 	u8 *out;
 	long err = 0;
@@ -179,6 +212,8 @@ long cowmap_do_diff(struct cowmap_session *s, struct cowmap_diff *d)
 		u32 records = 0;
 		long n;
 
+		if (idx >= ahead)
+			ahead = cowmap_freeze_ahead(s, idx, last);
 		n = cowmap_diff_frozen(s, idx, out, &seq, &records, false, &base);
 		if (n >= 0) {
 			if (d->used + n > d->buf_len) {

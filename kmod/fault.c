@@ -35,26 +35,35 @@ static const struct vm_operations_struct cowmap_vm_ops;
 /* VMAs of one mm a zap handles itself; more fall back to the file-wide zap. */
 #define ZAP_OWN_MAX	8
 
-static bool vma_covers(struct vm_area_struct *vma, pgoff_t idx)
+/* Does @vma map any of the offsets [idx, idx + nr)? */
+static bool vma_covers(struct vm_area_struct *vma, pgoff_t idx,
+		       unsigned long nr)
 {
-	return idx >= vma->vm_pgoff && idx - vma->vm_pgoff < vma_pages(vma);
+	return idx + nr > vma->vm_pgoff &&
+	       idx < vma->vm_pgoff + vma_pages(vma);
 }
 
-static void zap_in(struct vm_area_struct *vma, pgoff_t idx)
+/* Zap the part of [idx, idx + nr) that @vma maps. */
+static void zap_in(struct vm_area_struct *vma, pgoff_t idx, unsigned long nr)
 {
+	pgoff_t first = max_t(pgoff_t, idx, vma->vm_pgoff);
+	pgoff_t end = min_t(pgoff_t, idx + nr, vma->vm_pgoff + vma_pages(vma));
+
 	cowmap_zap_vma_range(vma, vma->vm_start +
-			     ((idx - vma->vm_pgoff) << PAGE_SHIFT), PAGE_SIZE);
+			     ((first - vma->vm_pgoff) << PAGE_SHIFT),
+			     (end - first) << PAGE_SHIFT);
 }
 
 /*
- * Collect the session's VMAs other than @cur that map @idx, if all of them
- * are VMAs of @mm, whose layout the caller keeps still (its mmap lock).
- * Returns how many, or -1 if some VMA of the session is elsewhere (another
- * mm, or any other VMA when @mm is NULL) or there are too many.
+ * Collect the session's VMAs other than @cur that map any of [idx, idx +
+ * nr), if all of them are VMAs of @mm, whose layout the caller keeps still
+ * (its mmap lock).  Returns how many, or -1 if some VMA of the session is
+ * elsewhere (another mm, or any other VMA when @mm is NULL) or there are
+ * too many.
  */
-static int own_vmas(struct cowmap_session *s, pgoff_t idx, struct mm_struct *mm,
-		    struct vm_area_struct *cur, struct vm_area_struct **own,
-		    unsigned long *start)
+static int own_vmas(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
+		    struct mm_struct *mm, struct vm_area_struct *cur,
+		    struct vm_area_struct **own, unsigned long *start)
 {
 	struct cowmap_vma *cv;
 	int n = 0;
@@ -69,7 +78,7 @@ static int own_vmas(struct cowmap_session *s, pgoff_t idx, struct mm_struct *mm,
 			n = -1;
 			break;
 		}
-		if (vma_covers(vma, idx)) {
+		if (vma_covers(vma, idx, nr)) {
 			own[n] = vma;
 			start[n++] = vma->vm_start;
 		}
@@ -79,8 +88,9 @@ static int own_vmas(struct cowmap_session *s, pgoff_t idx, struct mm_struct *mm,
 }
 
 /*
- * Zap @idx in the session's own VMAs: the backing PTEs after a copy is
- * published, or the private page's PTEs to freeze or discard it.  Other
+ * Zap the offsets [idx, idx + nr) in the session's own VMAs: the backing
+ * PTE after a copy is published (nr = 1, with the fault's @vmf), or private
+ * pages' PTEs to freeze or discard them.  Other
  * mappings of the file are none of our business (zapping them would let
  * any user make every process mapping, say, libc refault).
  *
@@ -88,13 +98,15 @@ static int own_vmas(struct cowmap_session *s, pgoff_t idx, struct mm_struct *mm,
  * VMA (@vmf), and for the VMAs of an mm whose mmap lock is held, once
  * vma_lookup() shows them attached (munmap detaches a VMA under the write
  * lock before it frees its page tables, possibly under the read lock only).
- * A fault holds its mm's mmap lock, or under a VMA lock tries to take it;
+ * A fault holds its mm's mmap lock, or under a VMA lock tries to take it
+ * if the session has another VMA;
  * an ioctl tries current's (trylocks: a page lock is held).  When a VMA
  * of the session is in another mm (fork, fd passing), or the lock cannot
- * be had, every VMA of the file is zapped at @idx, which is always safe:
+ * be had, every VMA of the file is zapped there, which is always safe:
  * unmap_mapping_range() walks i_mmap under its lock.
  */
-void cowmap_zap(struct cowmap_session *s, pgoff_t idx, struct vm_fault *vmf)
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
+		struct vm_fault *vmf)
 {
 	struct vm_area_struct *own[ZAP_OWN_MAX], *cur = NULL;
 	unsigned long start[ZAP_OWN_MAX];
@@ -105,8 +117,17 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t idx, struct vm_fault *vmf)
 	if (vmf) {
 		cur = vmf->vma;
 		mm = cur->vm_mm;
+		/*
+		 * Under a VMA lock, the mmap lock is tried only when the
+		 * session has a VMA other than @cur: @cur's page tables stay
+		 * while we hold its VMA lock, and a VMA that joins the session
+		 * now (mmap) has never mapped @idx before the copy we zap for
+		 * was published.  Without the lock, mm = NULL makes a VMA
+		 * seen from now on fall back to the file-wide zap.
+		 */
 		if (vmf->flags & FAULT_FLAG_VMA_LOCK) {
-			locked = mmap_read_trylock(mm);
+			if (own_vmas(s, idx, nr, NULL, cur, own, start) < 0)
+				locked = mmap_read_trylock(mm);
 			if (!locked)
 				mm = NULL;
 		}
@@ -115,19 +136,19 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t idx, struct vm_fault *vmf)
 		locked = true;
 	}
 
-	n = own_vmas(s, idx, mm, cur, own, start);
+	n = own_vmas(s, idx, nr, mm, cur, own, start);
 	if (n < 0) {
 		if (locked)
 			mmap_read_unlock(mm);
 		unmap_mapping_range(s->mapping, (loff_t)idx << PAGE_SHIFT,
-				    PAGE_SIZE, 0);
+				    (loff_t)nr << PAGE_SHIFT, 0);
 		return;
 	}
-	if (cur && vma_covers(cur, idx))
-		zap_in(cur, idx);
+	if (cur && vma_covers(cur, idx, nr))
+		zap_in(cur, idx, nr);
 	for (i = 0; i < n; i++)
 		if (vma_lookup(mm, start[i]) == own[i])
-			zap_in(own[i], idx);
+			zap_in(own[i], idx, nr);
 	if (locked)
 		mmap_read_unlock(mm);
 }
@@ -180,7 +201,9 @@ static void free_pair(struct page *copy, struct page *base)
 /*
  * A private page and its base snapshot: one order-1 block split in two when
  * one is at hand without reclaim (one trip to the page allocator and one
- * memory-cgroup charge), else two order-0 pages.  Either way each page is
+ * memory-cgroup charge), else two order-0 pages.  The order-1 attempt does
+ * not wake kswapd either: an order-1 shortage is no reason to reclaim or
+ * compact when two order-0 pages do as well.  Either way each page is
  * freed on its own.
  */
 static int alloc_pair(struct page **copy, struct page **base)
@@ -188,7 +211,7 @@ static int alloc_pair(struct page **copy, struct page **base)
 	const gfp_t gfp = GFP_HIGHUSER | __GFP_ACCOUNT;
 	struct page *p;
 
-	p = alloc_pages((gfp & ~__GFP_DIRECT_RECLAIM) | __GFP_NOWARN, 1);
+	p = alloc_pages((gfp & ~__GFP_RECLAIM) | __GFP_NOWARN, 1);
 	if (p) {
 		split_page(p, 1);
 		*copy = p;
@@ -263,7 +286,7 @@ static int cow_locked(struct cowmap_session *s, struct vm_fault *vmf,
 	 * and needs no zap (the first write without a read).
 	 */
 	if (folio_mapped(page_folio(src)))
-		cowmap_zap(s, idx, vmf);
+		cowmap_zap(s, idx, 1, vmf);
 
 	atomic64_inc(&s->cow_faults);
 	cowmap_count(COWMAP_STAT_COW_FAULTS, 1);
@@ -430,7 +453,7 @@ static vm_fault_t cowmap_page_mkwrite(struct vm_fault *vmf)
 	}
 	if (entry) {
 		/* A stale mapping of what is no longer this offset's page. */
-		cowmap_zap(s, idx, vmf);
+		cowmap_zap(s, idx, 1, vmf);
 		return VM_FAULT_NOPAGE;
 	}
 

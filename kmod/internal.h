@@ -192,7 +192,8 @@ unsigned long cowmap_get_unmapped_area(struct file *file, unsigned long addr,
 				       unsigned long len, unsigned long pgoff,
 				       unsigned long flags);
 struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx);
-void cowmap_zap(struct cowmap_session *s, pgoff_t idx, struct vm_fault *vmf);
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
+		struct vm_fault *vmf);
 
 /* ring.c */
 int cowmap_ring_init(struct cowmap_ring *r, u32 size);
@@ -212,6 +213,8 @@ long cowmap_do_diff(struct cowmap_session *s, struct cowmap_diff *d);
 long cowmap_diff_frozen(struct cowmap_session *s, pgoff_t idx, u8 *out,
 			u64 *seq, u32 *records, bool clear_mark,
 			struct page **basep);
+unsigned long cowmap_freeze_ahead(struct cowmap_session *s, unsigned long idx,
+				  unsigned long last);
 
 /* log.c */
 struct file *cowmap_log_get(int fd, struct file *backing);

@@ -17,7 +17,14 @@
 
 #include "internal.h"
 
-#define DRAIN_BATCH	32	/* pages per write to the log */
+/*
+ * One write to the log takes the records of up to DRAIN_PAGES pages, as
+ * long as a buffer of DRAIN_BUF_PAGES pages' worst-case records has room
+ * for one more page: dense changes write every 32 pages, sparse ones (a
+ * few bytes a page) every 512.
+ */
+#define DRAIN_PAGES	512
+#define DRAIN_BUF_PAGES	32
 
 static int write_all(struct file *log, const void *buf, size_t len, loff_t *pos)
 {
@@ -256,10 +263,10 @@ static int append(struct cowmap_session *s, struct file *log, const u8 *buf,
 
 struct drain_batch {
 	u8 *out;
-	struct page *bases[DRAIN_BATCH];
-	unsigned long idx[DRAIN_BATCH];
-	size_t end[DRAIN_BATCH];	/* end of each page's records in @out */
-	unsigned int max;		/* pages per batch */
+	struct page *bases[DRAIN_PAGES];
+	unsigned long idx[DRAIN_PAGES];
+	size_t end[DRAIN_PAGES];	/* end of each page's records in @out */
+	size_t size;			/* of @out */
 	unsigned int n;
 	size_t used;
 	u32 records;
@@ -338,25 +345,24 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 		     struct cowmap_drain *st)
 {
 	struct drain_batch *b;
-	unsigned long idx = 0;
+	unsigned long idx = 0, ahead = 0;
 	int err = 0;
 
 	lockdep_assert_held(&s->lock);
-	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	b = kvzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
 		return -ENOMEM;
 	/*
-	 * Under memory pressure, fall back to one page per write; only that
-	 * last attempt's failure is worth the allocator's warning.
+	 * Under memory pressure, fall back to one page's records per write;
+	 * only that last attempt's failure is worth the allocator's warning.
 	 */
-	for (b->max = DRAIN_BATCH; b->max; b->max /= DRAIN_BATCH) {
-		gfp_t gfp = GFP_KERNEL_ACCOUNT | (b->max > 1 ? __GFP_NOWARN : 0);
-
-		b->out = kvmalloc(b->max * COWMAP_PAGE_RECS_MAX, gfp);
-		if (b->out)
-			break;
+	b->size = DRAIN_BUF_PAGES * COWMAP_PAGE_RECS_MAX;
+	b->out = kvmalloc(b->size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!b->out) {
+		b->size = COWMAP_PAGE_RECS_MAX;
+		b->out = kvmalloc(b->size, GFP_KERNEL_ACCOUNT);
 	}
-	if (!b->max) {
+	if (!b->out) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -366,6 +372,8 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 		struct page *base;
 		long n;
 
+		if (idx >= ahead)
+			ahead = cowmap_freeze_ahead(s, idx, ULONG_MAX);
 		n = cowmap_diff_frozen(s, idx, b->out + b->used, seq,
 				       &b->records, true, &base);
 		if (n >= 0) {
@@ -373,7 +381,8 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 			b->end[b->n] = b->used;
 			b->bases[b->n] = base;
 			b->idx[b->n++] = idx;
-			if (b->n == b->max) {
+			if (b->n == DRAIN_PAGES ||
+			    b->size - b->used < COWMAP_PAGE_RECS_MAX) {
 				err = flush_batch(s, log, b, seq, st);
 				if (err)
 					goto out_free;
@@ -392,6 +401,6 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	err = flush_batch(s, log, b, seq, st);
 out_free:
 	kvfree(b->out);
-	kfree(b);
+	kvfree(b);
 	return err;
 }

@@ -443,7 +443,7 @@ long cowmap_do_discard(struct cowmap_session *s, pgoff_t first,
 			xa_erase(&s->pages, idx);
 			write_unlock(&s->publish_lock);
 			if (page_mapped(p))
-				cowmap_zap(s, idx, NULL);
+				cowmap_zap(s, idx, 1, NULL);
 			base = (struct page *)page_private(p);
 			set_page_private(p, 0);
 			unlock_page(p);

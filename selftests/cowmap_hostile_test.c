@@ -11,7 +11,8 @@
  *                       snapshot) and on event rings
  *  4 lost_log           a torn tail the user may not truncate by path is
  *                       cut through the log's own fd, also by the final
- *                       drain
+ *                       drain; lost_log_sparse: the same when one write
+ *                       carries hundreds of pages' records
  *  5 log_fs, final_drain_fsize, final_drain_creds
  *                       logs only on ext4/xfs/btrfs/tmpfs; the final drain
  *                       honours the closing task's RLIMIT_FSIZE and writes
@@ -664,6 +665,65 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
 	EXPECT_LT(0, n) TH_LOG("the log: %s", why);
 	EXPECT_EQ(0, memcmp(img, want, PGS(NPAGES)))
 		TH_LOG("%ld records do not reproduce the 40 pages written", n);
+	free(bp);
+	free(lp);
+	free(base);
+	free(img);
+	free(want);
+}
+
+/*
+ * lost_log_sparse: lost_log with a few bytes changed on each of 600 pages,
+ * so that one write to the log carries the records of hundreds of pages,
+ * and the drain fails after 100 of them.  The pages whose records did not
+ * reach the log keep their changes for the final drain: the log must still
+ * reproduce every page.
+ */
+TEST_F_TIMEOUT(hostile, lost_log_sparse, 120)
+{
+	const size_t npages = 600, len = PGS(npages);
+	uint8_t *base = malloc(len), *want = malloc(len), *img = malloc(len);
+	char *bp = make_file(self, "backing", 43, len, base);
+	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
+	int lfd, code;
+	long n;
+	pid_t pid;
+
+	ASSERT_NE(NULL, bp);
+	memcpy(want, base, len);
+	for (size_t i = 0; i < npages; i++)
+		cm_fill(44 + i, want + PGS(i) + (i * 72) % (PG - 8), 8);
+	lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ASSERT_LE(0, lfd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+		int dev, err;
+
+		become(TESTER);
+		dev = child_dirty(_metadata, bp, lfd, want, len);
+		rl.rlim_cur = cm_fsize(lfd) + 100 * COWMAP_LOG_REC_SIZE(8) + 13;
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(4);
+		err = cm_drain(dev, -1, NULL);
+		rl.rlim_cur = RLIM_INFINITY;
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(4);
+		if (err != -EFBIG) {
+			TH_LOG("drain under RLIMIT_FSIZE: %s, not EFBIG", strerror(-err));
+			_exit(5);
+		}
+		_exit(0);
+	}
+	code = child_code(pid);
+	ASSERT_EQ(0, code);
+	close(lfd);
+	n = check_log(lp, base, want, len, img, why);
+	EXPECT_LT(0, n) TH_LOG("the log: %s", why);
+	EXPECT_EQ(0, memcmp(img, want, len))
+		TH_LOG("%ld records do not reproduce the %zu pages written", n, npages);
 	free(bp);
 	free(lp);
 	free(base);
