@@ -46,18 +46,14 @@ FIXTURE(regress) {
 
 FIXTURE_SETUP(regress)
 {
-	const char *scratch, *why;
+	const char *scratch;
 	int fd;
 
 	self->dir = NULL;
 	self->small_mounted = 0;
 	self->append_only = NULL;
 	CM_SKIP_IF_NO_DEVICE();
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
-	self->dir = cm_mkdtemp(scratch, "regress");
-	ASSERT_NE(NULL, self->dir);
+	CM_SETUP_SCRATCH_DIR(scratch, self->dir, "regress");
 	self->backing = cm_path(self->dir, "backing");
 	cm_fill(3, self->data, sizeof(self->data));
 	fd = cm_create(self->backing, self->data, sizeof(self->data));
