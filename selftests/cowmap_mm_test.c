@@ -1811,6 +1811,19 @@ TEST_F(mm, odirect_write_by_other_fd)
 }
 
 /*
+ * The fallocate tests' start: @pages pages of seed 31, all read through
+ * the session, pages 3 and 20 private; @fd another descriptor of the file.
+ */
+#define FALLOC_SETUP(c, pages, fd)					\
+	do {								\
+		MAKE_MAP(c, pages, 31);					\
+		read_pages(c, pages);					\
+		fill_priv(PAGE(c, 3), 31, 3);				\
+		fill_priv(PAGE(c, 20), 31, 20);				\
+		OPEN_OTHER(fd);						\
+	} while (0)
+
+/*
  * Hole punching (fallocate) by another fd: the page cache under the
  * session's shared pages changes, private pages stay.
  */
@@ -1821,12 +1834,7 @@ TEST_F(mm, fallocate_by_other_fd)
 	int fd;
 
 	BEGIN(self);
-	MAKE_MAP(c, pages, 31);
-	read_pages(c, pages);
-	fill_priv(PAGE(c, 3), 31, 3);
-	fill_priv(PAGE(c, 20), 31, 20);
-
-	OPEN_OTHER(fd);
+	FALLOC_SETUP(c, pages, fd);
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * PS,
 		      4 * PS)) {
 		ASSERT_EQ(EOPNOTSUPP, errno);
@@ -1861,12 +1869,7 @@ TEST_F(mm, collapse_range_by_other_fd)
 	int fd;
 
 	BEGIN(self);
-	MAKE_MAP(c, pages, 31);
-	read_pages(c, pages);
-	fill_priv(PAGE(c, 3), 31, 3);
-	fill_priv(PAGE(c, 20), 31, 20);
-
-	OPEN_OTHER(fd);
+	FALLOC_SETUP(c, pages, fd);
 	/* Collapse pages 8..11: file pages 12.. move down by 4. */
 	if (fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 8 * PS, 4 * PS)) {
 		ASSERT_EQ(EOPNOTSUPP, errno);
