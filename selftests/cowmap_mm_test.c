@@ -688,6 +688,14 @@ static const struct cowmap_event *find_cow(const struct cowmap_event *ev,
 	return NULL;
 }
 
+/* @ev[0..@n) has a COW event of file offset @off by process @who: @e. */
+#define ASSERT_COW_BY(e, ev, n, off, who)				\
+	do {								\
+		e = find_cow(ev, n, off);				\
+		ASSERT_NE(NULL, e);					\
+		ASSERT_EQ((uint32_t)(who), e->tgid);			\
+	} while (0)
+
 TEST_F(ext4, fork_shares_session)
 {
 	const uint64_t pages = 8;
@@ -768,16 +776,10 @@ TEST_F(ext4, fork_shares_session)
 	ASSERT_EQ(pages * PS, in.mapped_bytes);
 	n = cm_events_all(m->cfd, ev, 16);
 	ASSERT_EQ(3, n);
-	e = find_cow(ev, n, 1 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
-	e = find_cow(ev, n, 2 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)pid, e->tgid);
+	ASSERT_COW_BY(e, ev, n, 1 * PS, getpid());
+	ASSERT_COW_BY(e, ev, n, 2 * PS, pid);
 	ASSERT_EQ((uint32_t)pid, e->tid);
-	e = find_cow(ev, n, 3 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	ASSERT_COW_BY(e, ev, n, 3 * PS, getpid());
 
 	ASSERT_FILE_INTACT(2, pages);
 	close(p2c[0]);
@@ -957,15 +959,9 @@ TEST_F_TIMEOUT(ext4, scm_rights_pingpong, 120)
 	ASSERT_EQ(PP_PAGES * PS, in.mapped_bytes);
 	n = cm_events_all(m->cfd, ev, 16);
 	ASSERT_EQ(3, n);
-	e = find_cow(ev, n, 0);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
-	e = find_cow(ev, n, PP_REQ_PAGE * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)pid, e->tgid);
-	e = find_cow(ev, n, PP_RESP_PAGE * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	ASSERT_COW_BY(e, ev, n, 0, getpid());
+	ASSERT_COW_BY(e, ev, n, PP_REQ_PAGE * PS, pid);
+	ASSERT_COW_BY(e, ev, n, PP_RESP_PAGE * PS, getpid());
 
 	/* The backing file is byte-for-byte untouched. */
 	ASSERT_FILE_INTACT(3, PP_PAGES);
@@ -2859,12 +2855,8 @@ TEST_F(ext4, remote_access)
 	ASSERT_COWS(2);
 	n = cm_events_all(m->cfd, ev, 8);
 	ASSERT_EQ(2, n);
-	e = find_cow(ev, n, 2 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
-	e = find_cow(ev, n, 5 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)pid, e->tgid);
+	ASSERT_COW_BY(e, ev, n, 2 * PS, getpid());
+	ASSERT_COW_BY(e, ev, n, 5 * PS, pid);
 	ASSERT_FILE_INTACT(26, pages);
 	munmap(ro, pages * PS);
 	munmap(c, pages * PS);
