@@ -228,7 +228,7 @@ static void mm_evict(struct mm_ctx *m)
 		MAP(var, pages, 0);					\
 	} while (0)
 
-/* @var: a plain read-only shared mapping of the whole backing file. */
+/* @var: a plain read-only shared mapping of the first @pages file pages. */
 #define MAP_PLAIN(var, pages)						\
 	do {								\
 		var = mmap(NULL, (pages) * PS, PROT_READ, MAP_SHARED,	\
