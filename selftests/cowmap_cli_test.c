@@ -206,6 +206,13 @@ static void cli_runv(struct res *r, uid_t uid, const char *env, const char *cons
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define CLI(r, ...) cli_runv((r), 0, NULL, ARGS(__VA_ARGS__))
 #define CLI_AS_TESTER(r, ...) cli_runv((r), TESTER_UID, NULL, ARGS(__VA_ARGS__))
+/* A command that must succeed and print valid JSON. */
+#define CLI_JSON(r, ...)						\
+	do {								\
+		CLI(r, __VA_ARGS__);					\
+		EXPECT_EQ(0, (r)->status) SHOW(r);			\
+		EXPECT_TRUE(json_valid((r)->out)) SHOW(r);		\
+	} while (0)
 
 /* Log a command's output when an assertion about it fails. */
 #define SHOW(r) TH_LOG("status %d\n--- stdout:\n%s--- stderr:\n%s---", (r)->status, \
@@ -653,9 +660,7 @@ TEST_F(cli, config)
 	EXPECT_EQ(0, read_param("max_session_pages"));
 	EXPECT_EQ(4567, read_param("max_total_pages"));
 
-	CLI(&r, "config", "--json");
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "config", "--json");
 	snprintf(want, sizeof(want), "{\"max_session_pages\":0,\"max_total_pages\":4567}");
 	EXPECT_NE(NULL, strstr(r.out, want)) SHOW(&r);
 	res_free(&r);
@@ -714,9 +719,7 @@ TEST_F(cli, sessions)
 	EXPECT_NE(NULL, strstr(r.out, self->file)) SHOW(&r);
 	res_free(&r);
 
-	CLI(&r, "sessions", "--json");
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "sessions", "--json");
 	snprintf(want, sizeof(want), "{\"id\":%s,", id);
 	EXPECT_NE(NULL, strstr(r.out, want)) SHOW(&r);
 	snprintf(want, sizeof(want), "\"path\":\"%s\"", self->file);
@@ -728,9 +731,7 @@ TEST_F(cli, sessions)
 	EXPECT_EQ(0, r.status) SHOW(&r);
 	EXPECT_NE(NULL, strstr(r.out, "Private pages:  1")) SHOW(&r);
 	res_free(&r);
-	CLI(&r, "sessions", "--json", id);
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "sessions", "--json", id);
 	res_free(&r);
 
 	CLI(&r, "sessions", "999999999");
@@ -775,9 +776,7 @@ TEST_F(cli, drain_and_discard)
 	EXPECT_NE(NULL, strstr(r.out, "Offset: 0, Length: 9, Old: abcdefghi, Data: "
 			       "Drain\\x01Me\\n")) SHOW(&r);
 	res_free(&r);
-	CLI(&r, "log", "show", "--json", log);
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "log", "show", "--json", log);
 	EXPECT_NE(NULL, strstr(r.out, "\"new\":\"447261696e014d650a\"")) SHOW(&r);
 	res_free(&r);
 
@@ -969,6 +968,24 @@ static int poke_until_exit(pid_t pid, const char *file, int secs, enum poke how)
 	return -1;
 }
 
+/*
+ * "monitor --json -c 2" into @out while sessions of @file come and go
+ * (@how): its output, which must be JSON lines (*@lines of them).
+ */
+static char *monitor_json(struct __test_metadata *_metadata, const char *file,
+			  const char *out, enum poke how, int *lines)
+{
+	size_t len;
+	char *text;
+
+	ASSERT_EQ(0, poke_until_exit(spawn_cli(out, ARGS("monitor", "--json", "-c", "2")),
+				     file, 20, how));
+	text = read_file(out, &len);
+	ASSERT_NE(NULL, text);
+	EXPECT_TRUE(json_lines_valid(text, lines)) TH_LOG("%s", text);
+	return text;
+}
+
 TEST_F_TIMEOUT(cli, monitor, 120)
 {
 	char *out = path_in(self->dir, "monitor.out");
@@ -976,11 +993,7 @@ TEST_F_TIMEOUT(cli, monitor, 120)
 	char *text;
 	int lines;
 
-	ASSERT_EQ(0, poke_until_exit(spawn_cli(out, ARGS("monitor", "--json", "-c", "2")),
-				     self->file, 20, POKE_CLOSE));
-	text = read_file(out, &len);
-	ASSERT_NE(NULL, text);
-	EXPECT_TRUE(json_lines_valid(text, &lines)) TH_LOG("%s", text);
+	text = monitor_json(_metadata, self->file, out, POKE_CLOSE, &lines);
 	EXPECT_EQ(2, lines) TH_LOG("%s", text);
 	EXPECT_NE(NULL, strstr(text, "\"event\":\"session-new\"")) TH_LOG("%s", text);
 	EXPECT_NE(NULL, strstr(text, "\"path\":")) TH_LOG("%s", text);
@@ -1048,9 +1061,7 @@ TEST_F(cli, log_show)
 	CLI(&r, "log", "show", "--full", log);
 	EXPECT_EQ(NULL, strstr(r.out, "...(+")) SHOW(&r);
 	res_free(&r);
-	CLI(&r, "log", "show", "--json", log, log);
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "log", "show", "--json", log, log);
 	EXPECT_NE(NULL, strstr(r.out, "\"new\":\"78005c09ff22\"")) SHOW(&r);
 	EXPECT_NE(NULL, strstr(r.out, "\"torn\":false")) SHOW(&r);
 	res_free(&r);
@@ -1158,9 +1169,7 @@ TEST_F(cli, merge)
 	memcpy(expect + 4, "1111", 4);
 	memcpy(expect + 8, "22", 2);
 	memcpy(expect + 5000, "333", 3);
-	CLI(&r, "merge", "--json", "--prefer", "first", self->file, l1, l2, l3);
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "merge", "--json", "--prefer", "first", self->file, l1, l2, l3);
 	EXPECT_NE(NULL, strstr(r.out, "\"result\":\"merged\"")) SHOW(&r);
 	res_free(&r);
 	EXPECT_TRUE(file_equals(self->file, expect, self->orig_len));
@@ -1202,9 +1211,7 @@ TEST_F_TIMEOUT(cli, merge_all_and_recover, 300)
 	res_free(&r);
 	EXPECT_TRUE(file_equals(self->file, self->orig, self->orig_len));
 
-	CLI(&r, "merge-all", "--json", "--dry-run", "--prefer", "last", self->file, logs);
-	EXPECT_EQ(0, r.status) SHOW(&r);
-	EXPECT_TRUE(json_valid(r.out)) SHOW(&r);
+	CLI_JSON(&r, "merge-all", "--json", "--dry-run", "--prefer", "last", self->file, logs);
 	EXPECT_NE(NULL, strstr(r.out, "\"skipped_logs\":1")) SHOW(&r);
 	EXPECT_NE(NULL, strstr(r.out, "\"result\":\"planned\"")) SHOW(&r);
 	res_free(&r);
@@ -1526,15 +1533,10 @@ TEST_F_TIMEOUT(cli, demo, 180)
 TEST_F_TIMEOUT(cli, monitor_sees_owner_exit, 120)
 {
 	char *out = path_in(self->dir, "monitor-exit.out");
-	size_t len;
 	char *text;
 	int lines;
 
-	ASSERT_EQ(0, poke_until_exit(spawn_cli(out, ARGS("monitor", "--json", "-c", "2")),
-				     self->file, 20, POKE_EXIT));
-	text = read_file(out, &len);
-	ASSERT_NE(NULL, text);
-	EXPECT_TRUE(json_lines_valid(text, &lines)) TH_LOG("%s", text);
+	text = monitor_json(_metadata, self->file, out, POKE_EXIT, &lines);
 	EXPECT_NE(NULL, strstr(text, "\"event\":\"session-del\"")) TH_LOG("%s", text);
 	free(text);
 }

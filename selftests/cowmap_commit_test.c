@@ -37,16 +37,12 @@ FIXTURE(commit) {
 
 FIXTURE_SETUP(commit)
 {
-	const char *scratch, *why;
+	const char *scratch;
 	int fd;
 
 	self->dir = NULL;
 	CM_SKIP_IF_NO_DEVICE();
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
-	self->dir = cm_mkdtemp(scratch, "commit");
-	ASSERT_NE(NULL, self->dir);
+	CM_SETUP_SCRATCH_DIR(scratch, self->dir, "commit");
 	self->backing = cm_path(self->dir, "backing");
 	cm_fill(7, self->data, sizeof(self->data));
 	fd = cm_create(self->backing, self->data, sizeof(self->data));

@@ -89,7 +89,7 @@ static int open_session(FIXTURE_DATA(fuzz) *self, int kind)
 
 FIXTURE_SETUP(fuzz)
 {
-	const char *scratch, *why, *sc = getenv("FUZZ_ITERS");
+	const char *scratch, *sc = getenv("FUZZ_ITERS");
 	uint8_t data[PGS(16)];
 	int i, p[2], fd;
 	char *path;
@@ -100,9 +100,7 @@ FIXTURE_SETUP(fuzz)
 	for (i = 0; i < NSESS; i++)
 		self->sess[i] = -1;
 	CM_SKIP_IF_NO_DEVICE();
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
+	CM_SETUP_SCRATCH(scratch);
 	self->scale = sc && *sc ? strtod(sc, NULL) : 1.0;
 	self->seed = getenv("COWMAP_SEED") ? strtoull(getenv("COWMAP_SEED"), NULL, 0) :
 		     cm_now_ns() % 1000000007ULL;

@@ -263,7 +263,7 @@ FIXTURE(hostile) {
 
 FIXTURE_SETUP(hostile)
 {
-	const char *scratch, *why;
+	const char *scratch;
 
 	self->dir = NULL;
 	self->nx[0] = self->ramfs[0] = 0;
@@ -273,11 +273,7 @@ FIXTURE_SETUP(hostile)
 	CM_SKIP_IF_NO_DEVICE();
 	if (geteuid())
 		CM_SETUP_SKIP("needs root");
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
-	self->dir = cm_mkdtemp(scratch, "hostile");
-	ASSERT_NE(NULL, self->dir);
+	CM_SETUP_SCRATCH_DIR(scratch, self->dir, "hostile");
 	ASSERT_EQ(0, chmod(self->dir, 01777));
 }
 

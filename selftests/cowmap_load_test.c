@@ -82,16 +82,14 @@ FIXTURE(load) {
 
 FIXTURE_SETUP(load)
 {
-	const char *scratch, *why;
+	const char *scratch;
 	uint8_t *data;
 	uint64_t p;
 	int fd;
 
 	self->dir = NULL;
 	CM_SKIP_IF_NO_DEVICE();
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
+	CM_SETUP_SCRATCH(scratch);
 	self->c.sessions = getenv("LOAD_SESSIONS") ? atoi(getenv("LOAD_SESSIONS")) : 64;
 	self->c.pages = getenv("LOAD_PAGES") ? atoi(getenv("LOAD_PAGES")) : 128;
 	self->c.drain_every = getenv("LOAD_DRAIN_EVERY") ? atoi(getenv("LOAD_DRAIN_EVERY")) : 64;

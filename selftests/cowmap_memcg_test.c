@@ -73,7 +73,7 @@ static long cg_value(const char *cg, const char *file, const char *key)
 
 FIXTURE_SETUP(memcg)
 {
-	const char *scratch, *why;
+	const char *scratch;
 	char path[256], buf[256];
 	int fd;
 
@@ -82,9 +82,7 @@ FIXTURE_SETUP(memcg)
 	self->kmsg = -1;
 	self->params_saved = false;
 	CM_SKIP_IF_NO_DEVICE();
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
+	CM_SETUP_SCRATCH(scratch);
 	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
 	    mount("cgroup2", CG_ROOT, "cgroup2", 0, NULL))
 		CM_SETUP_SKIP("cannot mount cgroup2 on " CG_ROOT ": %s", strerror(errno));

@@ -221,6 +221,44 @@ static void mm_evict(struct mm_ctx *m)
 
 #define PAGE(base, i)	((volatile char *)(base) + (size_t)(i) * PS)
 
+/* A backing file of @pages pages of pattern @seed, a session, @var its map. */
+#define MAKE_MAP(var, pages, seed)					\
+	do {								\
+		MAKE(pages, seed);					\
+		MAP(var, pages, 0);					\
+	} while (0)
+
+/* @var: a plain read-only shared mapping of the first @pages file pages. */
+#define MAP_PLAIN(var, pages)						\
+	do {								\
+		var = mmap(NULL, (pages) * PS, PROT_READ, MAP_SHARED,	\
+			   m->bfd, 0);					\
+		ASSERT_NE(MAP_FAILED, var);				\
+	} while (0)
+
+/* @fd: another O_RDWR file description of the backing file. */
+#define OPEN_OTHER(fd)							\
+	do {								\
+		fd = open(m->path, O_RDWR | O_CLOEXEC);			\
+		ASSERT_LE(0, fd);					\
+	} while (0)
+
+/* Read-fault every page of a mapping. */
+static void read_pages(const char *base, uint64_t pages)
+{
+	for (uint64_t i = 0; i < pages; i++)
+		(void)*PAGE(base, i);
+}
+
+/* The same for two mappings, page by page in turn. */
+static void read_pages2(const char *a, const char *b, uint64_t pages)
+{
+	for (uint64_t i = 0; i < pages; i++) {
+		(void)*PAGE(a, i);
+		(void)*PAGE(b, i);
+	}
+}
+
 /* Page @i of mapping @base (file page @pg) shows file pattern @seed. */
 #define ASSERT_FILE_PAGE(base, i, seed, pg)				\
 	do {								\
@@ -345,10 +383,8 @@ TEST_F(mm, read_pages_are_page_cache)
 	BEGIN(self);
 	if (!is_root())
 		SKIP(return, "pagemap PFNs need CAP_SYS_ADMIN");
-	MAKE(pages, 1);
-	MAP(c, pages, 0);
-	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
-	ASSERT_NE(MAP_FAILED, p);
+	MAKE_MAP(c, pages, 1);
+	MAP_PLAIN(p, pages);
 
 	/* Every page: same content, same PFN through both mappings. */
 	for (uint64_t i = 0; i < pages; i++) {
@@ -652,6 +688,14 @@ static const struct cowmap_event *find_cow(const struct cowmap_event *ev,
 	return NULL;
 }
 
+/* @ev[0..@n) has a COW event of file offset @off by process @who: @e. */
+#define ASSERT_COW_BY(e, ev, n, off, who)				\
+	do {								\
+		e = find_cow(ev, n, off);				\
+		ASSERT_NE(NULL, e);					\
+		ASSERT_EQ((uint32_t)(who), e->tgid);			\
+	} while (0)
+
 TEST_F(ext4, fork_shares_session)
 {
 	const uint64_t pages = 8;
@@ -665,12 +709,10 @@ TEST_F(ext4, fork_shares_session)
 	long n;
 
 	BEGIN(self);
-	MAKE(pages, 2);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 2);
 	w = c;
 	w[1 * MM_WORDS + 0] = 0xA1;		/* parent copies page 1 */
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	read_pages(c, pages);
 	ASSERT_TRUE(pte_present(PAGE(c, 1)));
 	ASSERT_TRUE(pte_present(PAGE(c, 0)));
 	ASSERT_COWS(1);
@@ -734,16 +776,10 @@ TEST_F(ext4, fork_shares_session)
 	ASSERT_EQ(pages * PS, in.mapped_bytes);
 	n = cm_events_all(m->cfd, ev, 16);
 	ASSERT_EQ(3, n);
-	e = find_cow(ev, n, 1 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
-	e = find_cow(ev, n, 2 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)pid, e->tgid);
+	ASSERT_COW_BY(e, ev, n, 1 * PS, getpid());
+	ASSERT_COW_BY(e, ev, n, 2 * PS, pid);
 	ASSERT_EQ((uint32_t)pid, e->tid);
-	e = find_cow(ev, n, 3 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	ASSERT_COW_BY(e, ev, n, 3 * PS, getpid());
 
 	ASSERT_FILE_INTACT(2, pages);
 	close(p2c[0]);
@@ -889,8 +925,7 @@ TEST_F_TIMEOUT(ext4, scm_rights_pingpong, 120)
 	kid_add(m, pid);
 	close(sv[1]);
 
-	MAKE(PP_PAGES, 3);
-	MAP(c, PP_PAGES, 0);
+	MAKE_MAP(c, PP_PAGES, 3);
 	ping = (_Atomic uint32_t *)c;
 	pong = (_Atomic uint32_t *)(c + 64);
 	req = (volatile uint64_t *)(c + PP_REQ_PAGE * PS);
@@ -924,15 +959,9 @@ TEST_F_TIMEOUT(ext4, scm_rights_pingpong, 120)
 	ASSERT_EQ(PP_PAGES * PS, in.mapped_bytes);
 	n = cm_events_all(m->cfd, ev, 16);
 	ASSERT_EQ(3, n);
-	e = find_cow(ev, n, 0);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
-	e = find_cow(ev, n, PP_REQ_PAGE * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)pid, e->tgid);
-	e = find_cow(ev, n, PP_RESP_PAGE * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
+	ASSERT_COW_BY(e, ev, n, 0, getpid());
+	ASSERT_COW_BY(e, ev, n, PP_REQ_PAGE * PS, pid);
+	ASSERT_COW_BY(e, ev, n, PP_RESP_PAGE * PS, getpid());
 
 	/* The backing file is byte-for-byte untouched. */
 	ASSERT_FILE_INTACT(3, PP_PAGES);
@@ -949,8 +978,7 @@ TEST_F(ext4, partial_munmap)
 	char *c, *c2, *r;
 
 	BEGIN(self);
-	MAKE(pages, 4);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 4);
 	for (uint64_t i = 2; i < 14; i++)
 		fill_priv(PAGE(c, i), 4, i);
 	ASSERT_COWS(12);
@@ -999,8 +1027,7 @@ TEST_F(ext4, map_fixed_replace)
 	char *c, *r;
 
 	BEGIN(self);
-	MAKE(pages, 5);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 5);
 	fill_priv(PAGE(c, 2), 5, 2);
 	fill_priv(PAGE(c, 5), 5, 5);
 	fill_priv(PAGE(c, 9), 5, 9);
@@ -1048,12 +1075,10 @@ TEST_F(ext4, mremap_move)
 	char *c, *dst, *r;
 
 	BEGIN(self);
-	MAKE(pages, 6);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 6);
 	fill_priv(PAGE(c, 1), 6, 1);
 	fill_priv(PAGE(c, 7), 6, 7);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	read_pages(c, pages);
 	ASSERT_COWS(2);
 
 	/* A non-congruent destination: the pages move along. */
@@ -1099,8 +1124,7 @@ TEST_F(ext4, mremap_congruent_refused)
 	char *c, *dst, *r;
 
 	BEGIN(self);
-	MAKE(pages, 8);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 8);
 	fill_priv(PAGE(c, 2), 8, 2);
 	fill_priv(PAGE(c, 5), 8, 5);
 	ASSERT_COWS(2);
@@ -1157,14 +1181,9 @@ TEST_F(mm, madv_dontneed)
 	char *c, *p;
 
 	BEGIN(self);
-	MAKE(pages, 9);
-	MAP(c, pages, 0);
-	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
-	ASSERT_NE(MAP_FAILED, p);
-	for (uint64_t i = 0; i < pages; i++) {
-		(void)*PAGE(c, i);
-		(void)*PAGE(p, i);
-	}
+	MAKE_MAP(c, pages, 9);
+	MAP_PLAIN(p, pages);
+	read_pages2(c, p, pages);
 	fill_priv(PAGE(c, 3), 9, 3);
 	fill_priv(PAGE(c, 9), 9, 9);
 	if (is_root()) {
@@ -1376,8 +1395,7 @@ TEST_F(ext4, mprotect_readonly_and_back)
 	char *c;
 
 	BEGIN(self);
-	MAKE(pages, 10);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 10);
 	fill_priv(PAGE(c, 1), 10, 1);
 	ASSERT_COWS(1);
 
@@ -1414,8 +1432,7 @@ TEST_F(ext4, madv_remove_does_not_punch)
 	char *c;
 
 	BEGIN(self);
-	MAKE(pages, 11);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 11);
 	fill_priv(PAGE(c, 2), 11, 2);
 	errno = 0;
 	ASSERT_EQ(-1, madvise(c, pages * PS, MADV_REMOVE));
@@ -1447,10 +1464,8 @@ TEST_F(mm, fault_around_skips_private)
 	BEGIN(self);
 	if (!is_root())
 		SKIP(return, "pagemap PFNs need CAP_SYS_ADMIN");
-	MAKE(pages, 12);
-	MAP(c, pages, 0);
-	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
-	ASSERT_NE(MAP_FAILED, p);
+	MAKE_MAP(c, pages, 12);
+	MAP_PLAIN(p, pages);
 	fill_priv(PAGE(c, 5), 12, 5);
 	pfn_priv = pfn_of(PAGE(c, 5));
 	ASSERT_NE(0, pfn_priv);
@@ -1541,8 +1556,7 @@ TEST_F_TIMEOUT(mm, hugepage_neighbours, 120)
 	pid_t pid;
 
 	BEGIN(self);
-	MAKE(pages, 13);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 13);
 	ASSERT_FALSE(congruent(c, 0));
 
 	/* Private pages first, in a small-folio page cache. */
@@ -1708,15 +1722,12 @@ TEST_F(mm, write_by_other_fd)
 	int fd;
 
 	BEGIN(self);
-	MAKE(pages, 15);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	MAKE_MAP(c, pages, 15);
+	read_pages(c, pages);
 	fill_priv(PAGE(c, 2), 15, 2);
 	fill_priv(PAGE(c, 5), 15, 5);
 
-	fd = open(m->path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
+	OPEN_OTHER(fd);
 	ASSERT_EQ(0, write_pat(fd, 16, 1, 6));		/* pages 1..6 */
 	memset(buf, 0x5a, sizeof(buf));
 	ASSERT_EQ(sizeof(buf), pwrite(fd, buf, sizeof(buf), 7 * PS + 1000));
@@ -1750,10 +1761,8 @@ TEST_F(mm, odirect_write_by_other_fd)
 	int fd;
 
 	BEGIN(self);
-	MAKE(pages, 17);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	MAKE_MAP(c, pages, 17);
+	read_pages(c, pages);
 	fill_priv(PAGE(c, 5), 17, 5);
 	fill_priv(PAGE(c, 9), 17, 9);
 	/* Page 8 not mapped at all, the others mapped. */
@@ -1798,6 +1807,19 @@ TEST_F(mm, odirect_write_by_other_fd)
 }
 
 /*
+ * The fallocate tests' start: @pages pages of seed 31, all read through
+ * the session, pages 3 and 20 private; @fd another descriptor of the file.
+ */
+#define FALLOC_SETUP(c, pages, fd)					\
+	do {								\
+		MAKE_MAP(c, pages, 31);					\
+		read_pages(c, pages);					\
+		fill_priv(PAGE(c, 3), 31, 3);				\
+		fill_priv(PAGE(c, 20), 31, 20);				\
+		OPEN_OTHER(fd);						\
+	} while (0)
+
+/*
  * Hole punching (fallocate) by another fd: the page cache under the
  * session's shared pages changes, private pages stay.
  */
@@ -1808,15 +1830,7 @@ TEST_F(mm, fallocate_by_other_fd)
 	int fd;
 
 	BEGIN(self);
-	MAKE(pages, 31);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
-	fill_priv(PAGE(c, 3), 31, 3);
-	fill_priv(PAGE(c, 20), 31, 20);
-
-	fd = open(m->path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
+	FALLOC_SETUP(c, pages, fd);
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * PS,
 		      4 * PS)) {
 		ASSERT_EQ(EOPNOTSUPP, errno);
@@ -1851,15 +1865,7 @@ TEST_F(mm, collapse_range_by_other_fd)
 	int fd;
 
 	BEGIN(self);
-	MAKE(pages, 31);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
-	fill_priv(PAGE(c, 3), 31, 3);
-	fill_priv(PAGE(c, 20), 31, 20);
-
-	fd = open(m->path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
+	FALLOC_SETUP(c, pages, fd);
 	/* Collapse pages 8..11: file pages 12.. move down by 4. */
 	if (fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 8 * PS, 4 * PS)) {
 		ASSERT_EQ(EOPNOTSUPP, errno);
@@ -1898,10 +1904,8 @@ TEST_F(mm, reflink_into_backing_file)
 	int src;
 
 	BEGIN(self);
-	MAKE(pages, 32);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	MAKE_MAP(c, pages, 32);
+	read_pages(c, pages);
 	fill_priv(PAGE(c, 5), 32, 5);
 
 	src = open(m->path2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -2114,8 +2118,7 @@ TEST_F_TIMEOUT(mm, others_write_while_faulting, 240)
 	void *c;
 
 	BEGIN(self);
-	MAKE(OC_PAGES, OC_SEED);
-	MAP(c, OC_PAGES, 0);
+	MAKE_MAP(c, OC_PAGES, OC_SEED);
 	memset(&sh, 0, sizeof(sh));
 	sh.map = c;
 	sh.size = OC_PAGES;
@@ -2197,18 +2200,15 @@ TEST_F(mm, truncate_and_extend)
 	int fd;
 
 	BEGIN(self);
-	MAKE(pages, 20);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	MAKE_MAP(c, pages, 20);
+	read_pages(c, pages);
 	fill_priv(PAGE(c, 2), 20, 2);
 	fill_priv(PAGE(c, 10), 20, 10);
 	fill_priv(PAGE(c, 13), 20, 13);
 	ASSERT_COWS(3);
 
 	/* Shrink to 8 pages and 100 bytes, through another fd. */
-	fd = open(m->path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
+	OPEN_OTHER(fd);
 	ASSERT_EQ(0, ftruncate(fd, 8 * PS + 100));
 	INFO(in);
 	ASSERT_EQ(8 * PS + 100, in.cur_size);
@@ -2274,10 +2274,8 @@ TEST_F(ext4, drop_caches_reread)
 	BEGIN(self);
 	if (access("/proc/sys/vm/drop_caches", W_OK))
 		SKIP(return, "drop_caches is not writable (not root)");
-	MAKE(pages, 21);
-	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	MAKE_MAP(c, pages, 21);
+	read_pages(c, pages);
 	fill_priv(PAGE(c, 5), 21, 5);
 	fill_priv(PAGE(c, 40), 21, 40);
 	/* msync writes back the file, never the private pages. */
@@ -2316,8 +2314,7 @@ static int pageout_plain(struct mm_ctx *m, uint64_t pages)
 	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
 	if (p == MAP_FAILED)
 		return -1;
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(p, i);
+	read_pages(p, pages);
 	if (madvise(p, pages * PS, MADV_PAGEOUT) ||
 	    mincore(p, pages * PS, vec)) {
 		munmap(p, pages * PS);
@@ -2347,8 +2344,7 @@ TEST_F(mm, madv_pageout)
 	MAKE(pages, 22);
 	mm_evict(m);
 	MAP(c, pages, 0);
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	read_pages(c, pages);
 	fill_priv(PAGE(c, 10), 22, 10);
 	fill_priv(PAGE(c, 20), 22, 20);
 
@@ -2689,8 +2685,7 @@ TEST_F(ext4, rmmod_refused_while_mapped)
 		base = module_refcnt();
 	}
 	ASSERT_EQ(0, base) TH_LOG("another user holds the module");
-	MAKE(pages, 24);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 24);
 	fill_priv(PAGE(c, 1), 24, 1);
 	ASSERT_EQ(1, module_refcnt());
 
@@ -2809,8 +2804,7 @@ TEST_F(ext4, remote_access)
 	long n;
 
 	BEGIN(self);
-	MAKE(pages, 26);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 26);
 	ro = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->cfd, 0);
 	ASSERT_NE(MAP_FAILED, ro);
 
@@ -2861,12 +2855,8 @@ TEST_F(ext4, remote_access)
 	ASSERT_COWS(2);
 	n = cm_events_all(m->cfd, ev, 8);
 	ASSERT_EQ(2, n);
-	e = find_cow(ev, n, 2 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)getpid(), e->tgid);
-	e = find_cow(ev, n, 5 * PS);
-	ASSERT_NE(NULL, e);
-	ASSERT_EQ((uint32_t)pid, e->tgid);
+	ASSERT_COW_BY(e, ev, n, 2 * PS, getpid());
+	ASSERT_COW_BY(e, ev, n, 5 * PS, pid);
 	ASSERT_FILE_INTACT(26, pages);
 	munmap(ro, pages * PS);
 	munmap(c, pages * PS);
@@ -2887,14 +2877,9 @@ TEST_F(ext4, soft_offline_migrates)
 	BEGIN(self);
 	if (!is_root())
 		SKIP(return, "MADV_SOFT_OFFLINE needs CAP_SYS_ADMIN");
-	MAKE(pages, 27);
-	MAP(c, pages, 0);
-	p = mmap(NULL, pages * PS, PROT_READ, MAP_SHARED, m->bfd, 0);
-	ASSERT_NE(MAP_FAILED, p);
-	for (uint64_t i = 0; i < pages; i++) {
-		(void)*PAGE(c, i);
-		(void)*PAGE(p, i);
-	}
+	MAKE_MAP(c, pages, 27);
+	MAP_PLAIN(p, pages);
+	read_pages2(c, p, pages);
 	fill_priv(PAGE(c, 6), 27, 6);
 	priv_pfn = pfn_of(PAGE(c, 6));
 	old_pfn = pfn_of(PAGE(c, 3));
@@ -3100,8 +3085,7 @@ TEST_F(ext4, soft_dirty)
 	BEGIN(self);
 	if (access("/proc/self/clear_refs", W_OK))
 		SKIP(return, "/proc/self/clear_refs is not writable");
-	MAKE(pages, 38);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 38);
 	fill_priv(PAGE(c, 1), 38, 1);
 	(void)*PAGE(c, 2);
 	/* A new mapping is all soft-dirty (VM_SOFTDIRTY)... if tracked at all. */
@@ -3137,8 +3121,7 @@ TEST_F(ext4, odirect_io_on_cowmap_buffers)
 	int fd;
 
 	BEGIN(self);
-	MAKE(pages, 39);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 39);
 	fill_priv(PAGE(c, 1), 39, 1);
 	fill_priv(PAGE(c, 2), 39, 2);
 
@@ -3428,8 +3411,7 @@ TEST_F(ext4, userfaultfd)
 	char *c;
 
 	BEGIN(self);
-	MAKE(pages, 30);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 30);
 	fill_priv(PAGE(c, 1), 30, 1);
 	fd = uffd_open(0);
 	if (fd == -ENOSYS || fd == -EPERM)
@@ -3464,8 +3446,7 @@ TEST_F(ext4, userfaultfd_wp)
 	char *c;
 
 	BEGIN(self);
-	MAKE(pages, 30);
-	MAP(c, pages, 0);
+	MAKE_MAP(c, pages, 30);
 	fill_priv(PAGE(c, 1), 30, 1);
 	fd = uffd_open(UFFD_FEATURE_WP_ASYNC);
 	if (fd == -ENOSYS || fd == -EPERM) {
@@ -3490,8 +3471,7 @@ TEST_F(ext4, userfaultfd_wp)
 		munmap(c, pages * PS);
 		return;
 	}
-	for (uint64_t i = 0; i < pages; i++)
-		(void)*PAGE(c, i);
+	read_pages(c, pages);
 	memset(&wp, 0, sizeof(wp));
 	wp.range.start = (uintptr_t)c;
 	wp.range.len = pages * PS;

@@ -103,7 +103,7 @@ FIXTURE(nl) {
 
 FIXTURE_SETUP(nl)
 {
-	const char *scratch, *why;
+	const char *scratch;
 
 	self->dir = NULL;
 	self->fsfd = -1;
@@ -114,11 +114,7 @@ FIXTURE_SETUP(nl)
 	CM_SKIP_IF_NO_DEVICE();
 	if (geteuid())
 		CM_SETUP_SKIP("needs root");
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
-	self->dir = cm_mkdtemp(scratch, "nlstall");
-	ASSERT_NE(NULL, self->dir);
+	CM_SETUP_SCRATCH_DIR(scratch, self->dir, "nlstall");
 	self->fsfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ASSERT_LE(0, self->fsfd);
 }

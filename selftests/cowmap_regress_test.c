@@ -46,18 +46,14 @@ FIXTURE(regress) {
 
 FIXTURE_SETUP(regress)
 {
-	const char *scratch, *why;
+	const char *scratch;
 	int fd;
 
 	self->dir = NULL;
 	self->small_mounted = 0;
 	self->append_only = NULL;
 	CM_SKIP_IF_NO_DEVICE();
-	scratch = cm_scratch_dir("COWMAP_SCRATCH", &why);
-	if (!scratch)
-		CM_SETUP_SKIP("$COWMAP_SCRATCH %s", why);
-	self->dir = cm_mkdtemp(scratch, "regress");
-	ASSERT_NE(NULL, self->dir);
+	CM_SETUP_SCRATCH_DIR(scratch, self->dir, "regress");
 	self->backing = cm_path(self->dir, "backing");
 	cm_fill(3, self->data, sizeof(self->data));
 	fd = cm_create(self->backing, self->data, sizeof(self->data));
@@ -171,6 +167,15 @@ static int check_log(const char *path, const uint8_t *base, const uint8_t *want,
 	return n < 0 ? -1 : 0;
 }
 
+/* Unmap and close what a test opened: mapping, session, log, backing file. */
+static void close_session(uint8_t *m, int dev, int lfd, int bfd)
+{
+	munmap(m, PGS(NPAGES));
+	close(dev);
+	close(lfd);
+	close(bfd);
+}
+
 TEST_F(regress, drain_enospc)
 {
 	uint8_t *m, *want = malloc(PGS(NPAGES));
@@ -204,10 +209,7 @@ TEST_F(regress, drain_enospc)
 	EXPECT_EQ(0, err) TH_LOG("second drain: %s", strerror(-err));
 	EXPECT_EQ(0, check_log(lp, self->data, want, why)) TH_LOG("%s", why);
 
-	munmap(m, PGS(NPAGES));
-	close(dev);
-	close(lfd);
-	close(bfd);
+	close_session(m, dev, lfd, bfd);
 	free(lp);
 	free(want);
 }
@@ -473,10 +475,7 @@ static void drain_cut_fails(struct __test_metadata *_metadata,
 
 	err = set_append_only(lfd, 1);
 	if (err) {
-		munmap(m, PGS(NPAGES));
-		close(dev);
-		close(lfd);
-		close(bfd);
+		close_session(m, dev, lfd, bfd);
 		SKIP(return, "chattr +a on the scratch filesystem: %s", strerror(-err));
 	}
 	self->append_only = lp;
@@ -542,10 +541,7 @@ static void drain_cut_fails(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, check_log(lp, self->data, want, why)) TH_LOG("%s", why);
 out:
 
-	munmap(m, PGS(NPAGES));
-	close(dev);
-	close(lfd);
-	close(bfd);
+	close_session(m, dev, lfd, bfd);
 	free(lp);
 	free(want);
 	free(img);

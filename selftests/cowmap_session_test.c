@@ -31,6 +31,72 @@
  * Helpers
  */
 
+/* A copy of @len bytes of @src: what a test expects after its writes. */
+static uint8_t *copy_of(struct __test_metadata *_metadata, const uint8_t *src,
+			size_t len)
+{
+	uint8_t *p = malloc(len);
+
+	ASSERT_NE(NULL, p);
+	return memcpy(p, src, len);
+}
+
+/* A read-write mapping of the session's first @len bytes. */
+static void *map_rw(struct __test_metadata *_metadata, int dev, size_t len)
+{
+	void *m = cm_map(dev, 0, len, PROT_READ | PROT_WRITE);
+
+	ASSERT_NE(MAP_FAILED, m);
+	return m;
+}
+
+/* A session of @fd logging to a new file @logp, opened into *@lfdp. */
+static int logged_session(struct __test_metadata *_metadata, int fd,
+			  const char *logp, int *lfdp)
+{
+	int dev;
+
+	*lfdp = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ASSERT_LE(0, *lfdp);
+	dev = cm_session(fd, *lfdp, 0);
+	ASSERT_LE(0, dev);
+	return dev;
+}
+
+/*
+ * Both fixtures' files: a directory in @scratch holding "backing", @len
+ * bytes made by @fill, which the fixture keeps in *@origp too.
+ */
+static void backing_setup(struct __test_metadata *_metadata,
+			  const char *scratch, size_t len,
+			  void (*fill)(uint8_t *buf, size_t len),
+			  char **dirp, char **pathp, uint8_t **origp, int *fdp)
+{
+	*dirp = cm_mkdtemp(scratch, "cowmap-session");
+	ASSERT_NE(NULL, *dirp);
+	_metadata->setup_completed = true;
+	*origp = malloc(len);
+	ASSERT_NE(NULL, *origp);
+	fill(*origp, len);
+	*pathp = cm_path(*dirp, "backing");
+	*fdp = cm_create(*pathp, *origp, len);
+	ASSERT_LE(0, *fdp);
+}
+
+#define BACKING_SETUP(self, scratch, len, fill)				\
+	backing_setup(_metadata, scratch, len, fill, &(self)->dir,	\
+		      &(self)->path, &(self)->orig, &(self)->fd)
+
+static void backing_teardown(int fd, char *dir, char *path, uint8_t *orig)
+{
+	if (fd >= 0)
+		close(fd);
+	cm_rm_rf(dir);
+	free(dir);
+	free(path);
+	free(orig);
+}
+
 /* A view of the file through a fresh mapping, or NULL. */
 static uint8_t *view_of(int dev, size_t len)
 {
@@ -223,7 +289,8 @@ FIXTURE_VARIANT(fs) {
 
 COWMAP_FS_VARIANTS(fs);
 
-static void fill_fs_file(uint8_t *buf)
+/* The layout above: @len is FS_SIZE. */
+static void fill_fs_file(uint8_t *buf, size_t len)
 {
 	size_t n = 0;
 
@@ -257,25 +324,12 @@ FIXTURE_SETUP(fs)
 	if (sysconf(_SC_PAGESIZE) != PG)
 		CM_SETUP_SKIP("the tables assume %lu-byte pages", PG);
 
-	self->dir = cm_mkdtemp(scratch, "cowmap-session");
-	ASSERT_NE(NULL, self->dir);
-	_metadata->setup_completed = true;
-	self->orig = malloc(FS_SIZE);
-	ASSERT_NE(NULL, self->orig);
-	fill_fs_file(self->orig);
-	self->path = cm_path(self->dir, "backing");
-	self->fd = cm_create(self->path, self->orig, FS_SIZE);
-	ASSERT_LE(0, self->fd);
+	BACKING_SETUP(self, scratch, FS_SIZE, fill_fs_file);
 }
 
 FIXTURE_TEARDOWN(fs)
 {
-	if (self->fd >= 0)
-		close(self->fd);
-	cm_rm_rf(self->dir);
-	free(self->dir);
-	free(self->path);
-	free(self->orig);
+	backing_teardown(self->fd, self->dir, self->path, self->orig);
 }
 
 /* Reads show the file and copy nothing. */
@@ -291,8 +345,7 @@ TEST_F(fs, reads_share_the_file)
 	uint8_t *m, *m3;
 
 	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, FS_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, FS_SIZE);
 	m3 = cm_map(dev, PGS(3), PGS(3), PROT_READ);
 	ASSERT_NE(MAP_FAILED, m3);
 
@@ -357,12 +410,10 @@ TEST_F(fs, first_write_copies_once)
 		ASSERT_LE(0, dev);
 		dev2 = cm_session(self->fd, -1, 0);
 		ASSERT_LE(0, dev2);
-		m = cm_map(dev, 0, FS_SIZE, PROT_READ | PROT_WRITE);
-		ASSERT_NE(MAP_FAILED, m);
+		m = map_rw(_metadata, dev, FS_SIZE);
 		m2 = cm_map(dev, 0, FS_SIZE, PROT_READ);
 		ASSERT_NE(MAP_FAILED, m2);
-		other = cm_map(dev2, 0, FS_SIZE, PROT_READ | PROT_WRITE);
-		ASSERT_NE(MAP_FAILED, other);
+		other = map_rw(_metadata, dev2, FS_SIZE);
 		ro = open(self->path, O_RDONLY | O_CLOEXEC);
 		ASSERT_LE(0, ro);
 		plain_before = mmap(NULL, FS_SIZE, PROT_READ, MAP_SHARED, ro, 0);
@@ -617,14 +668,11 @@ TEST_F(fs, diff_exact)
 			want_used += COWMAP_LOG_REC_SIZE(dc->x[nx].len);
 			nx++;
 		}
-		final = malloc(FS_SIZE);
-		ASSERT_NE(NULL, final);
-		memcpy(final, self->orig, FS_SIZE);
+		final = copy_of(_metadata, self->orig, FS_SIZE);
 
 		dev = cm_session(self->fd, -1, 0);
 		ASSERT_LE(0, dev);
-		m = cm_map(dev, 0, FS_SIZE, PROT_READ | PROT_WRITE);
-		ASSERT_NE(MAP_FAILED, m);
+		m = map_rw(_metadata, dev, FS_SIZE);
 		for (size_t k = 0; k < ARRAY_SIZE(dc->w) && dc->w[k].kind; k++) {
 			const struct wr *w = &dc->w[k];
 			uint64_t last = w->kind == W_STRIDE ?
@@ -677,9 +725,7 @@ TEST_F(fs, diff_exact)
 			EXPECT_EQ(0, memcmp(recs, diff1, used1))
 				TH_LOG("%s: drained records differ from DIFF's", dc->name);
 		}
-		img = malloc(FS_SIZE);
-		ASSERT_NE(NULL, img);
-		memcpy(img, self->orig, FS_SIZE);
+		img = copy_of(_metadata, self->orig, FS_SIZE);
 		EXPECT_EQ((long)nx, apply_log(_metadata, logp, img, FS_SIZE, NULL));
 		EXPECT_EQ(-1, first_diff(img, final, FS_SIZE)) TH_LOG("%s", dc->name);
 
@@ -715,12 +761,8 @@ TEST_F(fs, diff_against_base_not_file)
 	char *logp = cm_path(self->dir, "base.log");
 	int dev, lfd;
 
-	lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	ASSERT_LE(0, lfd);
-	dev = cm_session(self->fd, lfd, 0);
-	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, FS_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	dev = logged_session(_metadata, self->fd, logp, &lfd);
+	m = map_rw(_metadata, dev, FS_SIZE);
 	m[10] = 'S';
 
 	/* Someone changes the file, in the copied page and in another. */
@@ -734,9 +776,7 @@ TEST_F(fs, diff_against_base_not_file)
 	EXPECT_EQ(-1, first_diff(m + 3000, self->orig + 3000, sizeof(later)));
 	EXPECT_EQ(0, memcmp(m + PGS(2) + 5, later, sizeof(later)));
 
-	final = malloc(FS_SIZE);
-	ASSERT_NE(NULL, final);
-	memcpy(final, self->orig, FS_SIZE);
+	final = copy_of(_metadata, self->orig, FS_SIZE);
 	final[10] = 'S';
 	ASSERT_EQ(1, cm_diff_all(dev, 0, 0, COWMAP_DIFF_MIN_BUF, &diff, &used,
 				 &records));
@@ -748,9 +788,7 @@ TEST_F(fs, diff_against_base_not_file)
 	munmap(m, FS_SIZE);
 	close(dev);
 	close(lfd);
-	img = malloc(FS_SIZE);
-	ASSERT_NE(NULL, img);
-	memcpy(img, self->orig, FS_SIZE);
+	img = copy_of(_metadata, self->orig, FS_SIZE);
 	EXPECT_EQ(1, apply_log(_metadata, logp, img, FS_SIZE, NULL));
 	EXPECT_EQ(-1, first_diff(img, final, FS_SIZE));
 	free(img);
@@ -772,17 +810,11 @@ TEST_F(fs, log_reproduces_view)
 	long n;
 	int dev, lfd;
 
-	lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	ASSERT_LE(0, lfd);
-	dev = cm_session(self->fd, lfd, 0);
-	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, FS_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	dev = logged_session(_metadata, self->fd, logp, &lfd);
+	m = map_rw(_metadata, dev, FS_SIZE);
 
 	/* The same scribbles on a copy of the file: what the view must be. */
-	want = malloc(FS_SIZE);
-	ASSERT_NE(NULL, want);
-	memcpy(want, self->orig, FS_SIZE);
+	want = copy_of(_metadata, self->orig, FS_SIZE);
 	scribble(want, 11, FS_PAGES, 0);
 	scribble(want, 11, FS_PAGES, 1);
 	scribble(want, 12, FS_PAGES, 0);
@@ -800,9 +832,7 @@ TEST_F(fs, log_reproduces_view)
 	close(dev);	/* the last changes go to the log now */
 	close(lfd);
 
-	img = malloc(FS_SIZE);
-	ASSERT_NE(NULL, img);
-	memcpy(img, self->orig, FS_SIZE);
+	img = copy_of(_metadata, self->orig, FS_SIZE);
 	n = apply_log(_metadata, logp, img, FS_SIZE, &li);
 	EXPECT_LT(0, n);
 	EXPECT_EQ(-1, first_diff(img, want, FS_SIZE))
@@ -833,6 +863,11 @@ FIXTURE(sess) {
 	char *mnt;		/* a small tmpfs mounted by a test */
 };
 
+static void fill_sess_file(uint8_t *buf, size_t len)
+{
+	cm_fill(3, buf, len);
+}
+
 FIXTURE_SETUP(sess)
 {
 	const char *scratch, *why;
@@ -844,15 +879,7 @@ FIXTURE_SETUP(sess)
 		CM_SETUP_SKIP("$COWMAP_SCRATCH %s: no ext4 scratch directory", why);
 	if (sysconf(_SC_PAGESIZE) != PG)
 		CM_SETUP_SKIP("the tests assume %lu-byte pages", PG);
-	self->dir = cm_mkdtemp(scratch, "cowmap-session");
-	ASSERT_NE(NULL, self->dir);
-	_metadata->setup_completed = true;
-	self->orig = malloc(S_SIZE);
-	ASSERT_NE(NULL, self->orig);
-	cm_fill(3, self->orig, S_SIZE);
-	self->path = cm_path(self->dir, "backing");
-	self->fd = cm_create(self->path, self->orig, S_SIZE);
-	ASSERT_LE(0, self->fd);
+	BACKING_SETUP(self, scratch, S_SIZE, fill_sess_file);
 }
 
 static void restore_params(FIXTURE_DATA(sess) *self)
@@ -883,12 +910,7 @@ FIXTURE_TEARDOWN(sess)
 		umount2(self->mnt, MNT_DETACH);
 		free(self->mnt);
 	}
-	if (self->fd >= 0)
-		close(self->fd);
-	cm_rm_rf(self->dir);
-	free(self->dir);
-	free(self->path);
-	free(self->orig);
+	backing_teardown(self->fd, self->dir, self->path, self->orig);
 }
 
 static char *new_log(FIXTURE_DATA(sess) *self, const char *name, int *fdp)
@@ -919,8 +941,7 @@ TEST_F(sess, event_read_sizes)
 		EXPECT_EQ(EINVAL, errno) TH_LOG("len %zu", len);
 	}
 
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, S_SIZE);
 	for (int i = 0; i < 3; i++)
 		m[PGS(i)] ^= 1;
 
@@ -960,8 +981,7 @@ TEST_F(sess, event_nonblock_and_poll)
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 	EXPECT_EQ(-EAGAIN, cm_events(dev, ev, 8));
 
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, S_SIZE);
 	(void)m[PGS(5)];	/* a read: no event */
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 	m[PGS(5)] = 1;
@@ -1006,8 +1026,7 @@ TEST_F(sess, event_blocking_wakeup)
 	volatile uint8_t *m;
 
 	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, S_SIZE);
 
 	a = (struct writer_arg){ .m = m, .off = PGS(9) + 1, .delay_ms = 300 };
 	ASSERT_EQ(0, pthread_create(&t, NULL, writer_thread, &a));
@@ -1078,8 +1097,7 @@ TEST_F(sess, ring_overflow)
 		volatile uint8_t *m;
 
 		ASSERT_LE(0, dev);
-		m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-		ASSERT_NE(MAP_FAILED, m);
+		m = map_rw(_metadata, dev, S_SIZE);
 		for (int i = 0; i < 100; i++)
 			m[PGS(i) + i] = ~self->orig[PGS(i) + i];
 
@@ -1144,11 +1162,8 @@ TEST_F(sess, diff_small_buffer_resumes)
 
 	ASSERT_NE(NULL, buf);
 	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
-	final = malloc(S_SIZE);
-	ASSERT_NE(NULL, final);
-	memcpy(final, self->orig, S_SIZE);
+	m = map_rw(_metadata, dev, S_SIZE);
+	final = copy_of(_metadata, self->orig, S_SIZE);
 	/* 50 whole-page changes on every other page from page 3. */
 	for (int i = 0; i < 50; i++) {
 		uint64_t p = PGS(3 + 2 * i);
@@ -1253,8 +1268,7 @@ TEST_F(sess, diff_offset_and_end)
 
 	ASSERT_NE(NULL, buf);
 	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, S_SIZE);
 	for (size_t i = 0; i < ARRAY_SIZE(pages); i++)
 		m[PGS(pages[i]) + 17] ^= 0x80;
 	/* Copied but unchanged pages give no record. */
@@ -1307,11 +1321,8 @@ TEST_F(sess, drain_bound_log)
 	hsize = cm_fsize(lfd);
 	EXPECT_LE((off_t)sizeof(struct cowmap_log_header), hsize);
 	EXPECT_EQ(0, hsize % 8);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
-	final = malloc(S_SIZE);
-	ASSERT_NE(NULL, final);
-	memcpy(final, self->orig, S_SIZE);
+	m = map_rw(_metadata, dev, S_SIZE);
+	final = copy_of(_metadata, self->orig, S_SIZE);
 
 	scribble(m, 21, 40, 0);
 	scribble(final, 21, 40, 0);
@@ -1378,9 +1389,7 @@ TEST_F(sess, drain_bound_log)
 	}
 
 	/* libcowmap reads the log; applied, it gives the session's view. */
-	img = malloc(S_SIZE);
-	ASSERT_NE(NULL, img);
-	memcpy(img, self->orig, S_SIZE);
+	img = copy_of(_metadata, self->orig, S_SIZE);
 	EXPECT_EQ((long)records + 1, apply_log(_metadata, logp, img, S_SIZE, &li));
 	EXPECT_EQ(-1, first_diff(img, final, S_SIZE));
 	EXPECT_EQ(0, li.torn);
@@ -1416,11 +1425,8 @@ TEST_F(sess, drain_fd_new_files)
 	ASSERT_LE(0, bound);
 	dev = cm_session(self->fd, -1, 0);
 	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
-	final = malloc(S_SIZE);
-	ASSERT_NE(NULL, final);
-	memcpy(final, self->orig, S_SIZE);
+	m = map_rw(_metadata, dev, S_SIZE);
+	final = copy_of(_metadata, self->orig, S_SIZE);
 	scribble(m, 31, 20, 0);
 	scribble(final, 31, 20, 0);
 
@@ -1478,9 +1484,7 @@ TEST_F(sess, drain_fd_new_files)
 	} while (0);
 
 	/* a + c applied in order give what the test wrote; b is empty. */
-	img = malloc(S_SIZE);
-	ASSERT_NE(NULL, img);
-	memcpy(img, self->orig, S_SIZE);
+	img = copy_of(_metadata, self->orig, S_SIZE);
 	EXPECT_EQ((long)records, apply_log(_metadata, pa, img, S_SIZE, NULL));
 	EXPECT_EQ(0, apply_log(_metadata, pb, img, S_SIZE, NULL));
 	EXPECT_EQ(1, apply_log(_metadata, pc, img, S_SIZE, NULL));
@@ -1492,8 +1496,7 @@ TEST_F(sess, drain_fd_new_files)
 	/* With a bound log, DRAIN_FD goes to the new file only. */
 	dev2 = cm_session(self->fd, bound, 0);
 	ASSERT_LE(0, dev2);
-	m = cm_map(dev2, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev2, S_SIZE);
 	m[7] ^= 1;
 	ASSERT_EQ(0, cm_drain(dev2, d, &dr));
 	EXPECT_EQ(1, dr.records);
@@ -1628,9 +1631,7 @@ TEST_F(sess, drain_enospc_loses_nothing)
 		lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		ASSERT_LE(0, lfd);
 		/* What the writer writes: its first npages pages inverted. */
-		want = malloc(S_SIZE);
-		ASSERT_NE(NULL, want);
-		memcpy(want, self->orig, S_SIZE);
+		want = copy_of(_metadata, self->orig, S_SIZE);
 		for (uint64_t b = 0; b < PGS(npages); b++)
 			want[b] = ~self->orig[b];
 
@@ -1656,9 +1657,7 @@ TEST_F(sess, drain_enospc_loses_nothing)
 					 cases[c].name, ret);
 		close(lfd);
 
-		img = malloc(S_SIZE);
-		ASSERT_NE(NULL, img);
-		memcpy(img, self->orig, S_SIZE);
+		img = copy_of(_metadata, self->orig, S_SIZE);
 		n = apply_log(_metadata, logp, img, S_SIZE, &li);
 		EXPECT_EQ(0, li.torn) TH_LOG("%s", cases[c].name);
 		if (cases[c].make_room) {
@@ -1761,9 +1760,7 @@ TEST_F_TIMEOUT(sess, drain_while_writing, 120)
 	/* Enough stores that drains raced them. */
 	EXPECT_LT(1000, w.stores);
 
-	want = malloc(S_SIZE);
-	ASSERT_NE(NULL, want);
-	memcpy(want, self->orig, S_SIZE);
+	want = copy_of(_metadata, self->orig, S_SIZE);
 	for (unsigned long i = 0; i < w.stores; i++)
 		busy_store(want, w.npages, &s);
 	EXPECT_EQ(-1, first_diff(w.m, want, S_SIZE))
@@ -1773,9 +1770,7 @@ TEST_F_TIMEOUT(sess, drain_while_writing, 120)
 	close(dev);	/* the final drain takes the rest */
 	close(lfd);
 
-	img = malloc(S_SIZE);
-	ASSERT_NE(NULL, img);
-	memcpy(img, self->orig, S_SIZE);
+	img = copy_of(_metadata, self->orig, S_SIZE);
 	EXPECT_LT(0, apply_log(_metadata, logp, img, S_SIZE, &li));
 	EXPECT_EQ(-1, first_diff(img, want, S_SIZE))
 		TH_LOG("replay differs from the writer's stores at byte %ld",
@@ -2065,8 +2060,7 @@ TEST_F(sess, discard)
 	volatile uint8_t *m;
 
 	ASSERT_LE(0, dev);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, S_SIZE);
 	for (int i = 0; i < 8; i++)
 		m[PGS(i) + 5] = 'a' + i;
 	/* Someone else writes page 3 of the file. */
@@ -2253,8 +2247,7 @@ TEST_F(sess, cap_session)
 		EXPECT_EQ((uint32_t)pid, ev[N].tid);
 
 		/* Reads are not capped, nor writes to private pages. */
-		m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-		ASSERT_NE(MAP_FAILED, m);
+		m = map_rw(_metadata, dev, S_SIZE);
 		EXPECT_EQ(self->orig[PGS(N) + 1], m[PGS(N) + 1]);
 		EXPECT_EQ(self->orig[PGS(N + 50)], m[PGS(N + 50)]);
 		for (int i = 0; i < N; i++)
@@ -2355,8 +2348,7 @@ TEST_F(sess, cap_total)
 	devb = cm_session(self->fd, -1, 0);
 	ASSERT_LE(0, deva);
 	ASSERT_LE(0, devb);
-	ma = cm_map(deva, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, ma);
+	ma = map_rw(_metadata, deva, S_SIZE);
 	for (int i = 0; i < A; i++)
 		ma[PGS(i)] ^= 1;
 
@@ -2529,8 +2521,7 @@ TEST_F(sess, info_undrained_pages)
 	ASSERT_LE(0, dev);
 	ASSERT_LE(0, lfd);
 	ASSERT_LE(0, lfd2);
-	m = cm_map(dev, 0, S_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, m);
+	m = map_rw(_metadata, dev, S_SIZE);
 	m[PGS(1)] ^= 1;
 	m[PGS(2)] ^= 1;
 	m[PGS(3)] ^= 1;

@@ -56,7 +56,12 @@ static void crash_setup(const char *f)
 	free(tmp);
 }
 
-static int child_merge_flags(const char *f, uint64_t at, unsigned int flags)
+/*
+ * Run @op(@f, @flags) in a child set to be killed at crash point @at.
+ * Returns 1 if it was killed, 0 if @op succeeded (returned 0), else -1.
+ */
+static int crash_child(int (*op)(const char *f, unsigned int flags),
+		       const char *f, uint64_t at, unsigned int flags)
 {
 	char v[32];
 	pid_t pid = fork();
@@ -66,13 +71,28 @@ static int child_merge_flags(const char *f, uint64_t at, unsigned int flags)
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)at);
 		setenv("COWMAP_TEST_CRASH_AT", v, 1);
 		crash_reset();
-		_exit(merge(f, flags, NULL, NLOGS, fpath("crash0.log"), fpath("crash1.log"),
-			    fpath("crash2.log")) ? 1 : 0);
+		_exit(op(f, flags) ? 1 : 0);
 	}
 	waitpid(pid, &status, 0);
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
 		return 1;	/* crashed */
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int merge_crash_logs(const char *f, unsigned int flags)
+{
+	return merge(f, flags, NULL, NLOGS, fpath("crash0.log"), fpath("crash1.log"),
+		     fpath("crash2.log"));
+}
+
+static int recover_failed(const char *f, unsigned int flags)
+{
+	return cowmap_recover(f, flags) < 0;
+}
+
+static int child_merge_flags(const char *f, uint64_t at, unsigned int flags)
+{
+	return crash_child(merge_crash_logs, f, at, flags);
 }
 
 static int child_merge(const char *f, uint64_t at)
@@ -98,20 +118,7 @@ static int journal_complete(const char *j)
 
 static int child_recover(const char *f, uint64_t at, unsigned int flags)
 {
-	char v[32];
-	pid_t pid = fork();
-	int status;
-
-	if (!pid) {
-		snprintf(v, sizeof(v), "%llu", (unsigned long long)at);
-		setenv("COWMAP_TEST_CRASH_AT", v, 1);
-		crash_reset();
-		_exit(cowmap_recover(f, flags) < 0 ? 1 : 0);
-	}
-	waitpid(pid, &status, 0);
-	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-		return 1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	return crash_child(recover_failed, f, at, flags);
 }
 
 /* 0 old, 1 new, -1 neither */

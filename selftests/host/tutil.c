@@ -69,17 +69,6 @@ static int vmerge(struct cowmap_merge **mp, const char *file, unsigned int flags
 	return ret;
 }
 
-int merge(const char *file, unsigned int flags, const char *out, int n, ...)
-{
-	va_list ap;
-	int ret;
-
-	va_start(ap, n);
-	ret = vmerge(NULL, file, flags, out, n, ap);
-	va_end(ap);
-	return ret;
-}
-
 int merge_keep(struct cowmap_merge **mp, const char *file, unsigned int flags,
 	       const char *out, int n, ...)
 {

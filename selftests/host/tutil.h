@@ -16,11 +16,14 @@ struct chg {
 int mklog(const char *log, const char *file, const struct chg *c, int n);
 int mklog_meta(const char *log, const char *file, const struct chg *c, int n,
 	       uint64_t bind_time, uint64_t session_id);
-/* Merge @n logs into @file with @flags (and -o @out if not NULL). */
-int merge(const char *file, unsigned int flags, const char *out, int n, ...);
-/* Same, keeping the merge for inspection (caller frees). */
+/*
+ * Merge @n logs into @file with @flags (and -o @out if not NULL), keeping
+ * the merge in *@mp for inspection (caller frees); @mp NULL: freed.
+ */
 int merge_keep(struct cowmap_merge **mp, const char *file, unsigned int flags,
 	       const char *out, int n, ...);
+/* merge(file, flags, out, n, logs...): the same without keeping it. */
+#define merge(...)	merge_keep(NULL, __VA_ARGS__)
 bool file_is(const char *path, const void *data, size_t len);
 
 /* What a run of the CLI printed, and how it ended. */

@@ -74,12 +74,13 @@ void cm_fill(uint64_t seed, void *buf, size_t len)
 	}
 }
 
-int cm_write_all(int fd, const void *buf, size_t len, off_t off)
+/* pread() or pwrite() all @len bytes at @off: a short transfer goes on. */
+static int rw_all(int fd, void *buf, size_t len, off_t off, bool write)
 {
-	const uint8_t *p = buf;
+	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
+		ssize_t n = write ? pwrite(fd, p, len, off) : pread(fd, p, len, off);
 
 		if (n <= 0)
 			return -1;
@@ -90,20 +91,14 @@ int cm_write_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+int cm_write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	return rw_all(fd, (void *)buf, len, off, true);
+}
+
 int cm_read_all(int fd, void *buf, size_t len, off_t off)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-		off += n;
-	}
-	return 0;
+	return rw_all(fd, buf, len, off, false);
 }
 
 int cm_create(const char *path, const void *data, size_t len)

@@ -7,8 +7,9 @@
  * minimal generic netlink GET_STATS query and child processes.
  *
  * The functions use no harness macro: they return errors and the tests
- * assert.  CM_SETUP_SKIP() and CM_SKIP_IF_NO_DEVICE() are for a fixture's
- * setup: include "kselftest_harness.h" (cowmap_harness.h) first.
+ * assert.  CM_SETUP_SKIP(), CM_SKIP_IF_NO_DEVICE() and CM_SETUP_SCRATCH*()
+ * are for a fixture's setup: include "kselftest_harness.h"
+ * (cowmap_harness.h) first.
  */
 #ifndef COWMAP_SELFTEST_UTIL_H
 #define COWMAP_SELFTEST_UTIL_H
@@ -63,6 +64,24 @@
 			CM_SETUP_SKIP(COWMAP_DEVICE_PATH " is absent: "	\
 				      "cowmap.ko not loaded");		\
 		}							\
+	} while (0)
+
+/* @scratch: $COWMAP_SCRATCH, the ext4 scratch directory; skips without it. */
+#define CM_SETUP_SCRATCH(scratch)					\
+	do {								\
+		const char *_why;					\
+									\
+		scratch = cm_scratch_dir("COWMAP_SCRATCH", &_why);	\
+		if (!scratch)						\
+			CM_SETUP_SKIP("$COWMAP_SCRATCH %s", _why);	\
+	} while (0)
+
+/* The same, and @dir: a new directory in it (cm_mkdtemp(), tag @tag). */
+#define CM_SETUP_SCRATCH_DIR(scratch, dir, tag)				\
+	do {								\
+		CM_SETUP_SCRATCH(scratch);				\
+		dir = cm_mkdtemp(scratch, tag);				\
+		ASSERT_NE(NULL, dir);					\
 	} while (0)
 
 /* ------------------------------------------------------------------------

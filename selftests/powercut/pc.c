@@ -25,17 +25,7 @@
 #include <sys/stat.h>
 
 #include "cowmap.h"
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
+#include "rnd.h"
 
 static void fill(uint64_t *s, uint8_t *p, size_t n)
 {

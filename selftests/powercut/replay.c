@@ -44,6 +44,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "rnd.h"
+
 #define LW_FLUSH	(1u << 0)
 #define LW_FUA		(1u << 1)
 #define LW_DISCARD	(1u << 2)
@@ -80,12 +82,14 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-static int read_full(int fd, void *buf, size_t n, uint64_t off)
+/* All @n bytes at @off: pread() (@write 0) or pwrite(), EINTR retried. */
+static int rw_full(int fd, void *buf, size_t n, uint64_t off, int write)
 {
 	size_t done = 0;
 
 	while (done < n) {
-		ssize_t r = pread(fd, (char *)buf + done, n - done, off + done);
+		ssize_t r = write ? pwrite(fd, (char *)buf + done, n - done, off + done) :
+				    pread(fd, (char *)buf + done, n - done, off + done);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -96,20 +100,14 @@ static int read_full(int fd, void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
+static int read_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	return rw_full(fd, buf, n, off, 0);
+}
+
 static int write_full(int fd, const void *buf, size_t n, uint64_t off)
 {
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t r = pwrite(fd, (const char *)buf + done, n - done, off + done);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		done += r;
-	}
-	return 0;
+	return rw_full(fd, (void *)buf, n, off, 1);
 }
 
 static uint64_t size_of(int fd)
@@ -263,17 +261,6 @@ static int apply(const char *dev, uint64_t from, uint64_t to)
 	if (fsync(fd) || close(fd))
 		return fail("%s: %s", dev, strerror(errno));
 	return 0;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
 }
 
 struct piece {
