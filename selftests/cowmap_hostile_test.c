@@ -608,24 +608,23 @@ static int child_dirty(struct __test_metadata *_metadata, const char *bp,
 }
 
 /*
- * lost_log: root gives uid 1000 an fd of a root-owned 0644 log (O_WRONLY);
- * the user binds it, dirties 40 pages, and a drain fails part way
- * (RLIMIT_FSIZE: EFBIG).  The user may not truncate the log by path, so
- * the torn tail must be cut through the fd; the final drain (exit) cuts it
- * too.  The log must then hold whole records only, reproducing every page.
+ * The body of lost_log*: the file @bp (@base, @len bytes) becomes @want
+ * through a session of uid 1000 with the log @lp bound (root's, 0644); a
+ * drain under RLIMIT_FSIZE of the header plus @room bytes must fail with
+ * EFBIG; the final drain (exit) writes the rest.  The log must then hold
+ * whole records only that turn @base into @want.
  */
-TEST_F_TIMEOUT(hostile, lost_log, 120)
+static void lost_log_run(struct __test_metadata *_metadata, const char *bp,
+			 const char *lp, const uint8_t *base,
+			 const uint8_t *want, size_t len, off_t room)
 {
-	uint8_t *base = malloc(PGS(NPAGES)), *want = malloc(PGS(NPAGES));
-	uint8_t *img = malloc(PGS(NPAGES));
-	char *bp = make_file(self, "backing", 41, PGS(NPAGES), base);
-	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
+	uint8_t *img = malloc(len);
+	char why[WHY_LEN];
 	int lfd, code;
 	long n;
 	pid_t pid;
 
-	ASSERT_NE(NULL, bp);
-	cm_fill(42, want, PGS(NPAGES));
+	ASSERT_NE(NULL, img);
 	lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	ASSERT_LE(0, lfd);
 	pid = fork();
@@ -633,13 +632,10 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
 	if (pid == 0) {
 		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
 		int dev, err;
-		off_t hl;
 
 		become(TESTER);
-		dev = child_dirty(_metadata, bp, lfd, want, PGS(NPAGES));
-		hl = cm_fsize(lfd);
-		/* Room for the header and 15 of ~40 page records, mid-record. */
-		rl.rlim_cur = hl + 15 * COWMAP_LOG_REC_SIZE(PG) + 100;
+		dev = child_dirty(_metadata, bp, lfd, want, len);
+		rl.rlim_cur = cm_fsize(lfd) + room;
 		signal(SIGXFSZ, SIG_IGN);
 		if (setrlimit(RLIMIT_FSIZE, &rl))
 			_exit(4);
@@ -657,14 +653,34 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
 	code = child_code(pid);
 	ASSERT_EQ(0, code);
 	close(lfd);
-	n = check_log(lp, base, want, PGS(NPAGES), img, why);
+	n = check_log(lp, base, want, len, img, why);
 	EXPECT_LT(0, n) TH_LOG("the log: %s", why);
-	EXPECT_EQ(0, memcmp(img, want, PGS(NPAGES)))
-		TH_LOG("%ld records do not reproduce the 40 pages written", n);
+	EXPECT_EQ(0, memcmp(img, want, len))
+		TH_LOG("%ld records do not reproduce the %zu pages written", n, len / PG);
+	free(img);
+}
+
+/*
+ * lost_log: root gives uid 1000 an fd of a root-owned 0644 log (O_WRONLY);
+ * the user binds it, dirties 40 pages, and a drain fails part way
+ * (RLIMIT_FSIZE: EFBIG).  The user may not truncate the log by path, so
+ * the torn tail must be cut through the fd; the final drain (exit) cuts it
+ * too.  The log must then hold whole records only, reproducing every page.
+ */
+TEST_F_TIMEOUT(hostile, lost_log, 120)
+{
+	uint8_t *base = malloc(PGS(NPAGES)), *want = malloc(PGS(NPAGES));
+	char *bp = make_file(self, "backing", 41, PGS(NPAGES), base);
+	char *lp = cm_path(self->dir, "log");
+
+	ASSERT_NE(NULL, bp);
+	cm_fill(42, want, PGS(NPAGES));
+	/* Room for 15 of ~40 page records, mid-record. */
+	lost_log_run(_metadata, bp, lp, base, want, PGS(NPAGES),
+		     15 * COWMAP_LOG_REC_SIZE(PG) + 100);
 	free(bp);
 	free(lp);
 	free(base);
-	free(img);
 	free(want);
 }
 
@@ -678,52 +694,19 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
 TEST_F_TIMEOUT(hostile, lost_log_sparse, 120)
 {
 	const size_t npages = 600, len = PGS(npages);
-	uint8_t *base = malloc(len), *want = malloc(len), *img = malloc(len);
+	uint8_t *base = malloc(len), *want = malloc(len);
 	char *bp = make_file(self, "backing", 43, len, base);
-	char *lp = cm_path(self->dir, "log"), why[WHY_LEN];
-	int lfd, code;
-	long n;
-	pid_t pid;
+	char *lp = cm_path(self->dir, "log");
 
 	ASSERT_NE(NULL, bp);
 	memcpy(want, base, len);
 	for (size_t i = 0; i < npages; i++)
 		cm_fill(44 + i, want + PGS(i) + (i * 72) % (PG - 8), 8);
-	lfd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	ASSERT_LE(0, lfd);
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
-		int dev, err;
-
-		become(TESTER);
-		dev = child_dirty(_metadata, bp, lfd, want, len);
-		rl.rlim_cur = cm_fsize(lfd) + 100 * COWMAP_LOG_REC_SIZE(8) + 13;
-		signal(SIGXFSZ, SIG_IGN);
-		if (setrlimit(RLIMIT_FSIZE, &rl))
-			_exit(4);
-		err = cm_drain(dev, -1, NULL);
-		rl.rlim_cur = RLIM_INFINITY;
-		if (setrlimit(RLIMIT_FSIZE, &rl))
-			_exit(4);
-		if (err != -EFBIG) {
-			TH_LOG("drain under RLIMIT_FSIZE: %s, not EFBIG", strerror(-err));
-			_exit(5);
-		}
-		_exit(0);
-	}
-	code = child_code(pid);
-	ASSERT_EQ(0, code);
-	close(lfd);
-	n = check_log(lp, base, want, len, img, why);
-	EXPECT_LT(0, n) TH_LOG("the log: %s", why);
-	EXPECT_EQ(0, memcmp(img, want, len))
-		TH_LOG("%ld records do not reproduce the %zu pages written", n, npages);
+	lost_log_run(_metadata, bp, lp, base, want, len,
+		     100 * COWMAP_LOG_REC_SIZE(8) + 13);
 	free(bp);
 	free(lp);
 	free(base);
-	free(img);
 	free(want);
 }
 

@@ -32,6 +32,8 @@ set -euo pipefail
 
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"
+# shellcheck source=selftests/powercut/common.sh
+. "$(dirname "$0")/common.sh"
 
 PC_DIR=$(cd "$(dirname "$0")" && pwd)
 kver=${1:-6.12}
@@ -54,15 +56,8 @@ out=$BUILD/powercut-lw
 [ "$long" != 1 ] || out=$out-long
 start_all=$SECONDS
 
-resolve_kernel "$kver"
+pc_build "$kver" "$out"
 [ -n "$KMODDIR" ] || die "lw.sh needs a Debian kernel (6.1 or 6.12): dm-log-writes is a module there"
-build_module "$kver"
-make -s -C "$TOP" BUILD="$BUILD" lib || die "building libcowmap failed"
-rm -rf "$out"
-mkdir -p "$out/pl/powercut"
-${CC:-cc} -O2 -g -Wall -Wextra -D_GNU_SOURCE -I"$TOP/uapi" -I"$TOP/lib" \
-	-o "$out/pl/powercut/pc" "$PC_DIR/pc.c" "$BUILD/libcowmap.a" \
-	-Wl,--as-needed -lmnl -lpthread || die "building pc failed"
 ${CC:-cc} -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o "$out/pl/powercut/replay" \
 	"$PC_DIR/replay.c" || die "building replay failed"
 install -m 0755 "$PC_DIR/lw-guest.sh" "$out/pl/powercut/lw-guest.sh"

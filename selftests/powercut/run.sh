@@ -28,6 +28,8 @@ set -euo pipefail
 
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"
+# shellcheck source=selftests/powercut/common.sh
+. "$(dirname "$0")/common.sh"
 
 PC_DIR=$(cd "$(dirname "$0")" && pwd)
 kver=${1:-6.1}
@@ -41,14 +43,7 @@ nlogs=${POWERCUT_LOGS:-4}
 out=$BUILD/powercut
 start_all=$SECONDS
 
-resolve_kernel "$kver"
-build_module "$kver"
-make -s -C "$TOP" BUILD="$BUILD" lib || die "building libcowmap failed"
-rm -rf "$out"
-mkdir -p "$out/pl/powercut"
-${CC:-cc} -O2 -g -Wall -Wextra -D_GNU_SOURCE -I"$TOP/uapi" -I"$TOP/lib" \
-	-o "$out/pl/powercut/pc" "$PC_DIR/pc.c" "$BUILD/libcowmap.a" \
-	-Wl,--as-needed -lmnl -lpthread || die "building pc failed"
+pc_build "$kver" "$out"
 install -m 0755 "$PC_DIR/guest.sh" "$out/pl/powercut/guest.sh"
 "$VM_DIR/mkinitramfs.sh" --out "$out/initramfs.cpio" --ko "$KO" --release "$KRELEASE" \
 	${KMODDIR:+--moddir "$KMODDIR"} --payload-dir "$out/pl/powercut" --payload true
