@@ -97,9 +97,9 @@ static size_t diff_page(u8 *out, const u8 *old, const u8 *new, u64 offset,
  * Before the pages from @idx on are frozen one by one, zap the session's
  * PTEs of the changed ones among the next FREEZE_AHEAD offsets (up to
  * @last) at once: one page-table walk and one TLB flush instead of one per
- * page.  Offsets between them lose their PTEs too and refault.  Each page is
- * still checked under its lock (a fault may have mapped it again since).
- * Returns the first offset after the window.
+ * page.  Offsets between them lose their PTEs in the session too and
+ * refault.  Each page is still checked under its lock (a fault may have
+ * mapped it again since).  Returns the first offset after the window.
  */
 unsigned long cowmap_freeze_ahead(struct cowmap_session *s, unsigned long idx,
 				  unsigned long last)
@@ -120,8 +120,12 @@ unsigned long cowmap_freeze_ahead(struct cowmap_session *s, unsigned long idx,
 		hi = xas.xa_index;
 	}
 	rcu_read_unlock();
+	/*
+	 * Only where the session's own VMAs can be zapped: the file-wide
+	 * fallback would take other mappings' PTEs of the offsets between.
+	 */
 	if (nr > 1)
-		cowmap_zap(s, lo, hi - lo + 1, NULL);
+		cowmap_zap_own(s, lo, hi - lo + 1, NULL);
 	return last == ULONG_MAX ? last : last + 1;
 }
 

@@ -88,6 +88,10 @@ static int own_vmas(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
 }
 
 /*
+ * cowmap_zap_own() zaps [idx, idx + nr) in the session's own VMAs if it
+ * can, and returns whether it could; cowmap_zap() falls back to every
+ * mapping of the file when it could not.
+ *
  * Zap the offsets [idx, idx + nr) in the session's own VMAs: the backing
  * PTE after a copy is published (nr = 1, with the fault's @vmf), or private
  * pages' PTEs to freeze or discard them.  Other
@@ -105,8 +109,8 @@ static int own_vmas(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
  * be had, every VMA of the file is zapped there, which is always safe:
  * unmap_mapping_range() walks i_mmap under its lock.
  */
-void cowmap_zap(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
-		struct vm_fault *vmf)
+bool cowmap_zap_own(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
+		    struct vm_fault *vmf)
 {
 	struct vm_area_struct *own[ZAP_OWN_MAX], *cur = NULL;
 	unsigned long start[ZAP_OWN_MAX];
@@ -137,20 +141,24 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
 	}
 
 	n = own_vmas(s, idx, nr, mm, cur, own, start);
-	if (n < 0) {
-		if (locked)
-			mmap_read_unlock(mm);
-		unmap_mapping_range(s->mapping, (loff_t)idx << PAGE_SHIFT,
-				    (loff_t)nr << PAGE_SHIFT, 0);
-		return;
+	if (n >= 0) {
+		if (cur && vma_covers(cur, idx, nr))
+			zap_in(cur, idx, nr);
+		for (i = 0; i < n; i++)
+			if (vma_lookup(mm, start[i]) == own[i])
+				zap_in(own[i], idx, nr);
 	}
-	if (cur && vma_covers(cur, idx, nr))
-		zap_in(cur, idx, nr);
-	for (i = 0; i < n; i++)
-		if (vma_lookup(mm, start[i]) == own[i])
-			zap_in(own[i], idx, nr);
 	if (locked)
 		mmap_read_unlock(mm);
+	return n >= 0;
+}
+
+void cowmap_zap(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
+		struct vm_fault *vmf)
+{
+	if (!cowmap_zap_own(s, idx, nr, vmf))
+		unmap_mapping_range(s->mapping, (loff_t)idx << PAGE_SHIFT,
+				    (loff_t)nr << PAGE_SHIFT, 0);
 }
 
 /*

@@ -192,6 +192,8 @@ unsigned long cowmap_get_unmapped_area(struct file *file, unsigned long addr,
 				       unsigned long len, unsigned long pgoff,
 				       unsigned long flags);
 struct page *cowmap_page_get_locked(struct cowmap_session *s, pgoff_t idx);
+bool cowmap_zap_own(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
+		    struct vm_fault *vmf);
 void cowmap_zap(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
 		struct vm_fault *vmf);
 

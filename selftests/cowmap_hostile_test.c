@@ -1238,7 +1238,9 @@ TEST_F(hostile, zero_caps)
  * bystander's PTE was gone after the copy and after each DIFF.  The
  * session's second mapping of the offset must still be zapped (it read
  * the backing page and must now see the copy), and a forked child sharing
- * the session must see it too.
+ * the session must see it too.  While a child holds the session's
+ * mappings, DIFF zaps no plain PTE of an unchanged page between changed
+ * ones.
  */
 TEST_F(hostile, zap_scope)
 {
@@ -1324,6 +1326,33 @@ TEST_F(hostile, zap_scope)
 			TH_LOG("the forked child does not see the parent's copy (%#x)", st);
 			bad = 1;
 		}
+		/*
+		 * While a child holds the session's mappings (VMAs in two
+		 * mms), a zap falls back to every mapping of the file, but
+		 * DIFF's batch zap ahead of its freezes must not: page 5,
+		 * between the changed pages 4 and 6, keeps its plain PTE.
+		 */
+		m1[PGS(4)] = (uint8_t)(want[PGS(4)] ^ 0x22);
+		m1[PGS(6)] = (uint8_t)(want[PGS(6)] ^ 0x22);
+		kid = fork();
+		if (kid < 0)
+			_exit(96);
+		if (!kid)
+			_exit(write(p[1], "r", 1) != 1 || read(q[0], &c, 1) != 1);
+		if (read(p[0], &c, 1) != 1)
+			_exit(97);
+		(void)plain[PGS(5)];
+		if (!pte_present(plain + PGS(5)))
+			_exit(99);
+		if (cm_diff_all(dev, 0, 0, COWMAP_DIFF_MIN_BUF, &recs, &used, &nrec) < 0)
+			_exit(94);
+		free(recs);
+		if (!pte_present(plain + PGS(5))) {
+			TH_LOG("DIFF with the session in two mms zapped the plain PTE of an unchanged page");
+			bad = 1;
+		}
+		if (write(q[1], "w", 1) != 1 || waitpid(kid, &st, 0) != kid)
+			_exit(98);
 		_exit(bad);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
