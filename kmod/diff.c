@@ -27,7 +27,18 @@ static size_t next_diff(const u8 *a, const u8 *b, size_t i, size_t n)
 	for (; i < n && (i & 7); i++)
 		if (a[i] != b[i])
 			return i;
-	/* Whole words first; the bytes of the first unequal word below. */
+	/*
+	 * Most of a page is unchanged: 64 bytes per branch, then the word
+	 * and the bytes of the first difference below.
+	 */
+	for (; i + 64 <= n; i += 64) {
+		const u64 *x = (const u64 *)(a + i), *y = (const u64 *)(b + i);
+
+		if ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		    (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5]) |
+		    (x[6] ^ y[6]) | (x[7] ^ y[7]))
+			break;
+	}
 	for (; i + 8 <= n; i += 8)
 		if (*(const u64 *)(a + i) != *(const u64 *)(b + i))
 			break;
