@@ -116,7 +116,7 @@ bool cowmap_zap_own(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
 	unsigned long start[ZAP_OWN_MAX];
 	struct mm_struct *mm = NULL;
 	bool locked = false;
-	int i, n;
+	int i, n = -1;
 
 	if (vmf) {
 		cur = vmf->vma;
@@ -126,11 +126,13 @@ bool cowmap_zap_own(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
 		 * session has a VMA other than @cur: @cur's page tables stay
 		 * while we hold its VMA lock, and a VMA that joins the session
 		 * now (mmap) has never mapped @idx before the copy we zap for
-		 * was published.  Without the lock, mm = NULL makes a VMA
-		 * seen from now on fall back to the file-wide zap.
+		 * was published (the walk without @mm says so, n = 0).
+		 * Without the lock, mm = NULL makes a VMA seen from now on
+		 * fall back to the file-wide zap.
 		 */
 		if (vmf->flags & FAULT_FLAG_VMA_LOCK) {
-			if (own_vmas(s, idx, nr, NULL, cur, own, start) < 0)
+			n = own_vmas(s, idx, nr, NULL, cur, own, start);
+			if (n < 0)
 				locked = mmap_read_trylock(mm);
 			if (!locked)
 				mm = NULL;
@@ -140,7 +142,9 @@ bool cowmap_zap_own(struct cowmap_session *s, pgoff_t idx, unsigned long nr,
 		locked = true;
 	}
 
-	n = own_vmas(s, idx, nr, mm, cur, own, start);
+	/* One walk of the session's VMAs unless the first one already did. */
+	if (n < 0)
+		n = own_vmas(s, idx, nr, mm, cur, own, start);
 	if (n >= 0) {
 		if (cur && vma_covers(cur, idx, nr))
 			zap_in(cur, idx, nr);
