@@ -106,19 +106,15 @@ for ((r = 0; r < rounds; r++)); do
 		for d in data log origin cow; do
 			drives+=(-drive "file=$out/$d.img,if=virtio,format=raw,cache=unsafe")
 		done
-		for attempt in 1 2; do
+		# A second boot finds the disks untouched by a kernel that
+		# never ran init.
+		boot_twice "powercut: $tag" "$out/console.$tag.log" \
 			timeout --foreground -k 10 3000 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
-				-nographic -no-reboot -nodefaults -monitor none \
-				-kernel "$KIMAGE" -initrd "$out/initramfs.cpio" \
-				-append "$VM_CMDLINE_BASE rdinit=/init PC_FS=$fs PC_SEED=$s PC_MIB=$mib PC_LOGS=$nlogs PC_CHANGE_MIB=$change PC_CRASH=$ncrash PC_ALL=$all" \
-				-serial "file:$out/console.$tag.log" -serial "file:$log" \
-				"${drives[@]}" </dev/null >"$out/qemu.$tag.log" 2>&1 || true
-			# The disks are untouched by a kernel that never ran init.
-			if [ "$attempt" = 2 ] || ! early_boot_crash "$out/console.$tag.log"; then
-				break
-			fi
-			boot_again "powercut: $tag" "$out/console.$tag.log"
-		done
+			-nographic -no-reboot -nodefaults -monitor none \
+			-kernel "$KIMAGE" -initrd "$out/initramfs.cpio" \
+			-append "$VM_CMDLINE_BASE rdinit=/init PC_FS=$fs PC_SEED=$s PC_MIB=$mib PC_LOGS=$nlogs PC_CHANGE_MIB=$change PC_CRASH=$ncrash PC_ALL=$all" \
+			-serial "file:$out/console.$tag.log" -serial "file:$log" \
+			"${drives[@]}" </dev/null >"$out/qemu.$tag.log" 2>&1
 		tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
 		bad=''
 		if grep -aEn -- "$KERNEL_ERROR_RE" "$out/console.$tag.log" >"$out/errors.$tag"; then

@@ -109,14 +109,9 @@ boot_once() {
 # boot CYCLE NEXT DELAY: boot_once, again if the kernel crashed before init
 # (the disks are untouched then); BOOT_BAD=1 on kernel errors.
 boot() {
-	local cycle=$1 attempt
-	for attempt in 1 2; do
-		boot_once "$@"
-		if [ "$attempt" = 2 ] || ! early_boot_crash "$out/console.$cycle.log"; then
-			break
-		fi
-		boot_again "powercut: cycle $cycle" "$out/console.$cycle.log"
-	done
+	local cycle=$1
+
+	boot_twice "powercut: cycle $cycle" "$out/console.$cycle.log" boot_once "$@"
 	if grep -aEn -- "$KERNEL_ERROR_RE" "$out/console.$cycle.log" >"$out/errors.$cycle"; then
 		echo "cycle $cycle: kernel errors on the console ($out/console.$cycle.log):" >&2
 		head -n 5 "$out/errors.$cycle" | sed "s/^/cycle $cycle: kernel error: /" >&2

@@ -55,14 +55,35 @@ $OK_LINES
 $OOPS"
 expect "no init line, no error" no no "$BOOT"
 
-# boot_again keeps the first console and names the error.
-printf '%s\n%s\n' "$BOOT" "$OOPS" >"$tmp/console.x.log"
-msg=$(boot_again "t" "$tmp/console.x.log" 2>&1)
-if [ -f "$tmp/console.x.boot1.log" ] && [ ! -e "$tmp/console.x.log" ] &&
-	grep -q 'Oops: int3' <<<"$msg"; then
-	echo "ok - boot_again keeps the first console"
-else
-	echo "not ok - boot_again keeps the first console: $msg"
-	failed=1
-fi
+# boot_twice boots again after a crash before init only, keeping the
+# first console.  fake_boot N: boot number N writes a crash before init if
+# it is listed in $crash, else a clean boot.
+# shellcheck disable=SC2317 # called through boot_twice
+fake_boot() {
+	boots=$((boots + 1))
+	if [[ " $crash " == *" $boots "* ]]; then
+		printf '%s\n%s\n' "$BOOT" "$OOPS" >"$tmp/console.x.log"
+	else
+		printf '%s\n%s\n' "$BOOT" "$INIT" >"$tmp/console.x.log"
+	fi
+}
+# twice NAME CRASH WANT_BOOTS WANT_BOOT1
+twice() {
+	local msg kept=no
+	boots=0 crash=$2
+	rm -f "$tmp"/console.x*.log
+	msg=$(boot_twice "t" "$tmp/console.x.log" fake_boot 2>&1; echo "boots=$boots")
+	boots=${msg##*boots=}
+	[ -f "$tmp/console.x.boot1.log" ] && kept=yes
+	if [ "$boots" = "$3" ] && [ "$kept" = "$4" ] &&
+		{ [ "$kept" = no ] || grep -q 'Oops: int3' <<<"$msg"; }; then
+		echo "ok - boot_twice: $1"
+	else
+		echo "not ok - boot_twice: $1: $boots boots (want $3), first console kept $kept (want $4): $msg"
+		failed=1
+	fi
+}
+twice "a clean boot runs once" "" 1 no
+twice "a crash before init boots again" "1" 2 yes
+twice "never a third boot" "1 2" 2 yes
 exit "$failed"

@@ -189,12 +189,19 @@ early_boot_crash() {
 		END { exit !(found && !init) }' "$1"
 }
 
-# boot_again WHAT CONSOLE: after an early_boot_crash, print the first
-# error and keep CONSOLE as CONSOLE.boot1.log.
-boot_again() {
-	echo "$1: the kernel crashed while booting, before init ran (not a test, the module is not loaded yet); booting once more:" >&2
-	grep -aEn -m 3 -- "$KERNEL_ERROR_RE" "$2" | sed "s/^/$1: first boot: /" >&2 || true
-	mv "$2" "${2%.log}.boot1.log"
+# boot_twice WHAT CONSOLE CMD...: run CMD, one boot that writes CONSOLE;
+# after an early_boot_crash, print its first errors, keep CONSOLE as
+# CONSOLE.boot1.log and run CMD once more.  CMD's status is not looked at.
+boot_twice() {
+	local what=$1 console=$2
+
+	shift 2
+	"$@" || true
+	early_boot_crash "$console" || return 0
+	echo "$what: the kernel crashed while booting, before init ran (not a test, the module is not loaded yet); booting once more:" >&2
+	grep -aEn -m 3 -- "$KERNEL_ERROR_RE" "$console" | sed "s/^/$what: first boot: /" >&2 || true
+	mv "$console" "${console%.log}.boot1.log"
+	"$@" || true
 }
 
 # vm_qemu DIR MEM TIMEOUT CMDLINE INITRD: one boot of vm_boot's VM, fresh
@@ -248,7 +255,7 @@ vm_qemu() {
 # VM ran cleanly (result line present, no kernel error, no timeout); else
 # prints why and the console's tail and returns 1.
 vm_boot() {
-	local kver=$1 initrd=$2 dir=$3 mem timeout cmdline rc attempt line problems=()
+	local kver=$1 initrd=$2 dir=$3 mem timeout cmdline rc line problems=()
 	# shellcheck disable=SC2034 # results for the caller
 	VM_STATUS='' VM_PASS=0 VM_FAIL=0 VM_SKIP=0 VM_LEAKS=0
 	mkdir -p "$dir"
@@ -272,13 +279,8 @@ vm_boot() {
 	cmdline="$cmdline ${COWMAP_VM_CMDLINE:-}"
 
 	PATH=$PATH:/sbin:/usr/sbin
-	for attempt in 1 2; do
+	boot_twice "vm: $kver" "$dir/console.log" \
 		vm_qemu "$dir" "$mem" "$timeout" "$cmdline" "$initrd"
-		if [ "$attempt" = 2 ] || ! early_boot_crash "$dir/console.log"; then
-			break
-		fi
-		boot_again "vm: $kver" "$dir/console.log"
-	done
 	rc=$VM_QEMU_RC
 
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
