@@ -60,6 +60,8 @@ const char *path_basename(const char *path);
 char *journal_path(const char *file_path);
 /* @jpath + ".new": the journal's name until it is complete and durable. */
 char *journal_tmp_path(const char *jpath);
+/* @jpath + ".d": hard links of the logs a journal's entries point into. */
+char *journal_links_path(const char *jpath);
 int open_tmpfile_in(const char *dir, const char *hint, char **namep);
 /* open(@path, @flags | O_NOFOLLOW | O_CLOEXEC), naming a link as such. */
 int open_nofollow(const char *path, int flags);
@@ -146,6 +148,7 @@ struct journal_target {
 	const char *path;	/* for messages */
 	uint64_t dev, ino;	/* identity of the file (in place) */
 	uint64_t size;		/* size before */
+	uid_t uid;		/* owner of the file */
 	bool undo;		/* keep the old bytes (rollback possible) */
 };
 /* Lock the file (flock LOCK_EX) and complete any interrupted merge;
@@ -157,6 +160,13 @@ int journal_lock_and_recover(const char *path, int fd, bool can_write,
 /* Begin a journal at @jpath (which must not exist). */
 int journal_begin(struct journal **jp, const char *jpath,
 		  const struct journal_target *t);
+/*
+ * Offer @len bytes at @base, a private copy of the whole of the log open
+ * as @fd (valid until the journal is freed): entries whose new bytes lie
+ * there point into the log (hard-linked beside the journal) instead of
+ * holding them, where the log can be linked and trusted.
+ */
+int journal_add_source(struct journal *j, const uint8_t *base, uint64_t len, int fd);
 /* Add an entry; @newb and @oldb must stay valid until journal_flush(). */
 int journal_add(struct journal *j, uint64_t off, const uint8_t *newb,
 		const uint8_t *oldb, uint32_t len);

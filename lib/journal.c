@@ -4,30 +4,38 @@
  *
  * File ".NAME.cowmap-journal" in the directory of the (resolved) file:
  *
- *   header   64 bytes: "COWMAPJN", version 2, header_len 64, st_dev,
+ *   header   64 bytes: "COWMAPJN", version 3, header_len 64, st_dev,
  *            st_ino and size of the file before the merge, flags,
  *            reserved, CRC32C of the header (crc field taken as zero).
  *            Flag JF_UNDO (1): the entries hold the old bytes too.
- *   entries  32 bytes (magic "CMJE", crc, offset, length, flags 0, seq)
- *            then the length new bytes, then either (JF_UNDO) the length
+ *   entries  32 bytes (magic "CMJE", crc, offset, length, flags, seq)
+ *            then the length new bytes, or (flag JEF_REF) where they are:
+ *            24 bytes (link number, CRC32C of the new bytes, offset in
+ *            the log, the log's inode); then either (JF_UNDO) the length
  *            old bytes or the CRC32C of the old bytes of each piece of the
  *            range that one 512-byte block of the file holds (4 bytes
  *            each, in file order), zero padded to 8: the entry's CRC32C
  *            covers entry and payload.
+ *   links    ".NAME.cowmap-journal.d/N": hard links of the logs JEF_REF
+ *            entries point into (the logs' private copies are what the
+ *            merge read; a log is linked only if recovery would trust it
+ *            and the filesystem allows, else its entries hold the bytes).
  *   trailer  32 bytes (magic "CMJC", crc, entries, data bytes, CRC32C
  *            chained over every entry's crc, reserved), the last bytes of
  *            the file.
  *
- * Version 1 journals (always with the old bytes, flags 0) are still
- * recovered and rolled back as before.
+ * Version 1 journals (always with the old bytes, flags 0) and version 2
+ * (no entry flags) are still recovered and rolled back as before.
  *
- * Order of a merge: the journal is written whole (header, entries,
- * trailer) under the name ".NAME.cowmap-journal.new", fsynced once, then
- * renamed to its own name and the directory fsynced; only then is the
- * file touched (pwrite of every entry's new bytes, fsync), then the
- * journal is unlinked and the directory fsynced: four fsyncs, and the
- * journal holds each changed byte once (plus 4 bytes per 512) unless the
- * merge asked to keep the old ones (COWMAP_MERGE_UNDO_JOURNAL).
+ * Order of a merge: the logs are linked, the journal is written whole
+ * (header, entries, trailer) under the name ".NAME.cowmap-journal.new",
+ * the linked logs and the links directory are fsynced, the journal is
+ * fsynced once, then renamed to its own name and the directory fsynced;
+ * only then is the file touched (pwrite of every entry's new bytes,
+ * fsync), then the journal is unlinked, the directory fsynced and the
+ * links removed.  The journal holds no changed byte that a linked log
+ * holds (4 bytes per 512 and 56 per entry), each other one once, and the
+ * old ones too if the merge asked (COWMAP_MERGE_UNDO_JOURNAL).
  *
  * Why one fsync of the journal is enough: until that fsync returns, a
  * power cut may leave any mix of the journal's blocks on disk, a valid
@@ -56,7 +64,10 @@
  * the file must be able to reach the journal's end.  Without the old
  * bytes, each 512-byte piece must hold its new bytes or match the CRC32C
  * of its old ones: a write of the file (a page from the page cache, a
- * sector on the disk) is never torn inside such a piece.
+ * sector on the disk) is never torn inside such a piece.  New bytes read
+ * from a link must match their CRC32C, and the link must be the log's
+ * inode and trusted as a journal is; else nothing is written and the
+ * error names the link.
  *
  * The merge lock is flock(LOCK_EX) on the file itself: it is released
  * when the process dies, and it serializes merges, commits and
@@ -65,6 +76,7 @@
  * (cowmap_set_lock_wait(), 10 s by default) and the error names the
  * holder's pid when /proc/locks tells it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -81,9 +93,13 @@
 #include "internal.h"
 
 #define J_MAGIC		"COWMAPJN"
-#define J_VERSION	2
+#define J_VERSION	3
+#define J_VERSION_2	2	/* no entry flags */
 #define J_VERSION_1	1	/* entries always with the old bytes */
 #define JF_UNDO		(1U << 0)	/* header flag: entries hold the old bytes */
+#define JEF_REF		(1U << 0)	/* entry flag: the new bytes are in a log */
+#define J_REF_SIZE	24	/* link, CRC of the new bytes, offset, inode */
+#define J_SRC_MAX	(1U << 20)	/* links per journal */
 #define J_BLK		512		/* file block whose old bytes get one CRC */
 #define J_CRC_BYTES	(64U << 10)	/* old-byte CRCs per writev */
 #define J_HDR_SIZE	64
@@ -110,11 +126,30 @@
 #define JE_LENGTH	16
 #define JE_FLAGS	20
 #define JE_SEQ		24
+/* fields of a reference to a log (after the entry header) */
+#define JR_SRC		0
+#define JR_CRC		4
+#define JR_OFF		8
+#define JR_INO		16
 /* trailer fields */
 #define JT_CRC		4
 #define JT_ENTRIES	8
 #define JT_BYTES	16
 #define JT_ECRC		24
+
+struct jsrc_key {
+	const uint8_t *base;
+	uint32_t idx;
+};
+
+/* A log the new bytes of entries may point into (journal_add_source()). */
+struct jsrc {
+	const uint8_t *base;	/* the whole log, as read at open */
+	uint64_t len;
+	int fd;
+	int linked;		/* 0 not yet tried, 1 linked, -1 cannot be */
+	uint64_t ino;
+};
 
 /*
  * Entries are written with writev(2) straight from the caller's buffers
@@ -141,6 +176,14 @@ struct journal {
 	bool committed;
 	uint8_t crcs[J_CRC_BYTES];	/* old-byte CRCs of the pending entries */
 	size_t crc_used;
+	uint8_t refs[J_SLOTS][J_REF_SIZE];	/* references of the pending entries */
+	struct jsrc *src;
+	uint32_t n_src;
+	struct jsrc_key *order;	/* src by base */
+	bool sorted;
+	char *ldir;		/* journal_links_path() */
+	int ldfd;		/* that directory, once made */
+	bool no_links;		/* it cannot be made: copy every byte */
 };
 
 static const uint8_t zero8[8];
@@ -153,14 +196,16 @@ static uint32_t blocks_of(uint64_t off, uint32_t len)
 }
 
 /* Bytes after an entry's header, before its padding. */
-static uint64_t payload_len(bool has_old, uint64_t off, uint32_t len)
+static uint64_t payload_len(bool has_old, bool ref, uint64_t off, uint32_t len)
 {
-	return has_old ? 2 * (uint64_t)len : len + 4 * (uint64_t)blocks_of(off, len);
+	if (has_old)
+		return 2 * (uint64_t)len;
+	return (ref ? J_REF_SIZE : len) + 4 * (uint64_t)blocks_of(off, len);
 }
 
-static uint64_t entry_total(bool has_old, uint64_t off, uint32_t len)
+static uint64_t entry_total(bool has_old, bool ref, uint64_t off, uint32_t len)
 {
-	return J_ENT_SIZE + ALIGN8(payload_len(has_old, off, len));
+	return J_ENT_SIZE + ALIGN8(payload_len(has_old, ref, off, len));
 }
 
 /* CRC32C of the piece of @len bytes at @off that file block @i (counted
@@ -227,9 +272,11 @@ int journal_begin(struct journal **jp, const char *jpath,
 		return err_set(ENOMEM, "out of memory");
 	j->t = *t;
 	j->fd = -1;
+	j->ldfd = -1;
 	j->path = xstrdup(jpath);
 	j->tmp = journal_tmp_path(jpath);
-	if (!j->path || !j->tmp) {
+	j->ldir = journal_links_path(jpath);
+	if (!j->path || !j->tmp || !j->ldir) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
@@ -261,10 +308,153 @@ err_free:
 		close(j->fd);
 		unlink(j->tmp);
 	}
+	free(j->ldir);
 	free(j->tmp);
 	free(j->path);
 	free(j);
 	return ret;
+}
+
+int journal_add_source(struct journal *j, const uint8_t *base, uint64_t len, int fd)
+{
+	struct jsrc *src;
+	struct jsrc_key *order;
+
+	if (j->t.undo || j->n_src == J_SRC_MAX)
+		return 0;	/* entries hold every byte */
+	src = xrealloc_array(j->src, j->n_src + 1, sizeof(*src));
+	if (!src)
+		return err_set(ENOMEM, "out of memory");
+	j->src = src;
+	order = xrealloc_array(j->order, j->n_src + 1, sizeof(*order));
+	if (!order)
+		return err_set(ENOMEM, "out of memory");
+	j->order = order;
+	src[j->n_src] = (struct jsrc){ .base = base, .len = len, .fd = fd };
+	order[j->n_src] = (struct jsrc_key){ base, j->n_src };
+	j->n_src++;
+	j->sorted = false;
+	return 0;
+}
+
+static int src_cmp(const void *a, const void *b)
+{
+	const uint8_t *x = ((const struct jsrc_key *)a)->base;
+	const uint8_t *y = ((const struct jsrc_key *)b)->base;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The source holding all of [p, p + len), or -1. */
+static int64_t find_src(struct journal *j, const uint8_t *p, uint32_t len)
+{
+	uint32_t lo = 0, hi = j->n_src;
+	const struct jsrc *s;
+
+	if (!j->n_src)
+		return -1;
+	if (!j->sorted) {
+		qsort(j->order, j->n_src, sizeof(*j->order), src_cmp);
+		j->sorted = true;
+	}
+	/* the last source that starts at or before p */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (j->order[mid].base <= p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	s = &j->src[j->order[lo].idx];
+	if (p < s->base || (uint64_t)(p - s->base) > s->len ||
+	    s->len - (uint64_t)(p - s->base) < len)
+		return -1;
+	return j->order[lo].idx;
+}
+
+/* A links directory, a journal or a link in it that we may trust: see
+ * check_trusted(). */
+static bool trusted_st(const struct stat *st, uid_t file_uid, mode_t type)
+{
+	return (st->st_mode & S_IFMT) == type && !(st->st_mode & 022) &&
+	       owner_trusted(st->st_uid, file_uid);
+}
+
+/* Remove the links directory @ldir and what a merge put in it, if it is
+ * one we may trust (else it stays, and is neither used nor read). */
+static void remove_links(const char *ldir, uid_t file_uid)
+{
+	int dfd = open(ldir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	struct dirent *d;
+	DIR *dir;
+
+	if (dfd < 0)
+		return;
+	if (fstat(dfd, &st) < 0 || !trusted_st(&st, file_uid, S_IFDIR) ||
+	    !(dir = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	while ((d = readdir(dir)))
+		if (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))
+			unlinkat(dfd, d->d_name, 0);
+	closedir(dir);
+	rmdir(ldir);
+}
+
+/*
+ * Hard-link the log of source @i as "<i>" in the links directory, which
+ * is made at the first link: entries may then point into it.  Only a log
+ * that recovery will trust (regular, owned by the caller, the file's
+ * owner or root, not writable by group or others) and whose link is the
+ * very file open (not one put at its path since); anything else, and a
+ * link the filesystem refuses (another filesystem, no hard links), makes
+ * its entries hold the bytes, as they always did.
+ */
+static bool src_link(struct journal *j, uint32_t i)
+{
+	struct jsrc *s = &j->src[i];
+	struct stat st, lst;
+	char name[16], proc[64];
+
+	if (s->linked)
+		return s->linked > 0;
+	s->linked = -1;
+	if (fstat(s->fd, &st) < 0 || !trusted_st(&st, j->t.uid, S_IFREG) ||
+	    (uint64_t)st.st_size < s->len)
+		return false;
+	if (j->ldfd < 0 && !j->no_links) {
+		struct stat dst;
+
+		if (mkdir(j->ldir, 0700) < 0 && errno == EEXIST) {
+			remove_links(j->ldir, j->t.uid);	/* left by a merge that died */
+			(void)mkdir(j->ldir, 0700);
+		}
+		j->ldfd = open(j->ldir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (j->ldfd >= 0 && (fstat(j->ldfd, &dst) < 0 ||
+				     !trusted_st(&dst, j->t.uid, S_IFDIR))) {
+			close(j->ldfd);
+			j->ldfd = -1;
+		}
+		j->no_links = j->ldfd < 0;
+		crash_point("journal links directory made");
+	}
+	if (j->no_links)
+		return false;
+	snprintf(name, sizeof(name), "%u", i);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->fd);
+	if (linkat(AT_FDCWD, proc, j->ldfd, name, AT_SYMLINK_FOLLOW) < 0)
+		return false;
+	if (fstatat(j->ldfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    lst.st_dev != st.st_dev || lst.st_ino != st.st_ino) {
+		unlinkat(j->ldfd, name, 0);
+		return false;
+	}
+	s->ino = (uint64_t)st.st_ino;
+	s->linked = 1;
+	return true;
 }
 
 /* The CRC32C of the old bytes of each file block's piece of the range. */
@@ -281,10 +471,14 @@ static void old_crcs(uint8_t *out, uint64_t off, const uint8_t *oldb, uint32_t l
 static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 		   const uint8_t *oldb, uint32_t len)
 {
-	uint64_t plen = payload_len(j->t.undo, off, len);
+	int64_t src = j->t.undo ? -1 : find_src(j, newb, len);
+	bool ref = src >= 0 && src_link(j, (uint32_t)src);
+	uint64_t plen = payload_len(j->t.undo, ref, off, len);
 	uint64_t total = J_ENT_SIZE + ALIGN8(plen), pad = total - J_ENT_SIZE - plen;
 	const uint8_t *tail = oldb;	/* what follows the new bytes */
-	uint32_t tail_len = (uint32_t)(plen - len);
+	uint32_t head_len = ref ? J_REF_SIZE : len;
+	uint32_t tail_len = (uint32_t)(plen - head_len);
+	const uint8_t *head = newb;	/* the new bytes, or where they are */
 	uint8_t *e;
 	uint32_t c;
 	int ret;
@@ -295,12 +489,22 @@ static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 		if (ret)
 			return ret;
 	}
+	if (ref) {
+		const struct jsrc *s = &j->src[src];
+		uint8_t *r = j->refs[j->n_hdrs];
+
+		put_le32(r + JR_SRC, (uint32_t)src);
+		put_le32(r + JR_CRC, ~crc32c_update(~0U, newb, len));
+		put_le64(r + JR_OFF, (uint64_t)(newb - s->base));
+		put_le64(r + JR_INO, s->ino);
+		head = r;
+	}
 	e = j->hdrs[j->n_hdrs++];
 	put_le32(e, J_ENT_MAGIC);
 	put_le32(e + JE_CRC, 0);
 	put_le64(e + JE_OFFSET, off);
 	put_le32(e + JE_LENGTH, len);
-	put_le32(e + JE_FLAGS, 0);
+	put_le32(e + JE_FLAGS, ref ? JEF_REF : 0);
 	put_le64(e + JE_SEQ, j->entries);
 	if (!j->t.undo) {
 		old_crcs(j->crcs + j->crc_used, off, oldb, len);
@@ -308,13 +512,13 @@ static int add_one(struct journal *j, uint64_t off, const uint8_t *newb,
 		j->crc_used += tail_len;
 	}
 	c = crc32c_update(~0U, e, J_ENT_SIZE);
-	c = crc32c_update(c, newb, len);
+	c = crc32c_update(c, head, head_len);
 	c = crc32c_update(c, tail, tail_len);
 	c = crc32c_update(c, zero8, pad);
 	put_le32(e + JE_CRC, ~c);
 	j->ecrc = crc32c_update(j->ecrc, e + JE_CRC, 4);
 	j->iov[j->n_iov++] = (struct iovec){ e, J_ENT_SIZE };
-	j->iov[j->n_iov++] = (struct iovec){ (void *)newb, len };
+	j->iov[j->n_iov++] = (struct iovec){ (void *)head, head_len };
 	j->iov[j->n_iov++] = (struct iovec){ (void *)tail, tail_len };
 	if (pad)
 		j->iov[j->n_iov++] = (struct iovec){ (void *)zero8, pad };
@@ -349,6 +553,24 @@ int journal_check_size(const struct journal *j)
 	return check_size_limit(j->path, j->t.path, j->maxend);
 }
 
+/* The logs entries point into, and their links, durable before the
+ * journal gets its name. */
+static int sync_links(struct journal *j)
+{
+	int ret;
+
+	if (j->ldfd < 0)
+		return 0;
+	for (uint32_t i = 0; i < j->n_src; i++)
+		if (j->src[i].linked > 0 && fsync(j->src[i].fd) < 0)
+			return err_set(errno, "%s/%u: fsync: %s", j->ldir, i, strerror(errno));
+	ret = fsync_dir_fd(j->ldfd);
+	if (ret)
+		return err_set(-ret, "%s: fsync: %s", j->ldir, strerror(-ret));
+	crash_point("journal links synced");
+	return 0;
+}
+
 int journal_commit(struct journal *j)
 {
 	uint8_t *tr;
@@ -369,6 +591,9 @@ int journal_commit(struct journal *j)
 	if (ret)
 		return ret;
 	crash_point("journal trailer written");
+	ret = sync_links(j);
+	if (ret)
+		return ret;
 	/* Entries and trailer together: the name comes after (see above). */
 	if (fsync(j->fd) < 0)
 		return err_set(errno, "%s: fsync: %s", j->tmp, strerror(errno));
@@ -396,11 +621,147 @@ struct jview {
 	uint64_t dev, ino, size;
 	uint64_t entries, bytes;
 	bool has_old;		/* entries hold the old bytes (else their CRCs) */
+	uint32_t version;
+	/* Where the new bytes of JEF_REF entries are: in this process's
+	 * copies of the logs (src), or in the links directory (recovery). */
+	const struct jsrc *src;
+	uint32_t n_src;
+	const char *ldir;
+	uid_t file_uid;
+	int ldfd;
+	int *fds;		/* links opened, by index (-1: not yet) */
+	uint32_t n_fds;
+	uint8_t *nbuf;		/* new bytes read from a link */
 };
 
 #define JBAD(v, off, fmt, ...)						\
 	err_set(COWMAP_EBADJOURNAL, "%s: byte %llu: " fmt, (v)->name,	\
 		(unsigned long long)(off), ##__VA_ARGS__)
+
+static bool ent_ref(const uint8_t *e)
+{
+	return get_le32(e + JE_FLAGS) & JEF_REF;
+}
+
+static uint64_t ent_total(const struct jview *v, const uint8_t *e)
+{
+	return entry_total(v->has_old, ent_ref(e), get_le64(e + JE_OFFSET),
+			   get_le32(e + JE_LENGTH));
+}
+
+/* What follows an entry's new bytes or reference: old bytes or CRCs. */
+static const uint8_t *ent_tail(const uint8_t *e)
+{
+	return e + J_ENT_SIZE + (ent_ref(e) ? J_REF_SIZE : get_le32(e + JE_LENGTH));
+}
+
+/* The link @idx, opened and checked once: a trusted regular file, the
+ * log (inode @ino) that the merge linked there. */
+static int link_fd(struct jview *v, uint32_t idx, uint64_t ino, const char **why)
+{
+	char name[16];
+	struct stat st;
+	int fd;
+
+	if (v->ldfd < 0) {
+		v->ldfd = open(v->ldir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (v->ldfd < 0) {
+			*why = strerror(errno);
+			return -1;
+		}
+		if (fstat(v->ldfd, &st) < 0 || !trusted_st(&st, v->file_uid, S_IFDIR)) {
+			*why = "the directory is not one this library made (not owned by you, "
+			       "the file's owner or root, or writable by others)";
+			return -1;
+		}
+	}
+	if (idx >= v->n_fds) {
+		int *fds = xrealloc_array(v->fds, idx + 1, sizeof(*fds));
+
+		if (!fds) {
+			*why = strerror(ENOMEM);
+			return -1;
+		}
+		for (uint32_t i = v->n_fds; i <= idx; i++)
+			fds[i] = -1;
+		v->fds = fds;
+		v->n_fds = idx + 1;
+	}
+	if (v->fds[idx] >= 0)
+		return v->fds[idx];
+	snprintf(name, sizeof(name), "%u", idx);
+	fd = openat(v->ldfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !trusted_st(&st, v->file_uid, S_IFREG) ||
+	    (uint64_t)st.st_ino != ino) {
+		*why = "it is not the log the merge linked there";
+		close(fd);
+		return -1;
+	}
+	v->fds[idx] = fd;
+	return fd;
+}
+
+/*
+ * The new bytes of the entry at @e (byte @at of the journal): in the
+ * entry, in this process's copy of a log, or read from the log's link and
+ * checked against their CRC.  NULL (error set) if they cannot be had.
+ */
+static const uint8_t *ent_new(struct jview *v, const uint8_t *e, uint64_t at)
+{
+	const uint8_t *r = e + J_ENT_SIZE;
+	uint32_t len = get_le32(e + JE_LENGTH), idx = get_le32(r + JR_SRC);
+	uint64_t loff = get_le64(r + JR_OFF);
+	const char *why = NULL;
+	int fd, ret;
+
+	if (!ent_ref(e))
+		return r;
+	if (v->src || !v->ldir) {
+		if (idx < v->n_src && loff <= v->src[idx].len && v->src[idx].len - loff >= len)
+			return v->src[idx].base + loff;
+		JBAD(v, at, "journal entry points outside log %u", idx);
+		return NULL;
+	}
+	if (!v->nbuf && !(v->nbuf = malloc(J_ENT_MAX))) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	fd = link_fd(v, idx, get_le64(r + JR_INO), &why);
+	if (fd >= 0) {
+		ret = pread_full(fd, v->nbuf, len, loff);
+		if (ret)
+			why = ret == -ENODATA ? "it is shorter than when the merge read it" :
+				strerror(-ret);
+		else if (~crc32c_update(~0U, v->nbuf, len) != get_le32(r + JR_CRC))
+			why = "the bytes there changed since the merge read them";
+	}
+	if (!why)
+		return v->nbuf;
+	err_set(COWMAP_EBADJOURNAL, "%s: byte %llu: the new bytes of this entry are in "
+		"%s/%u, a hard link of a log the interrupted merge read (bytes %llu to "
+		"%llu), and %s; nothing written.  Restore that log, or check the file, "
+		"then 'cowmap recover --discard' removes the journal", v->name,
+		(unsigned long long)at, v->ldir, idx, (unsigned long long)loff,
+		(unsigned long long)(loff + len), why);
+	return NULL;
+}
+
+static void jview_close(struct jview *v)
+{
+	if (v->m)
+		munmap((void *)v->m, v->len);
+	for (uint32_t i = 0; i < v->n_fds; i++)
+		if (v->fds[i] >= 0)
+			close(v->fds[i]);
+	if (v->ldfd >= 0)
+		close(v->ldfd);
+	free(v->fds);
+	free(v->nbuf);
+}
 
 /* Return 1 if the journal has a valid trailer (it claims to be complete). */
 static int jview_complete(const struct jview *v)
@@ -427,12 +788,13 @@ static int jview_validate(struct jview *v)
 	if (get_le32(m + JH_CRC) != crc32c_skip4(m, J_HDR_SIZE, JH_CRC))
 		return JBAD(v, JH_CRC, "journal header CRC mismatch");
 	ver = get_le32(m + JH_VERSION);
-	if (ver != J_VERSION && ver != J_VERSION_1)
+	if (ver < J_VERSION_1 || ver > J_VERSION)
 		return JBAD(v, JH_VERSION, "unknown journal version %u (this library reads "
-			    "versions %u and %u)", ver, J_VERSION_1, J_VERSION);
+			    "versions %u to %u)", ver, J_VERSION_1, J_VERSION);
 	flags = get_le32(m + JH_FLAGS);
-	if (flags & ~(ver == J_VERSION ? JF_UNDO : 0))
+	if (flags & ~(ver >= J_VERSION_2 ? JF_UNDO : 0))
 		return JBAD(v, JH_FLAGS, "unknown journal flags");
+	v->version = ver;
 	v->has_old = ver == J_VERSION_1 || (flags & JF_UNDO);
 	v->dev = get_le64(m + JH_DEV);
 	v->ino = get_le64(m + JH_INO);
@@ -440,21 +802,26 @@ static int jview_validate(struct jview *v)
 	while (p < end) {
 		const uint8_t *e = m + p;
 		uint64_t total, off;
-		uint32_t len;
+		uint32_t len, eflags, allowed;
 
 		if (end - p < J_ENT_SIZE || get_le32(e) != J_ENT_MAGIC)
 			return JBAD(v, p, "bad journal entry");
 		len = get_le32(e + JE_LENGTH);
 		off = get_le64(e + JE_OFFSET);
+		eflags = get_le32(e + JE_FLAGS);
+		allowed = ver == J_VERSION && !v->has_old ? JEF_REF : 0;
+		if (get_le64(e + JE_SEQ) != n || (eflags & ~allowed))
+			return JBAD(v, p, "journal entry %llu: bad sequence or flags",
+				    (unsigned long long)n);
 		if (!len || len > J_ENT_MAX || off > (uint64_t)INT64_MAX - len ||
-		    (total = entry_total(v->has_old, off, len)) > end - p)
+		    (total = ent_total(v, e)) > end - p)
 			return JBAD(v, p, "bad journal entry length %u", len);
 		if (get_le32(e + JE_CRC) != crc32c_skip4(e, total, JE_CRC))
 			return JBAD(v, p, "journal entry %llu: CRC mismatch",
 				    (unsigned long long)n);
-		if (get_le64(e + JE_SEQ) != n || get_le32(e + JE_FLAGS))
-			return JBAD(v, p, "journal entry %llu: bad sequence or flags",
-				    (unsigned long long)n);
+		if ((eflags & JEF_REF) && get_le32(e + J_ENT_SIZE + JR_SRC) >= J_SRC_MAX)
+			return JBAD(v, p, "journal entry %llu: bad log link %u",
+				    (unsigned long long)n, get_le32(e + J_ENT_SIZE + JR_SRC));
 		ecrc = crc32c_update(ecrc, e + JE_CRC, 4);
 		bytes += len;
 		n++;
@@ -495,12 +862,12 @@ static int changed_since(const char *path, uint64_t off, uint8_t have, uint8_t n
  * @len.  Without the old bytes, a block's piece passes whole, if it holds
  * its new bytes or matches its old bytes' CRC (a byte the file lacks
  * counts as the zero the merge saw there). */
-static uint32_t first_changed(const struct jview *v, const uint8_t *e, const uint8_t *buf,
-			      uint32_t have)
+static uint32_t first_changed(const struct jview *v, const uint8_t *e, const uint8_t *nb,
+			      const uint8_t *buf, uint32_t have)
 {
 	uint32_t len = get_le32(e + JE_LENGTH), i, n, start, plen, in;
 	uint64_t off = get_le64(e + JE_OFFSET);
-	const uint8_t *nb = e + J_ENT_SIZE, *ob = nb + len;
+	const uint8_t *ob = ent_tail(e);
 
 	if (v->has_old) {
 		for (i = 0; i < have && (buf[i] == nb[i] || buf[i] == ob[i]); i++)
@@ -529,7 +896,7 @@ static uint32_t first_changed(const struct jview *v, const uint8_t *e, const uin
  * beyond the size it had before the merge; replaying forward, the file
  * must be able to grow to the journal's end.
  */
-static int jview_check_file(const struct jview *v, int fd, const char *path,
+static int jview_check_file(struct jview *v, int fd, const char *path,
 			    uint64_t fsize, bool old)
 {
 	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, maxend = 0;
@@ -542,10 +909,14 @@ static int jview_check_file(const struct jview *v, int fd, const char *path,
 		const uint8_t *e = v->m + p;
 		uint32_t len = get_le32(e + JE_LENGTH), i;
 		uint64_t off = get_le64(e + JE_OFFSET);
-		const uint8_t *nb = e + J_ENT_SIZE;
+		const uint8_t *nb = ent_new(v, e, p);
 		uint32_t have = off < fsize ? (uint32_t)MIN((uint64_t)len, fsize - off) : 0;
 
-		p += entry_total(v->has_old, off, len);
+		if (!nb) {
+			ret = -COWMAP_EBADJOURNAL;
+			break;
+		}
+		p += ent_total(v, e);
 		maxend = MAX(maxend, off + len);
 		ret = pread_full(fd, buf, have, off);
 		if (ret < 0) {
@@ -553,10 +924,10 @@ static int jview_check_file(const struct jview *v, int fd, const char *path,
 				      (unsigned long long)off, strerror(-ret));
 			break;
 		}
-		i = first_changed(v, e, buf, have);
+		i = first_changed(v, e, nb, buf, have);
 		if (i < len)
 			ret = changed_since(path, off + i, buf[i], nb[i],
-					    v->has_old ? nb + len + i : NULL, old);
+					    v->has_old ? ent_tail(e) + i : NULL, old);
 		else if (have < len && off + have < v->size)
 			ret = err_set(COWMAP_EBADJOURNAL, "%s: the file ends at byte %llu, before "
 				      "its size when the interrupted merge began (%llu): it changed "
@@ -573,7 +944,7 @@ static int jview_check_file(const struct jview *v, int fd, const char *path,
 /* Write every entry's new (or, rollback, old) bytes to @fd, then fsync.
  * A rollback writes no old bytes past the old size: it cuts the file
  * back to that size. */
-static int jview_apply(const struct jview *v, int fd, const char *path, bool old)
+static int jview_apply(struct jview *v, int fd, const char *path, bool old)
 {
 	uint64_t p = J_HDR_SIZE, end = v->len - J_END_SIZE, maxend = 0;
 	int ret;
@@ -582,8 +953,10 @@ static int jview_apply(const struct jview *v, int fd, const char *path, bool old
 		const uint8_t *e = v->m + p;
 		uint32_t len = get_le32(e + JE_LENGTH), wlen = len;
 		uint64_t off = get_le64(e + JE_OFFSET);
-		const uint8_t *data = e + J_ENT_SIZE + (old ? len : 0);
+		const uint8_t *data = old ? ent_tail(e) : ent_new(v, e, p);
 
+		if (!data)
+			return -COWMAP_EBADJOURNAL;
 		if (old)
 			wlen = off < v->size ? (uint32_t)MIN((uint64_t)len, v->size - off) : 0;
 		ret = pwrite_full(fd, data, wlen, off);
@@ -592,7 +965,7 @@ static int jview_apply(const struct jview *v, int fd, const char *path, bool old
 				       (unsigned long long)off, strerror(-ret));
 		crash_point("file write");
 		maxend = MAX(maxend, off + len);
-		p += entry_total(v->has_old, off, len);
+		p += ent_total(v, e);
 	}
 	if (old && maxend > v->size && ftruncate(fd, (off_t)v->size) < 0)
 		return err_set(errno, "%s: truncate to %llu: %s", path,
@@ -609,6 +982,7 @@ static int map_journal(int fd, const char *name, struct jview *v)
 
 	memset(v, 0, sizeof(*v));
 	v->name = name;
+	v->ldfd = -1;
 	if (fstat(fd, &st) < 0)
 		return err_set(errno, "%s: %s", name, strerror(errno));
 	v->len = (uint64_t)st.st_size;
@@ -630,12 +1004,13 @@ int journal_apply(struct journal *j)
 	/* Written by this process just now: its CRCs are for recovery. */
 	v.size = j->t.size;
 	v.has_old = j->t.undo;
+	v.src = j->src;		/* the bytes entries point to, as read */
+	v.n_src = j->n_src;
 	if (v.len < J_HDR_SIZE + J_END_SIZE)
 		ret = err_set(EIO, "%s: journal shorter than written", j->path);
 	else
 		ret = jview_apply(&v, j->t.fd, j->t.path, false);
-	if (v.m)
-		munmap((void *)v.m, v.len);
+	jview_close(&v);
 	return ret;
 }
 
@@ -651,6 +1026,9 @@ int journal_finish(struct journal *j)
 	crash_point("journal unlinked");
 	if (!ret)
 		ret = fsync_dir_of(j->path);
+	/* Not needed any more; one a crash leaves here is removed later. */
+	if (!ret && j->ldfd >= 0)
+		remove_links(j->ldir, j->t.uid);
 	journal_release(j);
 	return ret;
 }
@@ -658,6 +1036,11 @@ int journal_finish(struct journal *j)
 void journal_release(struct journal *j)
 {
 	close(j->fd);
+	if (j->ldfd >= 0)
+		close(j->ldfd);
+	free(j->src);
+	free(j->order);
+	free(j->ldir);
 	free(j->tmp);
 	free(j->path);
 	free(j);
@@ -668,6 +1051,8 @@ void journal_abort(struct journal *j)
 	if (!j)
 		return;
 	unlink(j->named ? j->path : j->tmp);
+	if (j->ldfd >= 0)
+		remove_links(j->ldir, j->t.uid);
 	journal_release(j);
 }
 
@@ -722,15 +1107,14 @@ static void remove_tmp(const char *jpath)
 
 static int do_recover(const char *path, int fd, bool can_write, unsigned int flags)
 {
-	char *jpath = journal_path(path);
+	char *jpath = journal_path(path), *ldir = jpath ? journal_links_path(jpath) : NULL;
 	struct stat st, jst;
-	struct jview v = { 0 };
+	struct jview v = { .ldfd = -1 };
 	int jfd, jerr, wfd = -1, ret;
 
-	if (!jpath)
-		return -ENOMEM;
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(errno, "%s: %s", path, strerror(errno));
+	if (!ldir || fstat(fd, &st) < 0) {
+		ret = ldir ? err_set(errno, "%s: %s", path, strerror(errno)) : -ENOMEM;
+		free(ldir);
 		free(jpath);
 		return ret;
 	}
@@ -766,6 +1150,8 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 	ret = map_journal(jfd, jpath, &v);
 	if (ret)
 		goto out;
+	v.ldir = ldir;
+	v.file_uid = st.st_uid;
 	if (!jview_complete(&v)) {
 		/* Never applied: the trailer is written after the entries are
 		 * durable and before the file is touched. */
@@ -823,12 +1209,15 @@ static int do_recover(const char *path, int fd, bool can_write, unsigned int fla
 		ret = (flags & COWMAP_RECOVER_ROLLBACK) ? COWMAP_RECOVER_ROLLED_BACK :
 			COWMAP_RECOVER_REPLAYED;
 out:
-	if (v.m)
-		munmap((void *)v.m, v.len);
+	jview_close(&v);
+	/* No journal under its name (any more): links left are stale. */
+	if (ret >= 0 && !(flags & JOURNAL_CHECK_ONLY))
+		remove_links(ldir, st.st_uid);
 	if (wfd >= 0)
 		close(wfd);
 	if (jfd >= 0)
 		close(jfd);
+	free(ldir);
 	free(jpath);
 	return ret;
 }

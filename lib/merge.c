@@ -521,7 +521,8 @@ static int run_in_place(struct cowmap_merge *m, const char *real, const struct s
 	struct journal_target t = {
 		.fd = m->fd, .path = m->file_path,
 		.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino,
-		.size = m->fsize, .undo = m->flags & COWMAP_MERGE_UNDO_JOURNAL,
+		.size = m->fsize, .uid = st->st_uid,
+		.undo = m->flags & COWMAP_MERGE_UNDO_JOURNAL,
 	};
 	char *jpath = journal_path(real);
 	int ret;
@@ -530,8 +531,17 @@ static int run_in_place(struct cowmap_merge *m, const char *real, const struct s
 		return -ENOMEM;
 	ret = journal_begin(&m->j, jpath, &t);
 	free(jpath);
-	if (ret)
+	for (size_t i = 0; !ret && i < m->n_logs; i++) {
+		const struct cowmap_log *log = m->logs[i].log;
+
+		if (log->map)
+			ret = journal_add_source(m->j, log->map, log->map_len, log->fd);
+	}
+	if (ret) {
+		journal_abort(m->j);
+		m->j = NULL;
 		return ret;
+	}
 	m->sink = SINK_JOURNAL;
 	ret = merge_plan(m);
 	if (!ret && m->st.unresolved)

@@ -167,17 +167,27 @@ char *journal_path(const char *file_path)
 	return j;
 }
 
-char *journal_tmp_path(const char *jpath)
+static char *path_plus(const char *path, const char *suffix)
 {
-	size_t len = strlen(jpath) + sizeof(".new");
+	size_t len = strlen(path) + strlen(suffix) + 1;
 	char *t = malloc(len);
 
 	if (!t) {
 		err_set(ENOMEM, "out of memory");
 		return NULL;
 	}
-	snprintf(t, len, "%s.new", jpath);
+	snprintf(t, len, "%s%s", path, suffix);
 	return t;
+}
+
+char *journal_tmp_path(const char *jpath)
+{
+	return path_plus(jpath, ".new");
+}
+
+char *journal_links_path(const char *jpath)
+{
+	return path_plus(jpath, ".d");
 }
 
 int fsync_dir_fd(int dirfd)

@@ -196,11 +196,15 @@ TEST_SLOW(merge_crash_at_every_point)
 		}
 		{
 			char *j = journal_path(f), *t = journal_tmp_path(j);
+			char *d = journal_links_path(j);
 
 			EXPECT(access(j, F_OK) != 0, "journal left after recovery (point %llu)",
 			       (unsigned long long)at);
 			EXPECT(access(t, F_OK) != 0, "unfinished journal left after recovery "
 			       "(point %llu)", (unsigned long long)at);
+			EXPECT(access(d, F_OK) != 0, "journal's log links left after recovery "
+			       "(point %llu)", (unsigned long long)at);
+			free(d);
 			free(t);
 			free(j);
 		}
@@ -338,6 +342,160 @@ TEST_SLOW(journal_redo_only_rollback_refused)
 	free(cf_new);
 }
 
+/* Bytes that log @log (-1: all logs) of crash_setup() changes: each log
+ * changes only its own third of the file. */
+static uint64_t crash_changed_bytes(int log)
+{
+	uint64_t region = CF_SIZE / NLOGS, n = 0;
+
+	for (uint64_t i = 0; i < CF_SIZE; i++)
+		if (cf_old[i] != cf_new[i] && (log < 0 || i / region == (uint64_t)log))
+			n++;
+	return n;
+}
+
+static void crash_logs_mode(mode_t mode)
+{
+	char name[64];
+
+	for (int l = 0; l < NLOGS; l++) {
+		snprintf(name, sizeof(name), "crash%d.log", l);
+		chmod(fpath(name), mode);
+	}
+}
+
+static uint64_t file_size(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) ? 0 : (uint64_t)st.st_size;
+}
+
+/*
+ * Without the old bytes, the journal of a merge of logs that can be
+ * hard-linked beside it holds where each change's new bytes are in the
+ * logs, not the bytes: recovery reads them from the links, so it works
+ * with the logs' names gone, and no link is left afterwards.
+ */
+TEST_SLOW(journal_points_into_logs)
+{
+	const char *f = fpath("jp.file");
+	char *j = journal_path(f), *d = journal_links_path(j);
+	uint64_t changed;
+	int ret;
+
+	crash_setup(f);
+	crash_logs_mode(0644);
+	changed = crash_changed_bytes(-1);
+	ASSERT(changed > (1U << 20), "setup: %llu bytes changed", (unsigned long long)changed);
+	ASSERT(crash_mid_apply(f, 0), "no crash point with a complete journal");
+	EXPECT(which(f) == -1, "file should be half-merged before recovery");
+	EXPECT(file_size(j) < changed / 16, "journal of %llu bytes for %llu changed bytes: "
+	       "it copies them", (unsigned long long)file_size(j), (unsigned long long)changed);
+	for (int l = 0; l < NLOGS; l++) {
+		char name[64], link[4200];
+
+		snprintf(link, sizeof(link), "%s/%d", d, l);
+		EXPECT(access(link, F_OK) == 0, "no link %s", link);
+		snprintf(name, sizeof(name), "crash%d.log", l);
+		unlink(fpath(name));
+	}
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == COWMAP_RECOVER_REPLAYED, "replay without the logs' names: %d %s", ret,
+	       cowmap_errmsg());
+	EXPECT(which(f) == 1, "replayed file is not the new one");
+	EXPECT(access(j, F_OK) != 0 && access(d, F_OK) != 0, "journal or links left");
+	free(d);
+	free(j);
+	free(cf_old);
+	free(cf_new);
+}
+
+/* A log changed after the crash: recovery refuses, writes nothing, and
+ * names the link; a discard removes journal and links. */
+TEST_SLOW(journal_log_changed_after_crash)
+{
+	const char *f = fpath("jc.file"), *lp = fpath("crash0.log");
+	char *j = journal_path(f), *d = journal_links_path(j);
+	size_t n, n2, ln;
+	uint8_t *before, *after, *log;
+	int ret;
+
+	for (int how = 0; how < 2; how++) {
+		crash_setup(f);
+		crash_logs_mode(0644);
+		ASSERT(crash_mid_apply(f, 0), "no crash point with a complete journal");
+		before = read_file(f, &n);
+		log = read_file(lp, &ln);
+		ASSERT(log && ln > 8192, "log");
+		if (how == 0) {
+			/* rewritten in place, same size: every byte after the header */
+			int fd = open(lp, O_WRONLY);
+
+			for (size_t i = 4096; i < ln; i++)
+				log[i] ^= 0x5a;
+			ASSERT(fd >= 0 && pwrite(fd, log, ln, 0) == (ssize_t)ln, "rewrite");
+			close(fd);
+		} else {
+			ASSERT(truncate(lp, 4096) == 0, "truncate");
+		}
+		ret = cowmap_recover(f, 0);
+		EXPECT(ret == -COWMAP_EBADJOURNAL && strstr(cowmap_errmsg(), "hard link of a log") &&
+		       strstr(cowmap_errmsg(), how ? "shorter" : "changed since") &&
+		       strstr(cowmap_errmsg(), "nothing written"),
+		       "recovery from a changed log (%d): %d %s", how, ret, cowmap_errmsg());
+		after = read_file(f, &n2);
+		EXPECT(before && after && n == n2 && !memcmp(before, after, n),
+		       "a refused recovery changed the file");
+		EXPECT(access(j, F_OK) == 0 && access(d, F_OK) == 0,
+		       "a refused recovery removed the journal or its links");
+		ret = cowmap_recover(f, COWMAP_RECOVER_DISCARD);
+		EXPECT(ret == COWMAP_RECOVER_DISCARDED, "discard: %d %s", ret, cowmap_errmsg());
+		EXPECT(access(j, F_OK) != 0 && access(d, F_OK) != 0, "journal or links left");
+		free(before);
+		free(after);
+		free(log);
+		free(cf_old);
+		free(cf_new);
+	}
+	free(d);
+	free(j);
+}
+
+/* A log that group or others can write is not linked: its changes are
+ * copied into the journal, as a log on another filesystem's would be. */
+TEST_SLOW(journal_copies_untrusted_log)
+{
+	const char *f = fpath("ju.file");
+	char *j = journal_path(f), *d = journal_links_path(j), link1[4200];
+	uint64_t changed1;
+	int ret;
+
+	crash_setup(f);
+	crash_logs_mode(0644);
+	chmod(fpath("crash1.log"), 0666);
+	changed1 = crash_changed_bytes(1);
+	ASSERT(changed1 > 0, "setup");
+	ASSERT(crash_mid_apply(f, 0), "no crash point with a complete journal");
+	EXPECT(file_size(j) >= changed1, "journal of %llu bytes, log 1 changes %llu",
+	       (unsigned long long)file_size(j), (unsigned long long)changed1);
+	snprintf(link1, sizeof(link1), "%s/1", d);
+	EXPECT(access(link1, F_OK) != 0, "a group-writable log was linked");
+	for (int l = 0; l < NLOGS; l++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "crash%d.log", l);
+		unlink(fpath(name));
+	}
+	ret = cowmap_recover(f, 0);
+	EXPECT(ret == COWMAP_RECOVER_REPLAYED, "replay: %d %s", ret, cowmap_errmsg());
+	EXPECT(which(f) == 1, "replayed file is not the new one");
+	free(d);
+	free(j);
+	free(cf_old);
+	free(cf_new);
+}
+
 /* A journal as libcowmap 1.0 wrote it (version 1: old and new bytes of
  * each entry, flags 0), built here byte by byte. */
 static uint32_t crc_skip4(const uint8_t *p, size_t len, size_t at)
@@ -419,12 +577,12 @@ TEST(journal_version1_replayed_and_rolled_back)
 	free(d);
 
 	/* a version this library does not know: refused, named */
-	len = v1_journal(b, 3, &st, c, 2);
+	len = v1_journal(b, 4, &st, c, 2);
 	write_file(j, b, len);
 	chmod(j, 0600);
 	ret = cowmap_recover(f, 0);
-	EXPECT(ret == -COWMAP_EBADJOURNAL && strstr(cowmap_errmsg(), "unknown journal version 3"),
-	       "version 3: %d %s", ret, cowmap_errmsg());
+	EXPECT(ret == -COWMAP_EBADJOURNAL && strstr(cowmap_errmsg(), "unknown journal version 4"),
+	       "version 4: %d %s", ret, cowmap_errmsg());
 	EXPECT(access(j, F_OK) == 0, "an unknown journal was removed");
 	unlink(j);
 	free(j);
