@@ -82,6 +82,7 @@ struct cowmap_merge {
 	size_t win_cap;
 	uint64_t win_off, win_len, win_valid;
 	uint64_t hole_from, hole_to;	/* a known hole of the file */
+	uint64_t data_from, data_to;	/* known data of the file */
 	bool no_seek;			/* SEEK_DATA unsupported */
 	uint8_t *out, *wmask;
 	size_t out_cap, wmask_cap;
