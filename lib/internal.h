@@ -44,11 +44,12 @@ uint32_t crc32c_skip4(const void *buf, uint64_t len, size_t crc_at);
 /* util.c */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 /*
- * Read @len bytes of @fd (a log or journal, its size at open) into private
- * read-only memory (munmap() it).  Not a shared mapping: the file's owner
- * could truncate it under us, and a read of the mapping past the new end
- * would kill the process (SIGBUS).  A file that shrinks while read is an
- * error (EIO); what it grows later is not seen.
+ * Read @len bytes of @fd (a log or journal, its size at open) into a
+ * private read-only copy (munmap() it): a sealed memfd's mapping, or
+ * anonymous memory where memfds cannot be had.  Not a mapping of the file
+ * itself: its owner could truncate it under us, and a read of the mapping
+ * past the new end would kill the process (SIGBUS).  A file that shrinks
+ * while read is an error (EIO); what it grows later is not seen.
  */
 int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
@@ -84,15 +85,22 @@ void *xrealloc_array(void *p, size_t n, size_t size);
  * COWMAP_TEST_CRASH_AT=N makes the library kill itself with SIGKILL at its
  * N-th crash point (1-based) of a merge; COWMAP_TEST_CRASH_TRACE=1 prints
  * each point to stderr.  Both are read once.  crash_points_passed() counts
- * points passed so far. */
+ * points passed so far.  COWMAP_TEST_NO_MEMFD=1 (read at each call)
+ * makes read_whole() take its fallback, anonymous memory. */
 #ifdef COWMAP_TEST_HOOKS
 void crash_point(const char *what);
 uint64_t crash_points_passed(void);
 void crash_reset(void);
+bool test_no_memfd(void);
 #else
 static inline void crash_point(const char *what)
 {
 	(void)what;
+}
+
+static inline bool test_no_memfd(void)
+{
+	return false;
 }
 #endif
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -395,6 +396,13 @@ uint64_t crash_points_passed(void)
 	return crash_count;
 }
 
+bool test_no_memfd(void)
+{
+	const char *s = getenv("COWMAP_TEST_NO_MEMFD");
+
+	return s && *s == '1';
+}
+
 void crash_point(const char *what)
 {
 	if (!crash_inited) {
@@ -435,6 +443,56 @@ static void prefault(void *p, size_t len)
 #endif
 }
 
+static int shrank(const char *name, uint64_t len)
+{
+	return err_set(EIO, "%s: shrank below its %llu bytes while it was read (another "
+		       "program truncated it)", name, (unsigned long long)len);
+}
+
+/*
+ * Copy the file into a sealed memfd and map that: the kernel copies page
+ * cache pages straight into new shmem pages (a page written whole is not
+ * zeroed first, as new anonymous memory is: half the memory traffic), and
+ * the seals make the copy immutable and unshrinkable, so nothing changes
+ * it under us and no access of it can SIGBUS.  1: not available here
+ * (no memfd, sendfile or sealing): read it the other way; else 0 or -errno.
+ */
+static int read_sealed(int fd, const char *name, uint64_t len, const uint8_t **mapp)
+{
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+	int mfd = test_no_memfd() ? -1 :
+		memfd_create("cowmap-read", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	off_t off = 0;
+	void *p;
+	int ret = 0;
+
+	if (mfd < 0)
+		return 1;
+	while (!ret && (uint64_t)off < len) {
+		ssize_t n = sendfile(mfd, fd, &off, (size_t)MIN(len - (uint64_t)off, 1U << 30));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = off || (errno != EINVAL && errno != ENOSYS) ?
+				err_set(errno, "%s: read: %s", name, strerror(errno)) : 1;
+		else if (n == 0)
+			ret = shrank(name, len);
+	}
+	if (!ret && fcntl(mfd, F_ADD_SEALS, seals) < 0)
+		ret = 1;
+	if (!ret) {
+		p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED | MAP_POPULATE, mfd, 0);
+		if (p == MAP_FAILED)
+			ret = err_set(errno, "%s: cannot map %llu bytes to read it: %s", name,
+				      (unsigned long long)len, strerror(errno));
+		else
+			*mapp = p;
+	}
+	close(mfd);
+	return ret;
+}
+
 int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
 {
 	uint8_t *p;
@@ -442,6 +500,9 @@ int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
 
 	if (len > SIZE_MAX)
 		return err_set(EFBIG, "%s: too large to read", name);
+	ret = read_sealed(fd, name, len, mapp);
+	if (ret <= 0)
+		return ret;
 	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return err_set(errno, "%s: cannot allocate %llu bytes to read it: %s", name,
@@ -451,9 +512,7 @@ int read_whole(int fd, const char *name, uint64_t len, const uint8_t **mapp)
 	if (ret) {
 		munmap(p, (size_t)len);
 		if (ret == -ENODATA)
-			return err_set(EIO, "%s: shrank below its %llu bytes while it "
-				       "was read (another program truncated it)", name,
-				       (unsigned long long)len);
+			return shrank(name, len);
 		return err_set(-ret, "%s: read: %s", name, strerror(-ret));
 	}
 	mprotect(p, (size_t)len, PROT_READ);

@@ -218,21 +218,30 @@ TEST(log_roundtrip_binary)
 
 	ret = write_log(log, file, r, n);
 	ASSERT(!ret, "write_log: %d %s", ret, cowmap_errmsg());
-	ret = cowmap_log_open(log, 0, &l);
-	ASSERT(!ret, "open: %s", cowmap_errmsg());
-	cowmap_log_info(l, &info);
-	stat(file, &st);
-	EXPECT(info.dev == (uint64_t)st.st_dev && info.ino == (uint64_t)st.st_ino, "identity");
-	EXPECT(info.size == 10, "size %llu", (unsigned long long)info.size);
-	EXPECT(!strcmp(info.path, file), "path %s", info.path);
-	EXPECT(info.pid == (uint32_t)getpid() && info.uid == (uint32_t)getuid(), "pid/uid");
-	EXPECT(info.session_id == 0 && info.bind_time_ns > 0, "session id / time");
-	EXPECT(info.header_len == 96 + ((strlen(file) + 7) & ~7UL), "header_len %u", info.header_len);
-	EXPECT(info.records == (uint64_t)n && !info.torn, "records %llu", (unsigned long long)info.records);
-	EXPECT(info.valid_end == info.log_size, "valid_end");
-	EXPECT(log_matches(l, r, n), "records differ");
-	EXPECT(log_matches(l, r, n), "records differ after rewind");
-	cowmap_log_close(l);
+	/* read into a sealed memfd, then into anonymous memory (the fallback) */
+	for (int way = 0; way < 2; way++) {
+		if (way)
+			setenv("COWMAP_TEST_NO_MEMFD", "1", 1);
+		ret = cowmap_log_open(log, 0, &l);
+		unsetenv("COWMAP_TEST_NO_MEMFD");
+		ASSERT(!ret, "open (%d): %s", way, cowmap_errmsg());
+		cowmap_log_info(l, &info);
+		stat(file, &st);
+		EXPECT(info.dev == (uint64_t)st.st_dev && info.ino == (uint64_t)st.st_ino,
+		       "identity");
+		EXPECT(info.size == 10, "size %llu", (unsigned long long)info.size);
+		EXPECT(!strcmp(info.path, file), "path %s", info.path);
+		EXPECT(info.pid == (uint32_t)getpid() && info.uid == (uint32_t)getuid(), "pid/uid");
+		EXPECT(info.session_id == 0 && info.bind_time_ns > 0, "session id / time");
+		EXPECT(info.header_len == 96 + ((strlen(file) + 7) & ~7UL), "header_len %u",
+		       info.header_len);
+		EXPECT(info.records == (uint64_t)n && !info.torn, "records %llu",
+		       (unsigned long long)info.records);
+		EXPECT(info.valid_end == info.log_size, "valid_end");
+		EXPECT(log_matches(l, r, n), "records differ (%d)", way);
+		EXPECT(log_matches(l, r, n), "records differ after rewind (%d)", way);
+		cowmap_log_close(l);
+	}
 	for (int i = 0; i < n; i++) {
 		free(r[i].old);
 		free(r[i].new);
