@@ -688,6 +688,27 @@ static void copy_routines(void)
 			     ci.rep_good ? "rep movsq" : "memcpy_orig (movq loop)";
 }
 
+/*
+ * What a module's write after read cannot go below: the kernel's COW with
+ * the read fault, zap and second fault that ->page_mkwrite forces on
+ * cowmap (docs/benchmarks.md, "The floor of a write after read").
+ */
+static void war_floor(void)
+{
+	static const char floor_[] = "MAP_PRIVATE read, drop, write";
+	char how[160];
+
+	snprintf(how, sizeof(how), "ns/page; flt/page %.2f vs %.2f; kernel COW after a zap",
+		 row_flt(floor_), row_flt("MAP_PRIVATE write-after-read"));
+	info("WAR floor for a module: MAP_PRIVATE read+drop+write / MAP_PRIVATE write-after-read",
+	     rt(floor_, "MAP_PRIVATE write-after-read", false), how);
+	snprintf(how, sizeof(how), "ns/page; flt/page %.2f vs %.2f; copies: %s x2 vs %s",
+		 row_flt("cowmap write-after-read"), row_flt(floor_), ci.cowmap_copy,
+		 ci.cow_fault_copy);
+	info("cowmap write-after-read / that floor",
+	     rt("cowmap write-after-read", floor_, false), how);
+}
+
 static void print_ratios(void)
 {
 	static const char *const usercow[] = {
@@ -724,6 +745,7 @@ static void print_ratios(void)
 	target("COW write after read: cowmap / MAP_PRIVATE",
 	       rt("cowmap write-after-read", "MAP_PRIVATE write-after-read", false),
 	       true, 1.3, how);
+	war_floor();
 	snprintf(how, sizeof(how), "fastest variant: %s", best_user ? best_user : "-");
 	if (best_user)
 		target("userspace SIGSEGV COW (fastest) / cowmap first write",
