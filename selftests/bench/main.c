@@ -715,6 +715,7 @@ static void copy_routines(void)
 static void war_floor(void)
 {
 	static const char floor_[] = "MAP_PRIVATE read, drop, write";
+	static const char each[] = "MAP_PRIVATE read, drop each, write";
 	char how[160];
 
 	snprintf(how, sizeof(how), "ns/page; flt/page %.2f vs %.2f; kernel COW after a zap",
@@ -734,6 +735,14 @@ static void war_floor(void)
 	     rt_sum(floor_, "cowmap refault private (no copy)",
 		    "MAP_PRIVATE write-after-read"),
 	     "the module's two faults with the kernel's COW work");
+	/* The same with a zap and TLB flush per page, as a module's. */
+	info("WAR floor, a zap per page: read+drop each+write / MAP_PRIVATE WAR",
+	     rt(each, "MAP_PRIVATE write-after-read", false),
+	     "ns/page; one madvise(DONTNEED) per page, syscall included");
+	info("(floor, a zap per page, + cowmap refault) / MAP_PRIVATE WAR",
+	     rt_sum(each, "cowmap refault private (no copy)",
+		    "MAP_PRIVATE write-after-read"),
+	     "the module's two faults and zap with the kernel's COW work");
 }
 
 static void print_ratios(void)
