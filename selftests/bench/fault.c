@@ -200,8 +200,8 @@ static struct sample private_case(int kind)
  * "The floor of a write after read"): the kernel's own COW given the
  * structure ->page_mkwrite forces on cowmap, a read-only PTE zapped and a
  * full write fault afterwards.  As in private_case(1), the reads are not
- * timed; the zap is, as cowmap's is (inside its write fault).  Each write
- * is then a do_cow_fault().
+ * timed; the zap is timed, as cowmap's is (inside its write fault).  Each
+ * write is then a do_cow_fault().
  *
  * !@each: one madvise over the range, its syscall and TLB flush amortised;
  * *@zap_ns is its share.  @each: one madvise per page before its write,
