@@ -195,6 +195,47 @@ static struct sample private_case(int kind)
 	return r;
 }
 
+/*
+ * The floor of a write after read done from a module (docs/benchmarks.md,
+ * "The floor of a write after read"): the kernel's own COW given the
+ * structure ->page_mkwrite forces on cowmap, a read-only PTE zapped and a
+ * full write fault afterwards.  As in private_case(1), the reads are not
+ * timed; the zap is timed, as cowmap's is (inside its write fault).  Each
+ * write is then a do_cow_fault().
+ *
+ * !@each: one madvise over the range, its syscall and TLB flush amortised;
+ * *@zap_ns is its share.  @each: one madvise per page before its write,
+ * a flush per page as a module's zap in ->page_mkwrite does (and one
+ * syscall entry more); @zap_ns is not used.
+ */
+static struct sample private_drop_case(bool each, double *zap_ns)
+{
+	char *p = xmmap(NULL, flen, PROT_READ | PROT_WRITE, MAP_PRIVATE, ffd, 0);
+	struct meter m;
+	struct sample r;
+	uint64_t t;
+
+	touch_read(p, npages);
+	meter_start(&m);
+	if (each) {
+		for (size_t i = 0; i < npages; i++) {
+			if (madvise(p + i * PAGE, PAGE, MADV_DONTNEED))
+				die("madvise");
+			((volatile char *)p)[i * PAGE] = (char)i;
+		}
+		r = meter_stop(&m, npages);
+	} else {
+		if (madvise(p, flen, MADV_DONTNEED))
+			die("madvise");
+		t = now_ns();
+		touch_write(p, npages);
+		r = meter_stop(&m, npages);
+		*zap_ns = (double)(t - m.t) / npages;
+	}
+	munmap(p, flen);
+	return r;
+}
+
 /* ------------------------------------------------------------------ */
 /* Calibration: what the copy instructions cost in this (emulated) CPU. */
 
@@ -365,12 +406,14 @@ static void row_sample(const char *name, struct series *s, double *tlb, int n,
 
 void bench_fault(void)
 {
-	enum { CF, PF, CW, PW, CR, R16, RBIG, FAN, NC };
+	enum { CF, PF, CW, PW, PD, PE, CR, R16, RBIG, FAN, NC };
 	static const char *const names[NC] = {
 		[CF] = "cowmap first-write",
 		[PF] = "MAP_PRIVATE first-write",
 		[CW] = "cowmap write-after-read",
 		[PW] = "MAP_PRIVATE write-after-read",
+		[PD] = "MAP_PRIVATE read, drop, write",
+		[PE] = "MAP_PRIVATE read, drop each, write",
 		[CR] = "cowmap refault private (no copy)",
 		[R16] = "cowmap first-write ring 16",
 		[RBIG] = "cowmap first-write ring 16384",
@@ -381,14 +424,16 @@ void bench_fault(void)
 		[PF] = "do_cow_fault",
 		[CW] = "page_mkwrite COW, zap, refault",
 		[PW] = "wp_page_copy",
+		[PD] = "timed: one madvise(DONTNEED) of the read PTEs + do_cow_fault per page",
+		[PE] = "timed: per page, madvise(DONTNEED) of its read PTE + do_cow_fault",
 		[CR] = "after MADV_DONTNEED: fault + page_mkwrite",
 		[R16] = "ring overflows",
 		[RBIG] = "no overflow",
 		[FAN] = "8 other sessions of this file have every page mapped",
 	};
 	struct series ser[NC];
-	double tlb[NC][MAX_REPS], ind[MAX_REPS];
-	int nind = 0;
+	double tlb[NC][MAX_REPS], ind[MAX_REPS], zap[MAX_REPS];
+	int nind = 0, nzap = 0;
 
 	fault_file();
 	memset(ser, 0, sizeof(ser));
@@ -397,7 +442,8 @@ void bench_fault(void)
 			int c = (k + r) % NC;	/* rotate the order */
 			struct sample s;
 
-			if ((!opt.have_cowmap && c != PF && c != PW) || !want(names[c]))
+			if ((!opt.have_cowmap && c != PF && c != PW && c != PD && c != PE) ||
+			    !want(names[c]))
 				continue;
 			cur_case = names[c];
 			switch (c) {
@@ -405,6 +451,8 @@ void bench_fault(void)
 			case PF: s = private_case(0); break;
 			case CW: s = cowmap_case(1, 0); break;
 			case PW: s = private_case(1); break;
+			case PD: s = private_drop_case(false, &zap[nzap++]); break;
+			case PE: s = private_drop_case(true, NULL); break;
 			case CR: s = cowmap_case(2, 0); break;
 			case R16: s = cowmap_case(0, COWMAP_RING_MIN); break;
 			case RBIG: s = cowmap_case(0, 16384); break;
@@ -425,6 +473,9 @@ void bench_fault(void)
 	if (nind)
 		note("COW with %d other sessions mapped: each of them then takes %.3f faults per page to read the file again (0 if a COW left other sessions' PTEs alone; 1/16 = every fault-around window zapped)",
 		     FANOUT, median(ind, nind));
+	if (nzap)
+		note("MAP_PRIVATE read, drop, write: of its time per page, %.0f ns is the madvise(DONTNEED) over the range, the rest the write faults",
+		     median(zap, nzap));
 	if (cow_count_bad)
 		note("%d cowmap runs did not report exactly one COW per page (INFO.cow_faults)",
 		     cow_count_bad);

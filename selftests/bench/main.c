@@ -551,6 +551,25 @@ static struct ratio rt(const char *a, const char *b, bool inv)
 	return r;
 }
 
+/* (a + b) / c: a cost made of two measured parts, against c. */
+static struct ratio rt_sum(const char *a, const char *b, const char *c)
+{
+	struct row *ra = find_row(a), *rb = find_row(b), *rc = find_row(c);
+	struct ratio r = { NAN, NAN, ra && rb && rc };
+	double p[MAX_REPS];
+
+	if (!r.present)
+		return r;
+	r.med = div_(ra->med + rb->med, rc->med);
+	r.paired = r.med;
+	if (ra->n == rb->n && rb->n == rc->n && ra->n > 1) {
+		for (int i = 0; i < ra->n; i++)
+			p[i] = div_(ra->v[i] + rb->v[i], rc->v[i]);
+		r.paired = median(p, ra->n);
+	}
+	return r;
+}
+
 static struct ratio one(double v)
 {
 	struct ratio r = { v, v, !isnan(v) };
@@ -688,6 +707,44 @@ static void copy_routines(void)
 			     ci.rep_good ? "rep movsq" : "memcpy_orig (movq loop)";
 }
 
+/*
+ * What a module's write after read cannot go below: the kernel's COW with
+ * the read fault, zap and second fault that ->page_mkwrite forces on
+ * cowmap (docs/benchmarks.md, "The floor of a write after read").
+ */
+static void war_floor(void)
+{
+	static const char floor_[] = "MAP_PRIVATE read, drop, write";
+	static const char each[] = "MAP_PRIVATE read, drop each, write";
+	char how[160];
+
+	snprintf(how, sizeof(how), "ns/page; flt/page %.2f vs %.2f; kernel COW after a zap",
+		 row_flt(floor_), row_flt("MAP_PRIVATE write-after-read"));
+	info("WAR floor for a module: MAP_PRIVATE read+drop+write / MAP_PRIVATE write-after-read",
+	     rt(floor_, "MAP_PRIVATE write-after-read", false), how);
+	snprintf(how, sizeof(how), "ns/page; flt/page %.2f vs %.2f; copies: %s x2 vs %s",
+		 row_flt("cowmap write-after-read"), row_flt(floor_), ci.cowmap_copy,
+		 ci.cow_fault_copy);
+	info("cowmap write-after-read / that floor",
+	     rt("cowmap write-after-read", floor_, false), how);
+	/*
+	 * The floor takes one timed fault, a module two: price the second at
+	 * what cowmap's own refault of a private page costs.
+	 */
+	info("(floor + cowmap refault private) / MAP_PRIVATE write-after-read",
+	     rt_sum(floor_, "cowmap refault private (no copy)",
+		    "MAP_PRIVATE write-after-read"),
+	     "the module's two faults with the kernel's COW work");
+	/* The same with a zap and TLB flush per page, as a module's. */
+	info("WAR floor, a zap per page: read+drop each+write / MAP_PRIVATE WAR",
+	     rt(each, "MAP_PRIVATE write-after-read", false),
+	     "ns/page; one madvise(DONTNEED) per page, syscall included");
+	info("(floor, a zap per page, + cowmap refault) / MAP_PRIVATE WAR",
+	     rt_sum(each, "cowmap refault private (no copy)",
+		    "MAP_PRIVATE write-after-read"),
+	     "the module's two faults and zap with the kernel's COW work");
+}
+
 static void print_ratios(void)
 {
 	static const char *const usercow[] = {
@@ -724,6 +781,7 @@ static void print_ratios(void)
 	target("COW write after read: cowmap / MAP_PRIVATE",
 	       rt("cowmap write-after-read", "MAP_PRIVATE write-after-read", false),
 	       true, 1.3, how);
+	war_floor();
 	snprintf(how, sizeof(how), "fastest variant: %s", best_user ? best_user : "-");
 	if (best_user)
 		target("userspace SIGSEGV COW (fastest) / cowmap first write",
