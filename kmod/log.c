@@ -23,11 +23,12 @@
  * long as the buffer has room for one more page's worst-case records:
  * dense changes write every 31 pages, sparse ones (a few bytes a page)
  * every 1024: each write costs a reservation (fallocate) and inode
- * updates, which cost more than the compares of hundreds of sparse pages.
+ * updates, traced at tens to a hundred sparse pages' compares.
  * The buffer starts at DRAIN_BUF_MIN, enough for a sparse batch, and grows
  * to DRAIN_BUF_MAX only for dense changes: allocations are zeroed
  * (init_on_alloc, on in distribution kernels).  Both are powers of two,
- * which kmalloc() does not round up.  Costs: docs/benchmarks.md, drain.
+ * which kmalloc() does not round up.  The costs: docs/benchmarks.md,
+ * "DRAIN beyond DIFF".
  */
 #define DRAIN_PAGES	1024
 #define DRAIN_BUF_MIN	SZ_64K
