@@ -109,8 +109,10 @@ static size_t diff_page(u8 *out, const u8 *old, const u8 *new, u64 offset,
  * PTEs of the changed ones among the next FREEZE_AHEAD offsets (up to
  * @last) at once: one page-table walk and one TLB flush instead of one per
  * page.  Offsets between them lose their PTEs in the session too and
- * refault.  Each page is still checked under its lock (a fault may have
- * mapped it again since).  Returns the first offset after the window.
+ * refault.  Pages not mapped now need no zap (a drain after a diff finds
+ * none): the unlocked look is only a hint, as each page is still checked
+ * under its lock (a fault may have mapped it since).  Returns the first
+ * offset after the window.
  */
 unsigned long cowmap_freeze_ahead(struct cowmap_session *s, unsigned long idx,
 				  unsigned long last)
@@ -124,7 +126,7 @@ unsigned long cowmap_freeze_ahead(struct cowmap_session *s, unsigned long idx,
 		last = idx + FREEZE_AHEAD - 1;
 	rcu_read_lock();
 	xas_for_each_marked(&xas, entry, last, COWMAP_CHANGED) {
-		if (xas_retry(&xas, entry))
+		if (xas_retry(&xas, entry) || !page_mapped(entry))
 			continue;
 		if (!nr++)
 			lo = xas.xa_index;

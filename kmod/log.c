@@ -12,6 +12,7 @@
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 
@@ -19,12 +20,19 @@
 
 /*
  * One write to the log takes the records of up to DRAIN_PAGES pages, as
- * long as a buffer of DRAIN_BUF_PAGES pages' worst-case records has room
- * for one more page: dense changes write every 32 pages, sparse ones (a
- * few bytes a page) every 512.
+ * long as the buffer has room for one more page's worst-case records:
+ * dense changes write every 31 pages, sparse ones (a few bytes a page)
+ * every 1024: each write costs a reservation (fallocate) and inode
+ * updates, traced at tens to a hundred sparse pages' compares.
+ * The buffer starts at DRAIN_BUF_MIN, enough for a sparse batch, and grows
+ * to DRAIN_BUF_MAX only for dense changes: allocations are zeroed
+ * (init_on_alloc, on in distribution kernels).  Both are powers of two,
+ * which kmalloc() does not round up.  The costs: docs/benchmarks.md,
+ * "DRAIN beyond DIFF".
  */
-#define DRAIN_PAGES	512
-#define DRAIN_BUF_PAGES	32
+#define DRAIN_PAGES	1024
+#define DRAIN_BUF_MIN	SZ_64K
+#define DRAIN_BUF_MAX	SZ_256K
 
 static int write_all(struct file *log, const void *buf, size_t len, loff_t *pos)
 {
@@ -337,6 +345,28 @@ static int flush_batch(struct cowmap_session *s, struct file *log,
 }
 
 /*
+ * Make room for one more page's records by moving the batch from its first
+ * buffer to one of DRAIN_BUF_MAX bytes; false when it cannot (then the
+ * batch is written).  A drain that fell back to a smaller buffer for lack
+ * of memory does not try again.
+ */
+static bool grow_batch(struct drain_batch *b)
+{
+	u8 *out;
+
+	if (b->size != DRAIN_BUF_MIN)
+		return false;
+	out = kvmalloc(DRAIN_BUF_MAX, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!out)
+		return false;
+	memcpy(out, b->out, b->used);
+	kvfree(b->out);
+	b->out = out;
+	b->size = DRAIN_BUF_MAX;
+	return true;
+}
+
+/*
  * Append the changes of every page written since its last drain to @log,
  * numbering records from *@seq.  A page whose records could not be written
  * keeps its changes.
@@ -356,7 +386,7 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 	 * Under memory pressure, fall back to one page's records per write;
 	 * only that last attempt's failure is worth the allocator's warning.
 	 */
-	b->size = DRAIN_BUF_PAGES * COWMAP_PAGE_RECS_MAX;
+	b->size = DRAIN_BUF_MIN;
 	b->out = kvmalloc(b->size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!b->out) {
 		b->size = COWMAP_PAGE_RECS_MAX;
@@ -382,7 +412,8 @@ int cowmap_log_drain(struct cowmap_session *s, struct file *log, u64 *seq,
 			b->bases[b->n] = base;
 			b->idx[b->n++] = idx;
 			if (b->n == DRAIN_PAGES ||
-			    b->size - b->used < COWMAP_PAGE_RECS_MAX) {
+			    (b->size - b->used < COWMAP_PAGE_RECS_MAX &&
+			     !grow_batch(b))) {
 				err = flush_batch(s, log, b, seq, st);
 				if (err)
 					goto out_free;

@@ -12,7 +12,9 @@
  *  4 lost_log           a torn tail the user may not truncate by path is
  *                       cut through the log's own fd, also by the final
  *                       drain; lost_log_sparse: the same when one write
- *                       carries hundreds of pages' records
+ *                       carries hundreds of pages' records;
+ *                       lost_log_batches: when a drain takes several
+ *                       writes, the second one failing
  *  5 log_fs, final_drain_fsize, final_drain_creds
  *                       logs only on ext4/xfs/btrfs/tmpfs; the final drain
  *                       honours the closing task's RLIMIT_FSIZE and writes
@@ -685,6 +687,35 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
 }
 
 /*
+ * lost_log over @npages pages of a file of seed @seed: 8 bytes of page i
+ * change at (i * @stride) % (PG - 8), and every byte of every
+ * @dense_every'th page (0: none); the drain has @room bytes of log.
+ */
+static void lost_log_pages(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(hostile) *self, size_t npages, int seed,
+			   size_t stride, size_t dense_every, off_t room)
+{
+	const size_t len = PGS(npages);
+	uint8_t *base = malloc(len), *want = malloc(len);
+	char *bp = make_file(self, "backing", seed, len, base);
+	char *lp = cm_path(self->dir, "log");
+
+	ASSERT_NE(NULL, bp);
+	memcpy(want, base, len);
+	for (size_t i = 0; i < npages; i++) {
+		if (dense_every && !(i % dense_every))
+			cm_fill(seed + 1 + i, want + PGS(i), PG);
+		else
+			cm_fill(seed + 1 + i, want + PGS(i) + (i * stride) % (PG - 8), 8);
+	}
+	lost_log_run(_metadata, bp, lp, base, want, len, room);
+	free(bp);
+	free(lp);
+	free(base);
+	free(want);
+}
+
+/*
  * lost_log_sparse: lost_log with a few bytes changed on each of 600 pages,
  * so that one write to the log carries the records of hundreds of pages,
  * and the drain fails after 100 of them.  The pages whose records did not
@@ -693,21 +724,23 @@ TEST_F_TIMEOUT(hostile, lost_log, 120)
  */
 TEST_F_TIMEOUT(hostile, lost_log_sparse, 120)
 {
-	const size_t npages = 600, len = PGS(npages);
-	uint8_t *base = malloc(len), *want = malloc(len);
-	char *bp = make_file(self, "backing", 43, len, base);
-	char *lp = cm_path(self->dir, "log");
+	lost_log_pages(_metadata, self, 600, 43, 72, 0,
+		       100 * COWMAP_LOG_REC_SIZE(8) + 13);
+}
 
-	ASSERT_NE(NULL, bp);
-	memcpy(want, base, len);
-	for (size_t i = 0; i < npages; i++)
-		cm_fill(44 + i, want + PGS(i) + (i * 72) % (PG - 8), 8);
-	lost_log_run(_metadata, bp, lp, base, want, len,
-		     100 * COWMAP_LOG_REC_SIZE(8) + 13);
-	free(bp);
-	free(lp);
-	free(base);
-	free(want);
+/*
+ * lost_log_batches: lost_log over more pages than one write to the log
+ * carries (the drain writes several batches): 8 bytes changed on each of
+ * 2600 pages, every byte on every 100th, so the records outgrow the
+ * drain's first buffer within a batch.  The drain fails in its second
+ * write, after the first batch's 1013 sparse and 11 dense records: the
+ * pages of the failed batch keep their changes for the final drain.
+ */
+TEST_F_TIMEOUT(hostile, lost_log_batches, 300)
+{
+	lost_log_pages(_metadata, self, 2600, 45, 40, 100,
+		       1500 * COWMAP_LOG_REC_SIZE(8) +
+		       20 * COWMAP_LOG_REC_SIZE(PG) + 13);
 }
 
 /* ---------------------------------------------------------------- 5 -- */

@@ -137,10 +137,13 @@ void bench_drain(void)
 		memset(&dr, 0, sizeof(dr));
 		dr.log_fd = lfd;
 		dr.flags = COWMAP_DRAIN_FD;
+		cur_case = "DRAIN sparse to ext4";
+		mark("BENCH-BEGIN %s", cur_case);
 		t0 = now_ns();
 		if (ioctl(s, COWMAP_IOC_DRAIN, &dr))
 			die("COWMAP_IOC_DRAIN");
 		t1 = now_ns();
+		mark("BENCH-END %zu", n);
 		if (fsync(lfd))
 			die("fsync");
 		t2 = now_ns();
