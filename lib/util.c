@@ -455,17 +455,22 @@ static int shrank(const char *name, uint64_t len)
  * zeroed first, as new anonymous memory is: half the memory traffic), and
  * the seals make the copy immutable and unshrinkable, so nothing changes
  * it under us and no access of it can SIGBUS.  1: not available here
- * (no memfd, sendfile or sealing): read it the other way; else 0 or -errno.
+ * (no memfd, sendfile or sealing, or a file size limit below @len, which
+ * applies to a memfd too and would raise SIGXFSZ): read it the other way;
+ * else 0 or -errno.
  */
 static int read_sealed(int fd, const char *name, uint64_t len, const uint8_t **mapp)
 {
 	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
-	int mfd = test_no_memfd() ? -1 :
-		memfd_create("cowmap-read", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	struct rlimit rl;
 	off_t off = 0;
+	int mfd, ret = 0;
 	void *p;
-	int ret = 0;
 
+	if (test_no_memfd() || getrlimit(RLIMIT_FSIZE, &rl) < 0 ||
+	    (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < len))
+		return 1;
+	mfd = memfd_create("cowmap-read", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return 1;
 	while (!ret && (uint64_t)off < len) {

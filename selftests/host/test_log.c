@@ -5,8 +5,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -246,6 +249,45 @@ TEST(log_roundtrip_binary)
 		free(r[i].old);
 		free(r[i].new);
 	}
+}
+
+/*
+ * A file size limit applies to a memfd as to any file: a process under
+ * one smaller than a log must still read the log (the other way), not be
+ * killed by SIGXFSZ.
+ */
+TEST(log_read_under_file_size_limit)
+{
+	const char *file = tpath("fl.file"), *log = tpath("fl.log");
+	struct trec r = { .off = 100, .len = 65536 };
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	r.old = malloc(r.len);
+	r.new = malloc(r.len);
+	fill_random(r.old, r.len);
+	fill_random(r.new, r.len);
+	ASSERT(!write_file(file, "0123456789", 10), "write");
+	ASSERT(!write_log(log, file, &r, 1), "write_log: %s", cowmap_errmsg());
+	ASSERT(!stat(log, &st) && st.st_size > 2 * 65536, "log size");
+	pid = fork();
+	if (!pid) {
+		struct rlimit rl = { 4096, 4096 };
+		struct cowmap_log *l;
+
+		signal(SIGXFSZ, SIG_DFL);
+		if (setrlimit(RLIMIT_FSIZE, &rl) || cowmap_log_open(log, 0, &l))
+			_exit(1);
+		_exit(log_matches(l, &r, 1) ? 0 : 2);
+	}
+	ASSERT(waitpid(pid, &status, 0) == pid, "waitpid");
+	EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "reading a log under RLIMIT_FSIZE: %s %d",
+	       WIFSIGNALED(status) ? "killed by signal" : "exit status",
+	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	free(r.old);
+	free(r.new);
 }
 
 TEST(log_writer_refuses_bad_records)
